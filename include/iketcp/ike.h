@@ -1,0 +1,76 @@
+/*
+ * A read-only view of the IKEv2 header (RFC 7296 §3.1), for routing frames
+ * to IKE sessions, spotting retransmissions and writing logs. It never
+ * looks past the 28-byte header.
+ */
+#ifndef IKETCP_IKE_H
+#define IKETCP_IKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iketcp/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exchange types (RFC 7296, RFC 5723). */
+#define IKETCP_IKE_SA_INIT 34
+#define IKETCP_IKE_AUTH 35
+#define IKETCP_IKE_CREATE_CHILD_SA 36
+#define IKETCP_IKE_INFORMATIONAL 37
+#define IKETCP_IKE_SESSION_RESUME 38
+
+/* Header flags. */
+#define IKETCP_IKE_FLAG_INITIATOR 0x08
+#define IKETCP_IKE_FLAG_VERSION 0x10
+#define IKETCP_IKE_FLAG_RESPONSE 0x20
+
+struct iketcp_ike_hdr {
+	uint64_t spi_i;
+	uint64_t spi_r;
+	uint8_t next_payload;
+	uint8_t version; /* major in the high nibble, minor in the low one */
+	uint8_t exchange;
+	uint8_t flags;
+	uint32_t msg_id;
+	uint32_t length; /* whole IKE message, header included */
+};
+
+/*
+ * Decodes the header at the start of an IKE message (no non-ESP marker) of
+ * len bytes. Only the 28 header bytes are read; nothing is validated beyond
+ * their presence, so callers can log odd headers faithfully.
+ * Returns IKETCP_OK or IKETCP_E_SHORT (len < 28, *out untouched).
+ */
+int IKETCP_WUR iketcp_ike_parse(const uint8_t *msg, size_t len, struct iketcp_ike_hdr *out);
+
+/* Returns the major version (2 for IKEv2). */
+static inline unsigned
+iketcp_ike_major(const struct iketcp_ike_hdr *h)
+{
+	return h->version >> 4;
+}
+
+/* Returns non-zero when the Response flag is set. */
+static inline int
+iketcp_ike_is_response(const struct iketcp_ike_hdr *h)
+{
+	return (h->flags & IKETCP_IKE_FLAG_RESPONSE) != 0;
+}
+
+/* Returns non-zero when the Initiator flag is set (sender is the original initiator). */
+static inline int
+iketcp_ike_from_initiator(const struct iketcp_ike_hdr *h)
+{
+	return (h->flags & IKETCP_IKE_FLAG_INITIATOR) != 0;
+}
+
+/* Returns a static name for an exchange type ("IKE_SA_INIT", ...) or "UNKNOWN". */
+const char *iketcp_ike_exchange_name(uint8_t exchange);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

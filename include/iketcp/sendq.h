@@ -1,0 +1,143 @@
+/*
+ * Per-connection send queue of whole RFC 9329 frames.
+ *
+ * Guarantees:
+ *  - Frames are never interleaved on the wire: once the first byte of a
+ *    frame has been written, that frame is finished before any byte of
+ *    another, whatever partial writes the socket does.
+ *  - Two classes. IKE frames go out before ESP frames that are queued but
+ *    not yet started, so control traffic is not stuck behind a bulk
+ *    backlog. Within a class the order is FIFO.
+ *  - Many frames per writev: each class is a byte ring that holds frames
+ *    back to back, so one writev covers at most 6 iovecs and any number
+ *    of frames.
+ *  - Bounded: ESP frames are dropped (and counted) once the queued bytes
+ *    would exceed `budget`; IKE frames are still accepted up to the hard
+ *    cap `budget + ike_reserve`, then dropped and counted too.
+ *  - No allocation per frame: each ring is allocated once, on first use,
+ *    and can be given back with iketcp_sendq_trim() when the queue is idle.
+ *
+ * Frames are stored self-describing (their own Length field), so the queue
+ * needs no per-frame metadata.
+ */
+#ifndef IKETCP_SENDQ_H
+#define IKETCP_SENDQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "iketcp/err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum iketcp_class {
+	IKETCP_CLASS_IKE = 0,
+	IKETCP_CLASS_ESP = 1,
+};
+#define IKETCP_NCLASS 2
+
+/* The most iovecs iketcp_sendq_iov() ever fills: 2 ring pieces x 3 parts. */
+#define IKETCP_SENDQ_IOV_MAX 6
+
+#define IKETCP_SENDQ_DEFAULT_BUDGET (256u * 1024u)
+#define IKETCP_SENDQ_DEFAULT_IKE_RESERVE (128u * 1024u)
+
+struct iketcp_sendq_cfg {
+	size_t budget;      /* 0 means IKETCP_SENDQ_DEFAULT_BUDGET */
+	size_t ike_reserve; /* 0 means IKETCP_SENDQ_DEFAULT_IKE_RESERVE */
+};
+
+struct iketcp_sendq_stats {
+	uint64_t frames_in[IKETCP_NCLASS];  /* accepted */
+	uint64_t bytes_in[IKETCP_NCLASS];
+	uint64_t frames_out[IKETCP_NCLASS]; /* completely written */
+	uint64_t bytes_out[IKETCP_NCLASS];
+	uint64_t dropped[IKETCP_NCLASS];    /* refused by budget or cap */
+	uint64_t dropped_bytes[IKETCP_NCLASS];
+	uint64_t writev_calls;   /* calls to the writer that wrote > 0 bytes */
+	uint64_t partial_writes; /* of which left queued bytes behind */
+	uint64_t overtakes;      /* IKE frames sent before an earlier-queued ESP frame */
+};
+
+struct iketcp_ring {
+	uint8_t *buf;
+	size_t cap;
+	size_t head; /* index of the first queued byte */
+	size_t len;  /* queued bytes */
+};
+
+struct iketcp_sendq {
+	struct iketcp_ring ring[IKETCP_NCLASS];
+	size_t budget;
+	size_t hard_cap;
+	int inprog;         /* class of the frame partly on the wire, or -1 */
+	size_t inprog_left; /* its bytes not yet written (at its ring's head) */
+	struct iketcp_sendq_stats stats;
+};
+
+/*
+ * Writer callback: write the iovecs (a prefix of them is fine) and return
+ * the number of bytes written (>= 0), IKETCP_E_AGAIN when nothing can be
+ * written now, or IKETCP_E_IO with errno set.
+ */
+typedef long (*iketcp_writev_fn)(void *ctx, const struct iovec *iov, int iovcnt);
+
+/* Initialises q. cfg may be NULL. Allocates nothing.
+ * Returns IKETCP_OK or IKETCP_E_INVAL (budget < 3). */
+int IKETCP_WUR iketcp_sendq_init(struct iketcp_sendq *q, const struct iketcp_sendq_cfg *cfg);
+
+/* Releases everything. q may be NULL. */
+void iketcp_sendq_free(struct iketcp_sendq *q);
+
+/* Gives back the memory of empty rings (call on idle connections). */
+void iketcp_sendq_trim(struct iketcp_sendq *q);
+
+/*
+ * Queues one whole frame given as head + body (either part may be empty),
+ * copying it into the ring of class cls. The first two bytes of head+body
+ * must be a Length field equal to head_len + body_len, and at least 3.
+ * Returns IKETCP_OK, IKETCP_E_NOBUFS (refused by budget or hard cap;
+ * counted in stats.dropped), IKETCP_E_INVAL (not a whole frame, bad class)
+ * or IKETCP_E_NOMEM. The queue is unchanged on every error.
+ */
+int IKETCP_WUR iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls,
+				 const uint8_t *head, size_t head_len, const uint8_t *body,
+				 size_t body_len);
+
+/*
+ * Frames a UDP/4500 datagram and queues it in the class it belongs to.
+ * Returns IKETCP_OK, any error of iketcp_frame_datagram_head() (for
+ * example IKETCP_E_KEEPALIVE: 0xFF NAT keepalives are never framed, R47),
+ * or any error of iketcp_sendq_push().
+ */
+int IKETCP_WUR iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram,
+					  size_t len);
+
+/* Fills iov (room for IKETCP_SENDQ_IOV_MAX) with the bytes to write next,
+ * in wire order. Returns the number of iovecs (0 when empty). */
+int iketcp_sendq_iov(const struct iketcp_sendq *q, struct iovec iov[IKETCP_SENDQ_IOV_MAX]);
+
+/* Marks n bytes from the front of the last iketcp_sendq_iov() as written.
+ * Returns IKETCP_OK or IKETCP_E_INVAL (n larger than what is queued). */
+int IKETCP_WUR iketcp_sendq_consume(struct iketcp_sendq *q, size_t n);
+
+/*
+ * Writes queued frames through fn until the queue is empty or fn stops.
+ * Returns IKETCP_OK (queue empty), IKETCP_E_AGAIN (bytes remain: wait for
+ * writability; also when fn wrote 0 bytes) or IKETCP_E_IO (errno from fn).
+ */
+int IKETCP_WUR iketcp_sendq_flush(struct iketcp_sendq *q, iketcp_writev_fn fn, void *ctx);
+
+/* Returns the bytes queued in both classes. */
+size_t iketcp_sendq_bytes(const struct iketcp_sendq *q);
+
+/* Returns the bytes queued in one class. */
+size_t iketcp_sendq_class_bytes(const struct iketcp_sendq *q, enum iketcp_class cls);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,222 @@
+#include "iketcp/deframer.h"
+
+#include <stdlib.h>
+
+#include "iketcp/frame.h"
+
+int
+iketcp_deframer_init(struct iketcp_deframer *d, const struct iketcp_deframer_cfg *cfg)
+{
+	struct iketcp_deframer_cfg def = {0};
+
+	if (!cfg)
+		cfg = &def;
+	size_t max = cfg->max_frame ? cfg->max_frame : IKETCP_FRAME_MAX;
+	/* Length 3 is the smallest frame with content (the keepalive). */
+	if (max < IKETCP_LEN_SIZE + 1 || max > IKETCP_FRAME_MAX)
+		return IKETCP_E_INVAL;
+	if (cfg->asm_buf && cfg->asm_cap < max)
+		return IKETCP_E_INVAL;
+	*d = (struct iketcp_deframer){
+		.state = cfg->expect_prefix ? IKETCP_DF_PREFIX : IKETCP_DF_LEN,
+		.max_frame = max,
+		.asm_buf = cfg->asm_buf,
+		.asm_cap = cfg->asm_buf ? cfg->asm_cap : 0,
+	};
+	return IKETCP_OK;
+}
+
+static int
+fail(struct iketcp_deframer *d, int err)
+{
+	d->state = IKETCP_DF_FAILED;
+	d->err = err;
+	return err;
+}
+
+/* Makes sure the assembly buffer exists. Allocation happens at most once
+ * per connection (or once after each trim), never per frame. */
+static int
+ensure_asm(struct iketcp_deframer *d)
+{
+	if (d->asm_buf)
+		return IKETCP_OK;
+	d->asm_buf = malloc(d->max_frame);
+	if (!d->asm_buf)
+		return IKETCP_E_NOMEM;
+	d->asm_cap = d->max_frame;
+	d->asm_owned = 1;
+	return IKETCP_OK;
+}
+
+/* Checks a Length value; returns IKETCP_OK or the fatal error. */
+static int
+check_len(const struct iketcp_deframer *d, uint16_t len)
+{
+	if (len < IKETCP_LEN_SIZE)
+		return IKETCP_E_BADLEN; /* R7: Length 0 or 1 */
+	if (len > d->max_frame)
+		return IKETCP_E_TOOBIG;
+	return IKETCP_OK;
+}
+
+/* BODY state: copies what is available; returns 1 once the frame is whole. */
+static int
+fill_body(struct iketcp_deframer *d, struct iketcp_cur *in, const uint8_t **frame,
+	  size_t *frame_len)
+{
+	size_t want = (size_t)d->need - d->have;
+	size_t n = iketcp_cur_left(in) < want ? iketcp_cur_left(in) : want;
+
+	if (iketcp_cur_get_bytes(in, d->asm_buf + d->have, n) != IKETCP_OK)
+		return IKETCP_E_SHORT; /* cannot happen: n <= left */
+	d->have += n;
+	d->stats.bytes += n;
+	if (d->have < d->need)
+		return 0;
+	*frame = d->asm_buf;
+	*frame_len = d->need;
+	d->state = IKETCP_DF_LEN;
+	d->len_got = 0;
+	d->have = 0;
+	d->stats.frames++;
+	return 1;
+}
+
+int
+iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in, const uint8_t **frame,
+		     size_t *frame_len)
+{
+	uint8_t b;
+	uint16_t len;
+	int rc;
+
+	switch (d->state) {
+	case IKETCP_DF_FAILED:
+		return d->err;
+	case IKETCP_DF_PREFIX:
+		/* R16: match byte by byte so any split works; fail at the first
+		 * wrong byte rather than waiting for all six. */
+		while (d->prefix_got < IKETCP_PREFIX_LEN) {
+			if (iketcp_cur_get_u8(in, &b) != IKETCP_OK)
+				return 0;
+			d->stats.bytes++;
+			if (b != (uint8_t)IKETCP_PREFIX[d->prefix_got])
+				return fail(d, IKETCP_E_BADPREFIX);
+			d->prefix_got++;
+		}
+		d->state = IKETCP_DF_LEN;
+		/* fall through */
+	case IKETCP_DF_LEN:
+		if (d->len_got == 0) {
+			if (iketcp_cur_peek_u16(in, 0, &len) != IKETCP_OK) {
+				/* 0 or 1 byte left: keep the high byte. */
+				if (iketcp_cur_get_u8(in, &d->len_hi) != IKETCP_OK)
+					return 0;
+				d->stats.bytes++;
+				d->len_got = 1;
+				return 0;
+			}
+			if ((rc = check_len(d, len)) != IKETCP_OK)
+				return fail(d, rc);
+			/* Fast path: the whole frame is in the input; no copy. */
+			if (iketcp_cur_take(in, len, frame) == IKETCP_OK) {
+				*frame_len = len;
+				d->stats.bytes += len;
+				d->stats.frames++;
+				d->stats.zero_copy++;
+				return 1;
+			}
+			if ((rc = ensure_asm(d)) != IKETCP_OK)
+				return rc; /* nothing consumed: retry later */
+			d->need = len;
+			d->have = 0;
+			d->state = IKETCP_DF_BODY;
+			return fill_body(d, in, frame, frame_len);
+		}
+		/* The high byte came in an earlier input. */
+		if (iketcp_cur_left(in) == 0)
+			return 0;
+		if ((rc = ensure_asm(d)) != IKETCP_OK)
+			return rc;
+		if (iketcp_cur_get_u8(in, &b) != IKETCP_OK)
+			return 0;
+		d->stats.bytes++;
+		len = (uint16_t)((uint16_t)d->len_hi << 8 | b);
+		if ((rc = check_len(d, len)) != IKETCP_OK)
+			return fail(d, rc);
+		d->asm_buf[0] = d->len_hi;
+		d->asm_buf[1] = b;
+		d->need = len;
+		d->have = IKETCP_LEN_SIZE;
+		d->state = IKETCP_DF_BODY;
+		return fill_body(d, in, frame, frame_len);
+	case IKETCP_DF_BODY:
+		return fill_body(d, in, frame, frame_len);
+	}
+	return fail(d, IKETCP_E_STATE);
+}
+
+int
+iketcp_deframer_prefix_done(const struct iketcp_deframer *d)
+{
+	return d->state != IKETCP_DF_PREFIX && !(d->state == IKETCP_DF_FAILED &&
+						  d->err == IKETCP_E_BADPREFIX);
+}
+
+size_t
+iketcp_deframer_pending(const struct iketcp_deframer *d)
+{
+	switch (d->state) {
+	case IKETCP_DF_PREFIX:
+		return d->prefix_got;
+	case IKETCP_DF_LEN:
+		return d->len_got;
+	case IKETCP_DF_BODY:
+		return d->have;
+	case IKETCP_DF_FAILED:
+		return 0;
+	}
+	return 0;
+}
+
+void
+iketcp_deframer_trim(struct iketcp_deframer *d)
+{
+	if (!d->asm_owned || d->state == IKETCP_DF_BODY)
+		return;
+	free(d->asm_buf);
+	d->asm_buf = NULL;
+	d->asm_cap = 0;
+	d->asm_owned = 0;
+}
+
+void
+iketcp_deframer_free(struct iketcp_deframer *d)
+{
+	if (!d)
+		return;
+	if (d->asm_owned)
+		free(d->asm_buf);
+	d->asm_buf = NULL;
+	d->asm_cap = 0;
+	d->asm_owned = 0;
+	d->state = IKETCP_DF_FAILED;
+	d->err = IKETCP_E_STATE;
+}
+
+const char *
+iketcp_deframer_state_name(enum iketcp_deframer_state s)
+{
+	switch (s) {
+	case IKETCP_DF_PREFIX:
+		return "prefix";
+	case IKETCP_DF_LEN:
+		return "length";
+	case IKETCP_DF_BODY:
+		return "body";
+	case IKETCP_DF_FAILED:
+		return "failed";
+	}
+	return "invalid";
+}
