@@ -1,0 +1,54 @@
+/*
+ * Client mode: the TCP originator (TO) side of RFC 9329, behind a local
+ * UDP-only IKE initiator.
+ *
+ * The local IKE daemon sends UDP/4500-style datagrams (non-ESP marker + IKE,
+ * or ESP) to the client's --udp address. Datagrams are grouped into *flows*,
+ * one per IKE SA, found by the IKE initiator SPI (R25: one TCP connection per
+ * IKE SA). Each flow has its own TCP connection to --peer, opened with the
+ * prefix written together with the first frame (R15, and peers such as
+ * libreswan that read the prefix with a single read).
+ *
+ * enable-tcp: yes = TCP only; no = a plain UDP relay to the peer's port;
+ * fallback = UDP first, and TCP once the peer stayed silent for
+ * fallback-wait (R13, A4).
+ *
+ * Broken connections are reopened with exponential backoff; the new
+ * connection starts with the prefix again (R24) and carries the IKE request
+ * that is still unanswered (R36). The local daemon's UDP retransmission of a
+ * request that the current connection already carried is dropped (R35).
+ * NAT keepalives from the local daemon are never framed (R47).
+ *
+ * Several IKE SAs from one local UDP flow: IKE goes by SPI to its own
+ * connection; an ESP SPI not seen before is attributed to the flow of that
+ * local address whose IKE traffic was most recent (a new CHILD SA follows
+ * the exchange that created it), and remembered.
+ */
+#ifndef IKETCPD_CLIENT_H
+#define IKETCPD_CLIENT_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+
+struct client_stats {
+	uint64_t from_local, local_keepalives, to_peer_frames, unroutable;
+	uint64_t retransmits_dropped, requests_resent, sendq_drops;
+	uint64_t from_peer_frames, from_peer_runts, to_local, to_local_drops;
+	uint64_t connects, connect_failures, disconnects, fallbacks_to_tcp, udp_answers;
+	uint64_t flows_created, flows_expired;
+};
+
+struct client;
+
+struct client *client_new(struct loop *l, const struct iketcpd_client_cfg *cfg);
+int client_reload(struct client *c, const struct iketcpd_client_cfg *cfg);
+void client_shutdown(struct client *c);
+unsigned client_conns(const struct client *c);
+const struct client_stats *client_stats(const struct client *c);
+void client_log_stats(const struct client *c);
+const char *client_name(const struct client *c);
+void client_free(struct client *c);
+
+#endif

@@ -1,0 +1,128 @@
+/*
+ * iketcpd configuration: one structure filled either from a config file
+ * (`key = value` lines in [server NAME] / [client NAME] sections) or from
+ * command-line flags. Flags and keywords are the same words (`--backend X`
+ * on the command line is `backend = X` in a file) and go through the same
+ * keyword table, so they cannot drift apart.
+ *
+ * Every parse error names where it happened ("FILE:LINE" or "command line")
+ * and quotes the bad value.
+ */
+#ifndef IKETCPD_CONFIG_H
+#define IKETCPD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define IKETCPD_MAX_SERVERS 8
+#define IKETCPD_MAX_CLIENTS 64
+#define IKETCPD_MAX_LISTEN 8
+#define IKETCPD_NAME_MAX 32
+#define IKETCPD_HOST_MAX 256
+
+struct iketcpd_addr {
+	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port in network order */
+	socklen_t len;
+};
+
+enum iketcpd_enable_tcp {
+	IKETCPD_TCP_NO,       /* plain UDP relay */
+	IKETCPD_TCP_YES,      /* TCP only */
+	IKETCPD_TCP_FALLBACK, /* UDP first, TCP when the peer stays silent */
+};
+
+struct iketcpd_server_cfg {
+	char name[IKETCPD_NAME_MAX];
+	struct iketcpd_addr listen[IKETCPD_MAX_LISTEN]; /* "listen"; default [::]:4500 + 0.0.0.0:4500 */
+	int nlisten;
+	struct iketcpd_addr backend;     /* "backend"; default 127.0.0.1:4500 */
+	uint32_t prefix_timeout_ms;      /* "prefix-timeout"; default 5000 */
+	uint32_t max_conns;              /* "max-conns"; default 4096 */
+	uint32_t max_conns_per_source;   /* "max-conns-per-source"; default 64 */
+	uint32_t max_pending;            /* "max-pending" (waiting for the prefix); default 256 */
+	uint32_t max_bad_frames;         /* "max-bad-frames" in a row before close (R27); default 8 */
+	uint32_t session_timeout_ms;     /* "session-timeout" without a connection; default 600000 */
+	uint32_t max_sessions;           /* "max-sessions"; default 8192 */
+	uint32_t send_budget;            /* "send-budget" bytes per connection; default 262144 */
+	uint32_t ike_reserve;            /* "ike-reserve" bytes above the budget for IKE; default 131072 */
+	uint32_t max_frame;              /* "max-frame"; default 65535 */
+	int tcp_keepalive;               /* "tcp-keepalive" yes|no; default no (R49) */
+};
+
+struct iketcpd_client_cfg {
+	char name[IKETCPD_NAME_MAX];
+	struct iketcpd_addr udp;         /* "udp": where the local IKE daemon sends */
+	char peer_host[IKETCPD_HOST_MAX];/* "peer" HOST:PORT (port default 4500) */
+	uint16_t peer_port;
+	enum iketcpd_enable_tcp enable_tcp; /* "enable-tcp"; default yes */
+	uint32_t fallback_wait_ms;       /* "fallback-wait"; default 2000 */
+	uint32_t connect_timeout_ms;     /* "connect-timeout"; default 5000 */
+	uint32_t reconnect_min_ms;       /* "reconnect-min"; default 100 */
+	uint32_t reconnect_max_ms;       /* "reconnect-max"; default 5000 */
+	uint32_t flow_timeout_ms;        /* "flow-timeout": idle IKE SA flows expire; default 600000 */
+	uint32_t max_flows;              /* "max-flows"; default 256 */
+	uint32_t send_budget;            /* as for the server */
+	uint32_t ike_reserve;
+	uint32_t max_frame;
+	int tcp_keepalive;
+};
+
+struct iketcpd_cfg {
+	struct iketcpd_server_cfg servers[IKETCPD_MAX_SERVERS];
+	int nservers;
+	struct iketcpd_client_cfg clients[IKETCPD_MAX_CLIENTS];
+	int nclients;
+	/* global settings, in the file before any section or as flags */
+	int verbose;          /* "verbose" 0..3; -v adds one */
+	int foreground;       /* -f */
+	char stats_path[108]; /* "stats-socket": unix socket path for counters; "" = none */
+};
+
+/* Fills cfg with an empty configuration (no sections, defaults for globals). */
+void iketcpd_config_init(struct iketcpd_cfg *cfg);
+
+/* Fills a section with its defaults (name copied, truncated to fit). */
+void iketcpd_server_defaults(struct iketcpd_server_cfg *s, const char *name);
+void iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name);
+
+/*
+ * Parses a whole config file held in memory (src names it in messages).
+ * Returns 0, or -1 with a message "SRC:LINE: ..." in err (errlen bytes).
+ * Sections are appended to cfg; cross-field checks run at the end
+ * (iketcpd_config_check()).
+ */
+int iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf,
+			     size_t len, char *err, size_t errlen);
+
+/* Reads and parses a file. Returns 0 or -1 with err set (also for I/O errors). */
+int iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err,
+			      size_t errlen);
+
+/*
+ * Parses command-line mode arguments after the mode word:
+ *   server --listen A:P [--listen ...] --backend A:P [--KEY VALUE ...]
+ *   client --udp A:P --peer H:P [--enable-tcp yes|fallback|no] [--KEY VALUE ...]
+ * mode is "server" or "client"; argv holds what follows it. Appends one
+ * section. Returns 0 or -1 with err set ("command line: ...").
+ */
+int iketcpd_config_parse_args(struct iketcpd_cfg *cfg, const char *mode, int argc,
+			      char **argv, char *err, size_t errlen);
+
+/* Cross-field checks (at least one section; no duplicate listen or udp
+ * addresses; reconnect-min <= reconnect-max; ...). Returns 0 or -1. */
+int iketcpd_config_check(const struct iketcpd_cfg *cfg, char *err, size_t errlen);
+
+/*
+ * Parses "ADDR:PORT", "[V6ADDR]:PORT", or "ADDR" (then default_port) into
+ * a numeric address (no DNS). Returns 0 or -1.
+ */
+int iketcpd_parse_addr(const char *s, uint16_t default_port, struct iketcpd_addr *out);
+
+/* Formats an address as "1.2.3.4:5" or "[::1]:5" into buf. Returns buf. */
+const char *iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len);
+
+/* Writes the effective configuration in file syntax (for `iketcpd -n -v`). */
+void iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * iketcpd: RFC 9329 gateway.
+ *
+ *   iketcpd [-f] [-v] [-n] -c FILE
+ *   iketcpd [-f] [-v] [-n] server --listen ADDR:PORT ... --backend ADDR:PORT [--KEY VALUE ...]
+ *   iketcpd [-f] [-v] [-n] client --udp ADDR:PORT --peer HOST:PORT [--KEY VALUE ...]
+ *
+ * Start-up order: parse and check the whole configuration (-n stops here),
+ * open every socket, then detach (unless -f) and run. Signals are read
+ * through a signalfd in the loop: SIGTERM/SIGINT drain and exit 0, SIGHUP
+ * re-reads the config file, SIGUSR1 logs the counters.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "iketcp/iketcp.h"
+#include "client.h"
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+
+#define STOP_DEADLINE_MS 3000
+
+struct app {
+	struct loop *loop;
+	const char *config_path;
+	struct iketcpd_cfg cfg;
+	struct server *servers[IKETCPD_MAX_SERVERS];
+	struct client *clients[IKETCPD_MAX_CLIENTS];
+	struct watcher sig;
+	struct timer stop_timer;
+	uint64_t stop_started;
+	int stopping;
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: iketcpd [-f] [-v] [-n] -c FILE\n"
+		"       iketcpd [-f] [-v] [-n] server --listen ADDR:PORT [--listen ...] "
+		"--backend ADDR:PORT [--KEY VALUE ...]\n"
+		"       iketcpd [-f] [-v] [-n] client --udp ADDR:PORT --peer HOST:PORT "
+		"[--enable-tcp yes|fallback|no] [--KEY VALUE ...]\n"
+		"  -c FILE  run what FILE describes (several server and client sections)\n"
+		"  -n       check the configuration and exit\n"
+		"  -f       stay in the foreground, log to stderr\n"
+		"  -v       more logging (debug)\n"
+		"  -V       print the version\n"
+		"Every --KEY is also a config keyword; see iketcpd.conf(5) / docs/iketcpd.conf.md.\n");
+}
+
+static unsigned
+open_conns(const struct app *a)
+{
+	unsigned n = 0;
+	for (int i = 0; i < a->cfg.nservers; i++)
+		if (a->servers[i])
+			n += server_conns(a->servers[i]);
+	for (int i = 0; i < a->cfg.nclients; i++)
+		if (a->clients[i])
+			n += client_conns(a->clients[i]);
+	return n;
+}
+
+static void
+log_stats(const struct app *a)
+{
+	for (int i = 0; i < a->cfg.nservers; i++)
+		if (a->servers[i])
+			server_log_stats(a->servers[i]);
+	for (int i = 0; i < a->cfg.nclients; i++)
+		if (a->clients[i])
+			client_log_stats(a->clients[i]);
+}
+
+static void
+stop_timer_cb(struct timer *t)
+{
+	struct app *a = t->data;
+	if (open_conns(a) == 0 || loop_now(a->loop) - a->stop_started >= STOP_DEADLINE_MS) {
+		loop_stop(a->loop);
+		return;
+	}
+	timer_start(a->loop, &a->stop_timer, 50);
+}
+
+static void
+begin_stop(struct app *a)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	a->stop_started = loop_now(a->loop);
+	log_info("shutting down: no new connections, flushing queued frames");
+	for (int i = 0; i < a->cfg.nservers; i++)
+		if (a->servers[i])
+			server_shutdown(a->servers[i]);
+	for (int i = 0; i < a->cfg.nclients; i++)
+		if (a->clients[i])
+			client_shutdown(a->clients[i]);
+	timer_start(a->loop, &a->stop_timer, 0);
+}
+
+/* SIGHUP: re-read the file; sections are matched by name. Established
+ * connections of kept sections survive; removed sections are closed. */
+static void
+reload(struct app *a)
+{
+	char err[512];
+	struct iketcpd_cfg *n;
+
+	if (!a->config_path) {
+		log_warn("SIGHUP ignored: not started with -c FILE");
+		return;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return;
+	iketcpd_config_init(n);
+	if (iketcpd_config_parse_file(n, a->config_path, err, sizeof(err)) < 0 ||
+	    iketcpd_config_check(n, err, sizeof(err)) < 0) {
+		log_err("reload refused, keeping the running configuration: %s", err);
+		free(n);
+		return;
+	}
+	struct server *ns[IKETCPD_MAX_SERVERS] = {0};
+	struct client *nc[IKETCPD_MAX_CLIENTS] = {0};
+	for (int i = 0; i < n->nservers; i++) {
+		for (int k = 0; k < a->cfg.nservers; k++) {
+			if (a->servers[k] && !strcmp(a->cfg.servers[k].name, n->servers[i].name)) {
+				ns[i] = a->servers[k];
+				a->servers[k] = NULL;
+				server_reload(ns[i], &n->servers[i]);
+			}
+		}
+		if (!ns[i])
+			ns[i] = server_new(a->loop, &n->servers[i]);
+	}
+	for (int i = 0; i < n->nclients; i++) {
+		for (int k = 0; k < a->cfg.nclients; k++) {
+			if (a->clients[k] && !strcmp(a->cfg.clients[k].name, n->clients[i].name) &&
+			    client_reload(a->clients[k], &n->clients[i]) == 0) {
+				nc[i] = a->clients[k];
+				a->clients[k] = NULL;
+			}
+		}
+		if (!nc[i]) {
+			/* a section whose udp address changed must release it first */
+			for (int k = 0; k < a->cfg.nclients; k++) {
+				if (a->clients[k] &&
+				    !strcmp(a->cfg.clients[k].name, n->clients[i].name)) {
+					client_free(a->clients[k]);
+					a->clients[k] = NULL;
+				}
+			}
+			nc[i] = client_new(a->loop, &n->clients[i]);
+		}
+	}
+	for (int k = 0; k < a->cfg.nservers; k++)
+		if (a->servers[k]) {
+			log_info("%s: removed from the configuration", server_name(a->servers[k]));
+			server_free(a->servers[k]);
+		}
+	for (int k = 0; k < a->cfg.nclients; k++)
+		if (a->clients[k]) {
+			log_info("%s: removed from the configuration", client_name(a->clients[k]));
+			client_free(a->clients[k]);
+		}
+	a->cfg = *n;
+	memcpy(a->servers, ns, sizeof(ns));
+	memcpy(a->clients, nc, sizeof(nc));
+	log_set_verbose(a->cfg.verbose);
+	free(n);
+}
+
+static void
+signal_cb(struct watcher *w, uint32_t ev)
+{
+	struct app *a = w->data;
+	struct signalfd_siginfo si;
+	(void)ev;
+	while (read(w->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			begin_stop(a);
+			break;
+		case SIGHUP:
+			reload(a);
+			break;
+		case SIGUSR1:
+			log_stats(a);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct app a; /* large (config arrays): not on the stack */
+	char err[512];
+	int check_only = 0, foreground = 0, verbose = 0, opt;
+
+	iketcpd_config_init(&a.cfg);
+	while ((opt = getopt(argc, argv, "+c:fnvVh")) != -1) {
+		switch (opt) {
+		case 'c':
+			a.config_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check_only = 1;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'V':
+			printf("iketcpd %s\n", IKETCP_VERSION_STRING);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (a.config_path) {
+		if (optind < argc) {
+			fprintf(stderr, "iketcpd: -c FILE and a mode on the command line exclude "
+					"each other\n");
+			return 2;
+		}
+		if (iketcpd_config_parse_file(&a.cfg, a.config_path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "iketcpd: %s\n", err);
+			return 1;
+		}
+	} else if (optind < argc) {
+		const char *mode = argv[optind];
+		if (strcmp(mode, "server") && strcmp(mode, "client")) {
+			fprintf(stderr, "iketcpd: unknown mode '%s' (server or client)\n", mode);
+			usage(stderr);
+			return 2;
+		}
+		/* global flags may also follow the mode: -f -v */
+		int rest = 0;
+		char **args = calloc((size_t)argc, sizeof(*args));
+		if (!args)
+			return 1;
+		for (int i = optind + 1; i < argc; i++) {
+			if (!strcmp(argv[i], "-f"))
+				foreground = 1;
+			else if (!strcmp(argv[i], "-v"))
+				verbose++;
+			else if (!strcmp(argv[i], "-n"))
+				check_only = 1;
+			else
+				args[rest++] = argv[i];
+		}
+		int rc = iketcpd_config_parse_args(&a.cfg, mode, rest, args, err, sizeof(err));
+		free(args);
+		if (rc < 0) {
+			fprintf(stderr, "iketcpd: %s\n", err);
+			return 1;
+		}
+	} else {
+		usage(stderr);
+		return 2;
+	}
+	if (iketcpd_config_check(&a.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "iketcpd: %s\n", err);
+		return 1;
+	}
+	a.cfg.verbose += verbose;
+	a.cfg.foreground |= foreground;
+	if (check_only) {
+		if (a.cfg.verbose)
+			iketcpd_config_dump(&a.cfg, STDOUT_FILENO);
+		printf("configuration OK: %d server and %d client sections\n", a.cfg.nservers,
+		       a.cfg.nclients);
+		return 0;
+	}
+
+	log_init("iketcpd", a.cfg.verbose, !a.cfg.foreground);
+	signal(SIGPIPE, SIG_IGN); /* a peer that resets while we write: EPIPE, not death */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		log_err("sigprocmask: %s", strerror(errno));
+		return 1;
+	}
+	a.loop = loop_new();
+	if (!a.loop) {
+		log_err("event loop: %s", strerror(errno));
+		return 1;
+	}
+	int failed = 0;
+	for (int i = 0; i < a.cfg.nservers && !failed; i++)
+		failed = !(a.servers[i] = server_new(a.loop, &a.cfg.servers[i]));
+	for (int i = 0; i < a.cfg.nclients && !failed; i++)
+		failed = !(a.clients[i] = client_new(a.loop, &a.cfg.clients[i]));
+	a.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	a.sig.cb = signal_cb;
+	a.sig.data = &a;
+	if (!failed && (a.sig.fd < 0 || watcher_start(a.loop, &a.sig, EPOLLIN) < 0))
+		failed = 1;
+	timer_init(&a.stop_timer, stop_timer_cb, &a);
+	if (!failed && !a.cfg.foreground && daemon(0, 0) < 0) {
+		log_err("daemon: %s", strerror(errno));
+		failed = 1;
+	}
+	int rc = failed ? 1 : 0;
+	if (!failed) {
+		log_info("iketcpd %s running (%d server, %d client sections)",
+			 IKETCP_VERSION_STRING, a.cfg.nservers, a.cfg.nclients);
+		if (loop_run(a.loop) < 0)
+			rc = 1;
+		log_stats(&a);
+		log_info("stopped");
+	}
+	for (int i = 0; i < a.cfg.nservers; i++)
+		server_free(a.servers[i]);
+	for (int i = 0; i < a.cfg.nclients; i++)
+		client_free(a.clients[i]);
+	if (a.sig.fd >= 0) {
+		watcher_stop(a.loop, &a.sig);
+		close(a.sig.fd);
+	}
+	loop_free(a.loop);
+	return rc;
+}

@@ -1,0 +1,1019 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "iketcp/iketcp.h"
+#include "log.h"
+#include "net.h"
+
+#define RBUF_SIZE 65536u   /* one TCP read; frames whole in it are not copied */
+#define UDP_BATCH 32       /* datagrams per recvmmsg / sendmmsg */
+#define SPI_BUCKETS (1u << 14)
+#define SRC_BUCKETS (1u << 12)
+#define SESS_SPIS 16       /* SPIs remembered per session, oldest evicted */
+#define SESS_REQS 4        /* recent IKE requests remembered per session */
+#define DRAIN_MS 2000      /* shutdown: time to write queued frames */
+#define ACCEPT_BURST 64
+
+enum close_reason {
+	CR_EOF,
+	CR_ERROR,
+	CR_PREFIX_TIMEOUT,
+	CR_BAD_PREFIX,
+	CR_BADLEN,
+	CR_TOOBIG,
+	CR_BAD_FRAMES,
+	CR_WRITE,
+	CR_NOMEM,
+	CR_SHUTDOWN,
+	CR_COUNT
+};
+
+static const char *const close_names[CR_COUNT] = {
+	"peer closed",       "read error",         "no prefix/first frame in time",
+	"bad prefix",        "length 0 or 1 (R7)", "frame over max-frame",
+	"too many bad frames (R27)", "write error", "out of memory", "shutdown",
+};
+
+enum conn_state { SC_WAIT_PREFIX, SC_WAIT_FRAME, SC_OPEN, SC_DRAINING, SC_CLOSED };
+
+static const char *const state_names[] = {"wait-prefix", "wait-frame", "open", "draining",
+					  "closed"};
+
+struct session;
+
+struct src_ent {
+	struct iketcpd_addr ip;
+	unsigned count;
+	struct src_ent *next;
+};
+
+struct sconn {
+	struct server *srv;
+	struct watcher w;
+	struct timer timer; /* prefix / first frame; drain deadline */
+	struct deferred dfr;
+	uint64_t id;
+	enum conn_state state;
+	int pending; /* counted in srv->npending (no prefix yet) */
+	char peer_str[64];
+	struct src_ent *src;
+	struct iketcp_deframer df;
+	struct iketcp_sendq q;
+	unsigned bad_run;
+	uint64_t frames_in, bytes_in;
+	uint32_t last_spi; /* ESP fast path: last SPI routed to sess */
+	struct session *sess;
+	struct sconn *s_next, *s_prev; /* in sess->conns */
+	uint64_t attach_seq;
+	struct sconn *next, *prev; /* in srv->conns */
+};
+
+struct spi_ent {
+	uint64_t key;
+	uint8_t type; /* 0 unused, 1 IKE, 2 ESP */
+	struct session *sess;
+	struct spi_ent *next;
+};
+
+struct session {
+	struct server *srv;
+	struct watcher w; /* UDP socket to the backend */
+	struct timer expire;
+	struct deferred dfr;
+	uint64_t id;
+	int dead;
+	struct sconn *conns; /* attached connections */
+	struct sconn *current;
+	struct spi_ent spis[SESS_SPIS];
+	unsigned spi_next;
+	struct {
+		uint64_t spi_i;
+		uint32_t msg_id;
+		struct sconn *conn;
+	} reqs[SESS_REQS];
+	unsigned req_next;
+	uint8_t *held; /* last IKE datagram from the backend while no connection */
+	size_t held_len;
+	struct session *next, *prev;
+};
+
+struct listener {
+	struct watcher w;
+	struct iketcpd_addr addr;
+	struct server *srv;
+};
+
+struct server {
+	struct loop *loop;
+	struct iketcpd_server_cfg cfg;
+	struct listener ls[IKETCPD_MAX_LISTEN];
+	int nls;
+	int shutting;
+	struct sconn *conns;
+	unsigned nconns, npending, nsessions;
+	struct session *sessions;
+	struct spi_ent *spi_tab[SPI_BUCKETS];
+	struct src_ent *src_tab[SRC_BUCKETS];
+	uint64_t next_id, attach_seq;
+	struct server_stats st;
+	uint8_t rbuf[RBUF_SIZE];
+	/* TCP -> UDP batch: frames bound for one session's socket */
+	struct session *batch_sess;
+	struct mmsghdr bmsg[UDP_BATCH];
+	struct iovec biov[UDP_BATCH];
+	unsigned bn;
+	/* UDP -> TCP: recvmmsg buffers */
+	struct mmsghdr rmsg[UDP_BATCH];
+	struct iovec riov[UDP_BATCH];
+	uint8_t *rdg; /* UDP_BATCH x IKETCP_BODY_MAX */
+};
+
+static void conn_close(struct sconn *c, enum close_reason why);
+static void conn_flush(struct sconn *c);
+static void session_destroy(struct session *s);
+
+/* ---- small tables --------------------------------------------------------- */
+
+static unsigned
+spi_hash(uint64_t key, uint8_t type)
+{
+	return (unsigned)(((key ^ type) * 0x9E3779B97F4A7C15ull) >> (64 - 14));
+}
+
+static struct session *
+spi_find(struct server *srv, uint8_t type, uint64_t key)
+{
+	for (struct spi_ent *e = srv->spi_tab[spi_hash(key, type)]; e; e = e->next)
+		if (e->key == key && e->type == type)
+			return e->sess;
+	return NULL;
+}
+
+static void
+spi_unlink(struct server *srv, struct spi_ent *x)
+{
+	struct spi_ent **pp = &srv->spi_tab[spi_hash(x->key, x->type)];
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	}
+	x->type = 0;
+	x->next = NULL;
+}
+
+/* Remembers an SPI for s; the oldest of its SESS_SPIS entries is evicted. */
+static void
+spi_add(struct session *s, uint8_t type, uint64_t key)
+{
+	struct server *srv = s->srv;
+	struct spi_ent *e = &s->spis[s->spi_next++ % SESS_SPIS];
+	if (e->type)
+		spi_unlink(srv, e);
+	e->key = key;
+	e->type = type;
+	e->sess = s;
+	unsigned h = spi_hash(key, type);
+	e->next = srv->spi_tab[h];
+	srv->spi_tab[h] = e;
+}
+
+static unsigned
+src_hash(const struct iketcpd_addr *a)
+{
+	const uint8_t *p;
+	size_t n;
+	uint32_t h = 2166136261u;
+	if (a->ss.ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+		n = 4;
+	} else {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+		n = 16;
+	}
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h & (SRC_BUCKETS - 1);
+}
+
+static struct src_ent *
+src_get(struct server *srv, const struct iketcpd_addr *a, int create)
+{
+	unsigned h = src_hash(a);
+	for (struct src_ent *e = srv->src_tab[h]; e; e = e->next)
+		if (net_same_ip(&e->ip, a))
+			return e;
+	if (!create)
+		return NULL;
+	struct src_ent *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	e->ip = *a;
+	e->next = srv->src_tab[h];
+	srv->src_tab[h] = e;
+	return e;
+}
+
+static void
+src_put(struct server *srv, struct src_ent *e)
+{
+	if (!e || --e->count)
+		return;
+	struct src_ent **pp = &srv->src_tab[src_hash(&e->ip)];
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == e) {
+			*pp = e->next;
+			free(e);
+			return;
+		}
+	}
+}
+
+/* ---- TCP -> UDP batching ---------------------------------------------------- */
+
+static void
+batch_flush(struct server *srv)
+{
+	struct session *s = srv->batch_sess;
+	unsigned done = 0;
+
+	while (done < srv->bn) {
+		int r = sendmmsg(s->w.fd, srv->bmsg + done, srv->bn - done, 0);
+		if (r <= 0) {
+			/* A full socket buffer or a backend that is down (ICMP
+			 * refused): the datagrams are lost, as they would be on
+			 * a UDP path. Count them. */
+			srv->st.to_backend_drops += srv->bn - done;
+			break;
+		}
+		srv->st.to_backend += (unsigned)r;
+		done += (unsigned)r;
+	}
+	srv->bn = 0;
+	srv->batch_sess = NULL;
+}
+
+static void
+batch_add(struct server *srv, struct session *s, const uint8_t *p, size_t len)
+{
+	if (srv->bn && (srv->batch_sess != s || srv->bn == UDP_BATCH))
+		batch_flush(srv);
+	srv->batch_sess = s;
+	srv->biov[srv->bn].iov_base = (void *)(uintptr_t)p;
+	srv->biov[srv->bn].iov_len = len;
+	srv->bmsg[srv->bn].msg_hdr = (struct msghdr){.msg_iov = &srv->biov[srv->bn],
+						     .msg_iovlen = 1};
+	srv->bn++;
+}
+
+/* ---- sessions --------------------------------------------------------------- */
+
+static void
+session_expire_cb(struct timer *t)
+{
+	struct session *s = t->data;
+	log_peer(LOG_LVL_INFO, LOGC_SESSION, "session %llu expired (no connection)",
+		 (unsigned long long)s->id);
+	s->srv->st.sessions_expired++;
+	session_destroy(s);
+}
+
+static void session_udp_cb(struct watcher *w, uint32_t ev);
+
+static struct session *
+session_new(struct server *srv)
+{
+	if (srv->nsessions >= srv->cfg.max_sessions) {
+		srv->st.sessions_refused++;
+		log_peer(LOG_LVL_WARN, LOGC_SESSION, "session refused: max-sessions %u reached",
+			 srv->cfg.max_sessions);
+		return NULL;
+	}
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->srv = srv;
+	s->w.fd = net_udp_socket(srv->cfg.backend.ss.ss_family, NULL, &srv->cfg.backend);
+	if (s->w.fd < 0) {
+		log_err("%s: backend socket: %s", srv->cfg.name, strerror(errno));
+		free(s);
+		return NULL;
+	}
+	s->w.cb = session_udp_cb;
+	s->w.data = s;
+	if (watcher_start(srv->loop, &s->w, EPOLLIN) < 0) {
+		close(s->w.fd);
+		free(s);
+		return NULL;
+	}
+	timer_init(&s->expire, session_expire_cb, s);
+	s->id = ++srv->next_id;
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+	srv->st.sessions_created++;
+	return s;
+}
+
+static void
+session_free_cb(void *arg)
+{
+	struct session *s = arg;
+	free(s->held);
+	free(s);
+}
+
+static void
+session_destroy(struct session *s)
+{
+	struct server *srv = s->srv;
+	if (s->dead)
+		return;
+	s->dead = 1;
+	while (s->conns) /* only at server teardown: sessions expire when empty */
+		conn_close(s->conns, CR_SHUTDOWN);
+	for (unsigned i = 0; i < SESS_SPIS; i++)
+		if (s->spis[i].type)
+			spi_unlink(srv, &s->spis[i]);
+	if (srv->batch_sess == s)
+		batch_flush(srv);
+	timer_stop(srv->loop, &s->expire);
+	watcher_stop(srv->loop, &s->w);
+	close(s->w.fd);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	loop_defer(srv->loop, &s->dfr, session_free_cb, s);
+}
+
+static void
+set_current(struct session *s, struct sconn *c)
+{
+	if (s->current == c)
+		return;
+	if (s->current && c)
+		s->srv->st.path_switches++;
+	s->current = c;
+	if (c)
+		log_debug("session %llu: return path now conn %llu (%s)",
+			  (unsigned long long)s->id, (unsigned long long)c->id, c->peer_str);
+	if (c && s->held) {
+		/* R36 (TR side): an IKE message the backend sent while no
+		 * connection existed goes out on the next one. */
+		if (iketcp_sendq_push_datagram(&c->q, s->held, s->held_len) != IKETCP_OK)
+			s->srv->st.sendq_drops++;
+		free(s->held);
+		s->held = NULL;
+		s->held_len = 0;
+		conn_flush(c);
+	}
+}
+
+static void
+detach(struct sconn *c)
+{
+	struct session *s = c->sess;
+	if (!s)
+		return;
+	if (c->s_prev)
+		c->s_prev->s_next = c->s_next;
+	else
+		s->conns = c->s_next;
+	if (c->s_next)
+		c->s_next->s_prev = c->s_prev;
+	c->s_next = c->s_prev = NULL;
+	c->sess = NULL;
+	for (unsigned i = 0; i < SESS_REQS; i++)
+		if (s->reqs[i].conn == c)
+			s->reqs[i].conn = NULL;
+	if (s->current == c) {
+		/* The newest remaining connection takes over: the TO opened
+		 * it last, so it is the one it uses (R31). */
+		struct sconn *best = NULL;
+		for (struct sconn *o = s->conns; o; o = o->s_next)
+			if (!best || o->attach_seq > best->attach_seq)
+				best = o;
+		s->current = NULL;
+		set_current(s, best);
+	}
+	if (!s->conns && !s->dead)
+		timer_start(s->srv->loop, &s->expire, s->srv->cfg.session_timeout_ms);
+}
+
+static void
+attach(struct sconn *c, struct session *s)
+{
+	if (c->sess == s)
+		return;
+	detach(c);
+	c->sess = s;
+	c->attach_seq = ++s->srv->attach_seq;
+	c->s_prev = NULL;
+	c->s_next = s->conns;
+	if (s->conns)
+		s->conns->s_prev = c;
+	s->conns = c;
+	timer_stop(s->srv->loop, &s->expire);
+	if (!s->current)
+		set_current(s, c);
+	log_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id, c->peer_str,
+		  (unsigned long long)s->id);
+}
+
+/* Backend -> client. */
+static void
+session_udp_cb(struct watcher *w, uint32_t ev)
+{
+	struct session *s = w->data;
+	struct server *srv = s->srv;
+	(void)ev;
+
+	for (unsigned i = 0; i < UDP_BATCH; i++) {
+		srv->riov[i].iov_base = srv->rdg + (size_t)i * IKETCP_BODY_MAX;
+		srv->riov[i].iov_len = IKETCP_BODY_MAX;
+		srv->rmsg[i].msg_hdr = (struct msghdr){.msg_iov = &srv->riov[i], .msg_iovlen = 1};
+	}
+	int n = recvmmsg(w->fd, srv->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return; /* EAGAIN, or ICMP errors from a backend that is down */
+	for (int i = 0; i < n; i++) {
+		const uint8_t *p = srv->riov[i].iov_base;
+		size_t len = srv->rmsg[i].msg_len;
+		struct iketcp_ike_hdr h;
+		int is_ike = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
+
+		srv->st.from_backend++;
+		if (len == 1 && p[0] == IKETCP_KEEPALIVE_OCTET) {
+			srv->st.backend_keepalives++; /* R47: never framed */
+			continue;
+		}
+		if (is_ike && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK &&
+		    iketcp_ike_is_response(&h)) {
+			/* R32: the backend answered a request; the connection it
+			 * came on proved itself and becomes the return path. */
+			for (unsigned k = 0; k < SESS_REQS; k++)
+				if (s->reqs[k].conn && s->reqs[k].spi_i == h.spi_i &&
+				    s->reqs[k].msg_id == h.msg_id)
+					set_current(s, s->reqs[k].conn);
+		}
+		if (!s->current) {
+			if (is_ike) {
+				uint8_t *copy = malloc(len);
+				if (copy) {
+					memcpy(copy, p, len);
+					free(s->held);
+					s->held = copy;
+					s->held_len = len;
+				}
+			} else {
+				srv->st.no_conn_drops++;
+			}
+			continue;
+		}
+		int rc = iketcp_sendq_push_datagram(&s->current->q, p, len);
+		if (rc == IKETCP_E_NOBUFS)
+			srv->st.sendq_drops++;
+		else if (rc != IKETCP_OK)
+			srv->st.no_conn_drops++;
+	}
+	if (s->current)
+		conn_flush(s->current);
+}
+
+/* ---- connections ------------------------------------------------------------- */
+
+static long
+conn_writev(void *ctx, const struct iovec *iov, int cnt)
+{
+	struct sconn *c = ctx;
+	ssize_t w = writev(c->w.fd, iov, cnt);
+	if (w >= 0)
+		return w;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return IKETCP_E_AGAIN;
+	return IKETCP_E_IO;
+}
+
+static void
+conn_flush(struct sconn *c)
+{
+	if (c->state == SC_CLOSED)
+		return;
+	int rc = iketcp_sendq_flush(&c->q, conn_writev, c);
+	uint32_t in = c->state == SC_DRAINING ? 0 : EPOLLIN;
+	if (rc == IKETCP_E_AGAIN) {
+		watcher_set(c->srv->loop, &c->w, in | EPOLLOUT);
+	} else if (rc == IKETCP_OK) {
+		if (c->state == SC_DRAINING)
+			conn_close(c, CR_SHUTDOWN);
+		else
+			watcher_set(c->srv->loop, &c->w, in);
+	} else {
+		conn_close(c, CR_WRITE);
+	}
+}
+
+static void
+conn_free_cb(void *arg)
+{
+	struct sconn *c = arg;
+	iketcp_deframer_free(&c->df);
+	iketcp_sendq_free(&c->q);
+	free(c);
+}
+
+static void
+conn_close(struct sconn *c, enum close_reason why)
+{
+	struct server *srv = c->srv;
+	if (c->state == SC_CLOSED)
+		return;
+	enum log_level lvl = why == CR_EOF || why == CR_SHUTDOWN ? LOG_LVL_INFO : LOG_LVL_WARN;
+	log_peer(lvl, LOGC_PROTO,
+		 "conn %llu %s: closed in %s: %s (frames in %llu, out %llu, esp dropped %llu)",
+		 (unsigned long long)c->id, c->peer_str, state_names[c->state], close_names[why],
+		 (unsigned long long)c->frames_in,
+		 (unsigned long long)(c->q.stats.frames_out[0] + c->q.stats.frames_out[1]),
+		 (unsigned long long)c->q.stats.dropped[IKETCP_CLASS_ESP]);
+	srv->st.closed[why]++;
+	if (srv->batch_sess && srv->bn)
+		batch_flush(srv); /* frames may point into this conn's buffers */
+	detach(c);
+	if (c->pending)
+		srv->npending--;
+	c->state = SC_CLOSED;
+	src_put(srv, c->src);
+	c->src = NULL;
+	timer_stop(srv->loop, &c->timer);
+	watcher_stop(srv->loop, &c->w);
+	close(c->w.fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	loop_defer(srv->loop, &c->dfr, conn_free_cb, c);
+}
+
+static void
+conn_timer_cb(struct timer *t)
+{
+	struct sconn *c = t->data;
+	conn_close(c, c->state == SC_DRAINING ? CR_SHUTDOWN : CR_PREFIX_TIMEOUT);
+}
+
+/* Finds (or, for an IKE_SA_INIT request, creates) the session of a frame. */
+static struct session *
+route(struct sconn *c, const struct iketcp_frame *f)
+{
+	struct server *srv = c->srv;
+	struct session *s;
+
+	if (f->kind == IKETCP_FRAME_ESP) {
+		if (c->sess && f->spi == c->last_spi)
+			return c->sess; /* steady state: no table lookup */
+		s = spi_find(srv, 2, f->spi);
+		if (!s && c->sess) {
+			s = c->sess; /* a new CHILD SA of this connection's session */
+			spi_add(s, 2, f->spi);
+		}
+		if (s) {
+			attach(c, s);
+			c->last_spi = f->spi;
+		}
+		return s;
+	}
+	struct iketcp_ike_hdr h;
+	if (iketcp_ike_parse(f->msg, f->msg_len, &h) != IKETCP_OK)
+		return NULL; /* cannot happen for a classified IKE frame */
+	s = spi_find(srv, 1, h.spi_i);
+	if (!s) {
+		if (c->sess)
+			s = c->sess; /* IKE SA rekey: new SPIs on the same connection */
+		else if (h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0 &&
+			 !iketcp_ike_is_response(&h))
+			s = session_new(srv);
+		if (!s)
+			return NULL;
+		spi_add(s, 1, h.spi_i);
+	}
+	attach(c, s);
+	if (!iketcp_ike_is_response(&h)) {
+		unsigned k = s->req_next++ % SESS_REQS;
+		s->reqs[k].spi_i = h.spi_i;
+		s->reqs[k].msg_id = h.msg_id;
+		s->reqs[k].conn = c;
+	}
+	return s;
+}
+
+/* Returns 0 to keep reading, -1 when the connection was closed. */
+static int
+conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
+{
+	struct server *srv = c->srv;
+	struct iketcp_frame f;
+
+	if (iketcp_frame_classify(fr, flen, &f) != IKETCP_OK)
+		return 0; /* cannot happen: the deframer hands out whole frames */
+	c->frames_in++;
+	switch (f.kind) {
+	case IKETCP_FRAME_FATAL: /* the deframer already refused Length 0/1 */
+		conn_close(c, CR_BADLEN);
+		return -1;
+	case IKETCP_FRAME_EMPTY:
+		srv->st.frames_empty++; /* R5 */
+		return 0;
+	case IKETCP_FRAME_KEEPALIVE:
+		srv->st.frames_keepalive++; /* R48 */
+		return 0;
+	case IKETCP_FRAME_RUNT:
+		srv->st.frames_runt++;
+		log_peer(LOG_LVL_DEBUG, LOGC_PROTO, "conn %llu %s: runt frame (%s, length %u)",
+			 (unsigned long long)c->id, c->peer_str, iketcp_runt_name(f.runt),
+			 f.length);
+		break;
+	case IKETCP_FRAME_IKE:
+	case IKETCP_FRAME_ESP: {
+		if (f.kind == IKETCP_FRAME_IKE)
+			srv->st.frames_ike++;
+		else
+			srv->st.frames_esp++;
+		struct session *s = route(c, &f);
+		if (!s) {
+			srv->st.unroutable++;
+			break;
+		}
+		c->bad_run = 0;
+		if (c->state == SC_WAIT_FRAME) {
+			c->state = SC_OPEN;
+			timer_stop(srv->loop, &c->timer);
+		}
+		batch_add(srv, s, f.body, f.body_len);
+		/* A frame assembled in the deframer's buffer is only valid until
+		 * the next call: send it now. Frames in rbuf wait for the batch. */
+		if (fr < srv->rbuf || fr >= srv->rbuf + sizeof(srv->rbuf))
+			batch_flush(srv);
+		return 0;
+	}
+	}
+	/* R27: a run of frames that are neither usable IKE nor ESP with a
+	 * known SPI means the stream is corrupt. R28: short runs are fine. */
+	if (++c->bad_run >= srv->cfg.max_bad_frames) {
+		conn_close(c, CR_BAD_FRAMES);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conn_read(struct sconn *c)
+{
+	struct server *srv = c->srv;
+	ssize_t n = read(c->w.fd, srv->rbuf, sizeof(srv->rbuf));
+
+	if (n == 0) {
+		conn_close(c, CR_EOF);
+		return;
+	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_close(c, CR_ERROR);
+		return;
+	}
+	c->bytes_in += (size_t)n;
+	struct iketcp_cur in;
+	iketcp_cur_init(&in, srv->rbuf, (size_t)n);
+	const uint8_t *fr;
+	size_t flen;
+	int rc;
+	while ((rc = iketcp_deframer_next(&c->df, &in, &fr, &flen)) == 1) {
+		if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
+			c->pending = 0;
+			srv->npending--;
+			c->state = SC_WAIT_FRAME;
+		}
+		if (conn_frame(c, fr, flen) < 0)
+			return;
+	}
+	if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
+		c->pending = 0;
+		srv->npending--;
+		c->state = SC_WAIT_FRAME;
+	}
+	if (srv->bn)
+		batch_flush(srv);
+	if (rc < 0) {
+		enum close_reason why = rc == IKETCP_E_BADPREFIX ? CR_BAD_PREFIX
+					: rc == IKETCP_E_BADLEN  ? CR_BADLEN
+					: rc == IKETCP_E_TOOBIG  ? CR_TOOBIG
+								 : CR_NOMEM;
+		conn_close(c, why);
+	}
+}
+
+static void
+conn_cb(struct watcher *w, uint32_t ev)
+{
+	struct sconn *c = w->data;
+	if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->state != SC_DRAINING)
+		conn_read(c);
+	if ((ev & EPOLLOUT) && c->state != SC_CLOSED)
+		conn_flush(c);
+	else if ((ev & (EPOLLERR | EPOLLHUP)) && c->state == SC_DRAINING)
+		conn_close(c, CR_SHUTDOWN);
+}
+
+static void
+addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	struct iketcpd_addr a = {.ss = *ss,
+				 .len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+								 : sizeof(struct sockaddr_in6)};
+	iketcpd_addr_str(&a, buf, len);
+}
+
+static void
+listener_cb(struct watcher *w, uint32_t ev)
+{
+	struct listener *ls = w->data;
+	struct server *srv = ls->srv;
+	(void)ev;
+
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		struct iketcpd_addr peer = {.len = sizeof(peer.ss)};
+		int fd = accept4(w->fd, (struct sockaddr *)&peer.ss, &peer.len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: accept: %s", srv->cfg.name,
+					 strerror(errno));
+			return;
+		}
+		char ps[64];
+		addr_text(&peer.ss, ps, sizeof(ps));
+		struct src_ent *src = src_get(srv, &peer, 1);
+		const char *why = NULL;
+		if (srv->nconns >= srv->cfg.max_conns) {
+			srv->st.refused_total++;
+			why = "max-conns";
+		} else if (!src || src->count >= srv->cfg.max_conns_per_source) {
+			srv->st.refused_source++;
+			why = "max-conns-per-source";
+		} else if (srv->npending >= srv->cfg.max_pending) {
+			srv->st.refused_pending++;
+			why = "max-pending";
+		}
+		struct sconn *c = why ? NULL : calloc(1, sizeof(*c));
+		if (!why && !c)
+			why = "out of memory";
+		if (why) {
+			log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: refused %s: %s reached",
+				 srv->cfg.name, ps, why);
+			close(fd);
+			if (src && src->count == 0) {
+				src->count = 1;
+				src_put(srv, src);
+			}
+			continue;
+		}
+		struct iketcp_deframer_cfg dc = {.expect_prefix = 1,
+						 .max_frame = srv->cfg.max_frame};
+		struct iketcp_sendq_cfg qc = {.budget = srv->cfg.send_budget,
+					      .ike_reserve = srv->cfg.ike_reserve};
+		if (iketcp_deframer_init(&c->df, &dc) != IKETCP_OK ||
+		    iketcp_sendq_init(&c->q, &qc) != IKETCP_OK) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->srv = srv;
+		c->id = ++srv->next_id;
+		memcpy(c->peer_str, ps, sizeof(c->peer_str));
+		c->w.fd = fd;
+		c->w.cb = conn_cb;
+		c->w.data = c;
+		c->state = SC_WAIT_PREFIX;
+		c->pending = 1;
+		c->src = src;
+		src->count++;
+		(void)net_tcp_tune(fd, srv->cfg.tcp_keepalive);
+		timer_init(&c->timer, conn_timer_cb, c);
+		if (watcher_start(srv->loop, &c->w, EPOLLIN) < 0 ||
+		    timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
+			watcher_stop(srv->loop, &c->w);
+			src_put(srv, src);
+			iketcp_deframer_free(&c->df);
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = srv->conns;
+		if (c->next)
+			c->next->prev = c;
+		srv->conns = c;
+		srv->nconns++;
+		srv->npending++;
+		srv->st.accepted++;
+		log_debug("conn %llu %s: accepted on %s", (unsigned long long)c->id, ps,
+			  srv->cfg.name);
+	}
+}
+
+/* ---- listeners and lifecycle -------------------------------------------------- */
+
+static int
+listener_open(struct server *srv, const struct iketcpd_addr *a)
+{
+	char as[64];
+	struct listener *ls = &srv->ls[srv->nls];
+	iketcpd_addr_str(a, as, sizeof(as));
+	int fd = net_tcp_listen(a, 1024);
+	if (fd < 0) {
+		log_err("%s: listen on %s: %s", srv->cfg.name, as, strerror(errno));
+		return -1;
+	}
+	*ls = (struct listener){.w = {.fd = fd, .cb = listener_cb, .data = ls},
+				.addr = *a,
+				.srv = srv};
+	if (watcher_start(srv->loop, &ls->w, EPOLLIN) < 0) {
+		close(fd);
+		return -1;
+	}
+	srv->nls++;
+	log_info("%s: listening on %s (RFC 9329 over TCP)", srv->cfg.name, as);
+	return 0;
+}
+
+static void
+listener_close(struct server *srv, int i)
+{
+	watcher_stop(srv->loop, &srv->ls[i].w);
+	close(srv->ls[i].w.fd);
+	/* keep the array dense; watchers point at their slot, so re-register */
+	for (int k = i; k + 1 < srv->nls; k++) {
+		watcher_stop(srv->loop, &srv->ls[k + 1].w);
+		srv->ls[k] = srv->ls[k + 1];
+		srv->ls[k].w.data = &srv->ls[k];
+		srv->ls[k].w.active = 0;
+		watcher_start(srv->loop, &srv->ls[k].w, EPOLLIN);
+	}
+	srv->nls--;
+}
+
+static int
+same_addr(const struct iketcpd_addr *a, const struct iketcpd_addr *b)
+{
+	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
+}
+
+struct server *
+server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	srv->loop = l;
+	srv->cfg = *cfg;
+	srv->rdg = malloc((size_t)UDP_BATCH * IKETCP_BODY_MAX);
+	if (!srv->rdg) {
+		free(srv);
+		return NULL;
+	}
+	for (int i = 0; i < cfg->nlisten; i++) {
+		if (listener_open(srv, &cfg->listen[i]) < 0) {
+			server_free(srv);
+			return NULL;
+		}
+	}
+	char bs[64];
+	log_info("%s: backend %s, prefix-timeout %ums, max-conns %u (%u per source, %u pending)",
+		 cfg->name, iketcpd_addr_str(&cfg->backend, bs, sizeof(bs)),
+		 cfg->prefix_timeout_ms, cfg->max_conns, cfg->max_conns_per_source,
+		 cfg->max_pending);
+	return srv;
+}
+
+int
+server_reload(struct server *srv, const struct iketcpd_server_cfg *cfg)
+{
+	int rc = 0;
+	for (int i = srv->nls - 1; i >= 0; i--) {
+		int keep = 0;
+		for (int k = 0; k < cfg->nlisten; k++)
+			keep |= same_addr(&srv->ls[i].addr, &cfg->listen[k]);
+		if (!keep)
+			listener_close(srv, i);
+	}
+	for (int k = 0; k < cfg->nlisten; k++) {
+		int have = 0;
+		for (int i = 0; i < srv->nls; i++)
+			have |= same_addr(&srv->ls[i].addr, &cfg->listen[k]);
+		if (!have && listener_open(srv, &cfg->listen[k]) < 0)
+			rc = -1;
+	}
+	/* New limits and timeouts apply to new connections and sessions;
+	 * the backend address applies to new sessions only. */
+	srv->cfg = *cfg;
+	log_info("%s: configuration reloaded (%u connections kept)", srv->cfg.name, srv->nconns);
+	return rc;
+}
+
+void
+server_shutdown(struct server *srv)
+{
+	srv->shutting = 1;
+	while (srv->nls)
+		listener_close(srv, srv->nls - 1);
+	for (struct sconn *c = srv->conns, *n; c; c = n) {
+		n = c->next;
+		if (c->state == SC_CLOSED)
+			continue;
+		c->state = SC_DRAINING;
+		timer_start(srv->loop, &c->timer, DRAIN_MS);
+		conn_flush(c); /* closes at once when nothing is queued */
+	}
+}
+
+unsigned
+server_conns(const struct server *srv)
+{
+	return srv->nconns;
+}
+
+const struct server_stats *
+server_stats(const struct server *srv)
+{
+	return &srv->st;
+}
+
+const char *
+server_name(const struct server *srv)
+{
+	return srv->cfg.name;
+}
+
+void
+server_log_stats(const struct server *srv)
+{
+	const struct server_stats *st = &srv->st;
+	log_info("%s: conns %u (pending %u), sessions %u; accepted %llu, refused %llu/%llu/%llu "
+		 "(total/source/pending)",
+		 srv->cfg.name, srv->nconns, srv->npending, srv->nsessions,
+		 (unsigned long long)st->accepted, (unsigned long long)st->refused_total,
+		 (unsigned long long)st->refused_source, (unsigned long long)st->refused_pending);
+	log_info("%s: frames ike %llu esp %llu empty %llu keepalive %llu runt %llu unroutable "
+		 "%llu; to backend %llu (dropped %llu); from backend %llu (keepalives %llu, "
+		 "queue drops %llu, no-conn drops %llu); path switches %llu",
+		 srv->cfg.name, (unsigned long long)st->frames_ike,
+		 (unsigned long long)st->frames_esp, (unsigned long long)st->frames_empty,
+		 (unsigned long long)st->frames_keepalive, (unsigned long long)st->frames_runt,
+		 (unsigned long long)st->unroutable, (unsigned long long)st->to_backend,
+		 (unsigned long long)st->to_backend_drops, (unsigned long long)st->from_backend,
+		 (unsigned long long)st->backend_keepalives, (unsigned long long)st->sendq_drops,
+		 (unsigned long long)st->no_conn_drops, (unsigned long long)st->path_switches);
+	for (int r = 0; r < CR_COUNT; r++)
+		if (st->closed[r])
+			log_info("%s: closed: %s: %llu", srv->cfg.name, close_names[r],
+				 (unsigned long long)st->closed[r]);
+}
+
+void
+server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	while (srv->nls)
+		listener_close(srv, srv->nls - 1);
+	while (srv->conns)
+		conn_close(srv->conns, CR_SHUTDOWN);
+	while (srv->sessions)
+		session_destroy(srv->sessions);
+	for (unsigned i = 0; i < SRC_BUCKETS; i++) {
+		while (srv->src_tab[i]) {
+			struct src_ent *e = srv->src_tab[i];
+			srv->src_tab[i] = e->next;
+			free(e);
+		}
+	}
+	free(srv->rdg);
+	free(srv);
+}

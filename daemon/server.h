@@ -1,0 +1,64 @@
+/*
+ * Server mode: the TCP responder (TR) side of RFC 9329, in front of a
+ * UDP-only IKE daemon.
+ *
+ * Each accepted connection must send "IKETCP" and a first routable frame
+ * within prefix-timeout. Frames are relayed verbatim as UDP/4500 datagrams
+ * to the backend through a UDP socket that belongs to the IKE *session*, not
+ * to the TCP connection, so a client that reconnects reaches the backend
+ * from the same UDP port and its IKE/IPsec SAs survive (R20, R21, R70).
+ *
+ * Sessions are found by IKE SPI (initiator SPI) and by ESP SPI, learnt from
+ * frames on the session's connections. Only an IKE_SA_INIT request creates
+ * a session. A connection belongs to one session.
+ *
+ * Return path (R31-R33): the backend's datagrams go to the session's
+ * *current* connection. A new connection that merely claims known SPIs does
+ * not become current while the current one is open: it becomes current when
+ * the backend answers an IKE request that arrived on it (iketcpd cannot
+ * decrypt, so "the backend answered it" stands for "it was valid", R32), or
+ * when the current connection closes.
+ */
+#ifndef IKETCPD_SERVER_H
+#define IKETCPD_SERVER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "loop.h"
+
+struct server_stats {
+	uint64_t accepted;
+	uint64_t refused_total, refused_source, refused_pending; /* limits */
+	uint64_t closed[16];                                      /* by enum close_reason */
+	uint64_t frames_ike, frames_esp, frames_empty, frames_keepalive, frames_runt;
+	uint64_t unroutable;        /* IKE/ESP frames matching no session */
+	uint64_t to_backend, to_backend_drops;
+	uint64_t from_backend, backend_keepalives, sendq_drops, no_conn_drops;
+	uint64_t sessions_created, sessions_expired, sessions_refused, path_switches;
+};
+
+struct server;
+
+/* Creates a server for cfg (copied) and opens its listeners.
+ * Returns NULL after logging why. */
+struct server *server_new(struct loop *l, const struct iketcpd_server_cfg *cfg);
+
+/* Applies a reloaded configuration: limits and timeouts at once, listeners
+ * opened/closed by address; established connections are kept. Returns 0/-1. */
+int server_reload(struct server *s, const struct iketcpd_server_cfg *cfg);
+
+/* Stops accepting and starts draining: every connection is closed once its
+ * queued frames are written (or after a short deadline). */
+void server_shutdown(struct server *s);
+
+/* Number of open connections (0 once a shutdown has finished). */
+unsigned server_conns(const struct server *s);
+
+const struct server_stats *server_stats(const struct server *s);
+void server_log_stats(const struct server *s);
+const char *server_name(const struct server *s);
+
+void server_free(struct server *s);
+
+#endif
