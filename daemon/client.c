@@ -118,8 +118,7 @@ batch_add(struct client *cl, struct flow *f, const uint8_t *p, size_t len)
 	cl->batch_flow = f;
 	cl->biov[cl->bn].iov_base = (void *)(uintptr_t)p;
 	cl->biov[cl->bn].iov_len = len;
-	cl->bmsg[cl->bn].msg_hdr =
-		(struct msghdr){.msg_iov = &cl->biov[cl->bn], .msg_iovlen = 1};
+	cl->bmsg[cl->bn].msg_hdr = (struct msghdr){.msg_iov = &cl->biov[cl->bn], .msg_iovlen = 1};
 	cl->bn++;
 }
 
@@ -237,7 +236,9 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 	if (f->mode == FM_TCP)
 		flow_tcp_connect(f);
 	log_info("%s: flow %llu started (%s)", cl->cfg.name, (unsigned long long)f->id,
-		 f->mode == FM_TCP ? "TCP" : f->mode == FM_UDP ? "UDP" : "trying UDP first");
+		 f->mode == FM_TCP   ? "TCP"
+		 : f->mode == FM_UDP ? "UDP"
+				     : "trying UDP first");
 	return f;
 }
 
@@ -301,7 +302,7 @@ flow_flush(struct flow *f)
 		 * frames so that it arrives in one segment with them. */
 		struct iovec iov[1 + IKETCP_SENDQ_IOV_MAX];
 		iov[0].iov_base =
-			(void *)(uintptr_t)(IKETCP_PREFIX + IKETCP_PREFIX_LEN - f->prefix_left);
+			(void *)(uintptr_t)&IKETCP_PREFIX[IKETCP_PREFIX_LEN - f->prefix_left];
 		iov[0].iov_len = f->prefix_left;
 		int n = iketcp_sendq_iov(&f->q, iov + 1);
 		ssize_t w = writev(f->tw.fd, iov, 1 + n);
@@ -659,7 +660,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 		f = flow_latest(cl, src);
 		if (f && f->mode != FM_TCP)
 			(void)send(f->uw.fd, p, len, 0); /* UDP path: keepalives belong there */
-		return;                               /* R47: never over TCP */
+		return;                                  /* R47: never over TCP */
 	}
 	if (len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3]) {
 		if (iketcp_ike_parse(p + 4, len - 4, &h) != IKETCP_OK) {
@@ -681,7 +682,8 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			f->ike_spis[f->ike_next++ % FLOW_IKE_SPIS] = h.spi_i;
 		f->last_ike_ms = loop_now(cl->loop);
 	} else if (len >= IKETCP_ESP_MIN) {
-		uint32_t spi = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		uint32_t spi =
+			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 		f = flow_by_esp(cl, spi);
 		if (!f) {
 			f = flow_latest(cl, src);
@@ -795,8 +797,7 @@ int
 client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 {
 	if (memcmp(&cl->cfg.udp, &cfg->udp, sizeof(cfg->udp)) != 0) {
-		log_warn("%s: the udp address cannot change on reload; restart iketcpd",
-			 cfg->name);
+		log_warn("%s: the udp address cannot change on reload; restart iketcpd", cfg->name);
 		return -1;
 	}
 	if (strcmp(cl->cfg.peer_host, cfg->peer_host) || cl->cfg.peer_port != cfg->peer_port)

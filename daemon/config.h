@@ -34,35 +34,36 @@ enum iketcpd_enable_tcp {
 
 struct iketcpd_server_cfg {
 	char name[IKETCPD_NAME_MAX];
-	struct iketcpd_addr listen[IKETCPD_MAX_LISTEN]; /* "listen"; default [::]:4500 + 0.0.0.0:4500 */
+	struct iketcpd_addr
+		listen[IKETCPD_MAX_LISTEN]; /* "listen"; default [::]:4500 + 0.0.0.0:4500 */
 	int nlisten;
-	struct iketcpd_addr backend;     /* "backend"; default 127.0.0.1:4500 */
-	uint32_t prefix_timeout_ms;      /* "prefix-timeout"; default 5000 */
-	uint32_t max_conns;              /* "max-conns"; default 4096 */
-	uint32_t max_conns_per_source;   /* "max-conns-per-source"; default 64 */
-	uint32_t max_pending;            /* "max-pending" (waiting for the prefix); default 256 */
-	uint32_t max_bad_frames;         /* "max-bad-frames" in a row before close (R27); default 8 */
-	uint32_t session_timeout_ms;     /* "session-timeout" without a connection; default 600000 */
-	uint32_t max_sessions;           /* "max-sessions"; default 8192 */
-	uint32_t send_budget;            /* "send-budget" bytes per connection; default 262144 */
-	uint32_t ike_reserve;            /* "ike-reserve" bytes above the budget for IKE; default 131072 */
-	uint32_t max_frame;              /* "max-frame"; default 65535 */
-	int tcp_keepalive;               /* "tcp-keepalive" yes|no; default no (R49) */
+	struct iketcpd_addr backend;   /* "backend"; default 127.0.0.1:4500 */
+	uint32_t prefix_timeout_ms;    /* "prefix-timeout"; default 5000 */
+	uint32_t max_conns;            /* "max-conns"; default 4096 */
+	uint32_t max_conns_per_source; /* "max-conns-per-source"; default 64 */
+	uint32_t max_pending;          /* "max-pending" (waiting for the prefix); default 256 */
+	uint32_t max_bad_frames;       /* "max-bad-frames" in a row before close (R27); default 8 */
+	uint32_t session_timeout_ms;   /* "session-timeout" without a connection; default 600000 */
+	uint32_t max_sessions;         /* "max-sessions"; default 8192 */
+	uint32_t send_budget;          /* "send-budget" bytes per connection; default 262144 */
+	uint32_t ike_reserve; /* "ike-reserve" bytes above the budget for IKE; default 131072 */
+	uint32_t max_frame;   /* "max-frame"; default 65535 */
+	int tcp_keepalive;    /* "tcp-keepalive" yes|no; default no (R49) */
 };
 
 struct iketcpd_client_cfg {
 	char name[IKETCPD_NAME_MAX];
-	struct iketcpd_addr udp;         /* "udp": where the local IKE daemon sends */
-	char peer_host[IKETCPD_HOST_MAX];/* "peer" HOST:PORT (port default 4500) */
+	struct iketcpd_addr udp;          /* "udp": where the local IKE daemon sends */
+	char peer_host[IKETCPD_HOST_MAX]; /* "peer" HOST:PORT (port default 4500) */
 	uint16_t peer_port;
 	enum iketcpd_enable_tcp enable_tcp; /* "enable-tcp"; default yes */
-	uint32_t fallback_wait_ms;       /* "fallback-wait"; default 2000 */
-	uint32_t connect_timeout_ms;     /* "connect-timeout"; default 5000 */
-	uint32_t reconnect_min_ms;       /* "reconnect-min"; default 100 */
-	uint32_t reconnect_max_ms;       /* "reconnect-max"; default 5000 */
-	uint32_t flow_timeout_ms;        /* "flow-timeout": idle IKE SA flows expire; default 600000 */
-	uint32_t max_flows;              /* "max-flows"; default 256 */
-	uint32_t send_budget;            /* as for the server */
+	uint32_t fallback_wait_ms;          /* "fallback-wait"; default 2000 */
+	uint32_t connect_timeout_ms;        /* "connect-timeout"; default 5000 */
+	uint32_t reconnect_min_ms;          /* "reconnect-min"; default 100 */
+	uint32_t reconnect_max_ms;          /* "reconnect-max"; default 5000 */
+	uint32_t flow_timeout_ms; /* "flow-timeout": idle IKE SA flows expire; default 600000 */
+	uint32_t max_flows;       /* "max-flows"; default 256 */
+	uint32_t send_budget;     /* as for the server */
 	uint32_t ike_reserve;
 	uint32_t max_frame;
 	int tcp_keepalive;
@@ -92,12 +93,11 @@ void iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name);
  * Sections are appended to cfg; cross-field checks run at the end
  * (iketcpd_config_check()).
  */
-int iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf,
-			     size_t len, char *err, size_t errlen);
+int iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf, size_t len,
+			     char *err, size_t errlen);
 
 /* Reads and parses a file. Returns 0 or -1 with err set (also for I/O errors). */
-int iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err,
-			      size_t errlen);
+int iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err, size_t errlen);
 
 /*
  * Parses command-line mode arguments after the mode word:
@@ -106,8 +106,8 @@ int iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *e
  * mode is "server" or "client"; argv holds what follows it. Appends one
  * section. Returns 0 or -1 with err set ("command line: ...").
  */
-int iketcpd_config_parse_args(struct iketcpd_cfg *cfg, const char *mode, int argc,
-			      char **argv, char *err, size_t errlen);
+int iketcpd_config_parse_args(struct iketcpd_cfg *cfg, const char *mode, int argc, char **argv,
+			      char *err, size_t errlen);
 
 /* Cross-field checks (at least one section; no duplicate listen or udp
  * addresses; reconnect-min <= reconnect-max; ...). Returns 0 or -1. */

@@ -109,8 +109,8 @@ log_msg(enum log_level lvl, enum log_cat cat, const char *fmt, ...)
 		localtime_r(&ts.tv_sec, &tm);
 		strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
 		if (suppressed)
-			fprintf(stderr, "%s.%03ld iketcpd: (%lu similar messages suppressed)\n", tbuf,
-				ts.tv_nsec / 1000000, suppressed);
+			fprintf(stderr, "%s.%03ld iketcpd: (%lu similar messages suppressed)\n",
+				tbuf, ts.tv_nsec / 1000000, suppressed);
 		fprintf(stderr, "%s.%03ld iketcpd: %s: %s\n", tbuf, ts.tv_nsec / 1000000,
 			names[lvl], buf);
 	}

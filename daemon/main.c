@@ -42,18 +42,18 @@ struct app {
 static void
 usage(FILE *fp)
 {
-	fprintf(fp,
-		"usage: iketcpd [-f] [-v] [-n] -c FILE\n"
-		"       iketcpd [-f] [-v] [-n] server --listen ADDR:PORT [--listen ...] "
-		"--backend ADDR:PORT [--KEY VALUE ...]\n"
-		"       iketcpd [-f] [-v] [-n] client --udp ADDR:PORT --peer HOST:PORT "
-		"[--enable-tcp yes|fallback|no] [--KEY VALUE ...]\n"
-		"  -c FILE  run what FILE describes (several server and client sections)\n"
-		"  -n       check the configuration and exit\n"
-		"  -f       stay in the foreground, log to stderr\n"
-		"  -v       more logging (debug)\n"
-		"  -V       print the version\n"
-		"Every --KEY is also a config keyword; see iketcpd.conf(5) / docs/iketcpd.conf.md.\n");
+	fprintf(fp, "usage: iketcpd [-f] [-v] [-n] -c FILE\n"
+		    "       iketcpd [-f] [-v] [-n] server --listen ADDR:PORT [--listen ...] "
+		    "--backend ADDR:PORT [--KEY VALUE ...]\n"
+		    "       iketcpd [-f] [-v] [-n] client --udp ADDR:PORT --peer HOST:PORT "
+		    "[--enable-tcp yes|fallback|no] [--KEY VALUE ...]\n"
+		    "  -c FILE  run what FILE describes (several server and client sections)\n"
+		    "  -n       check the configuration and exit\n"
+		    "  -f       stay in the foreground, log to stderr\n"
+		    "  -v       more logging (debug)\n"
+		    "  -V       print the version\n"
+		    "Every --KEY is also a config keyword; see iketcpd.conf(5) / "
+		    "docs/iketcpd.conf.md.\n");
 }
 
 static unsigned

@@ -13,13 +13,13 @@
 #include "log.h"
 #include "net.h"
 
-#define RBUF_SIZE 65536u   /* one TCP read; frames whole in it are not copied */
-#define UDP_BATCH 32       /* datagrams per recvmmsg / sendmmsg */
+#define RBUF_SIZE 65536u /* one TCP read; frames whole in it are not copied */
+#define UDP_BATCH 32     /* datagrams per recvmmsg / sendmmsg */
 #define SPI_BUCKETS (1u << 14)
 #define SRC_BUCKETS (1u << 12)
-#define SESS_SPIS 16       /* SPIs remembered per session, oldest evicted */
-#define SESS_REQS 4        /* recent IKE requests remembered per session */
-#define DRAIN_MS 2000      /* shutdown: time to write queued frames */
+#define SESS_SPIS 16  /* SPIs remembered per session, oldest evicted */
+#define SESS_REQS 4   /* recent IKE requests remembered per session */
+#define DRAIN_MS 2000 /* shutdown: time to write queued frames */
 #define ACCEPT_BURST 64
 
 enum close_reason {
@@ -37,9 +37,16 @@ enum close_reason {
 };
 
 static const char *const close_names[CR_COUNT] = {
-	"peer closed",       "read error",         "no prefix/first frame in time",
-	"bad prefix",        "length 0 or 1 (R7)", "frame over max-frame",
-	"too many bad frames (R27)", "write error", "out of memory", "shutdown",
+	"peer closed",
+	"read error",
+	"no prefix/first frame in time",
+	"bad prefix",
+	"length 0 or 1 (R7)",
+	"frame over max-frame",
+	"too many bad frames (R27)",
+	"write error",
+	"out of memory",
+	"shutdown",
 };
 
 enum conn_state { SC_WAIT_PREFIX, SC_WAIT_FRAME, SC_OPEN, SC_DRAINING, SC_CLOSED };
@@ -270,8 +277,8 @@ batch_add(struct server *srv, struct session *s, const uint8_t *p, size_t len)
 	srv->batch_sess = s;
 	srv->biov[srv->bn].iov_base = (void *)(uintptr_t)p;
 	srv->biov[srv->bn].iov_len = len;
-	srv->bmsg[srv->bn].msg_hdr = (struct msghdr){.msg_iov = &srv->biov[srv->bn],
-						     .msg_iovlen = 1};
+	srv->bmsg[srv->bn].msg_hdr =
+		(struct msghdr){.msg_iov = &srv->biov[srv->bn], .msg_iovlen = 1};
 	srv->bn++;
 }
 
@@ -370,8 +377,8 @@ set_current(struct session *s, struct sconn *c)
 		s->srv->st.path_switches++;
 	s->current = c;
 	if (c)
-		log_debug("session %llu: return path now conn %llu (%s)",
-			  (unsigned long long)s->id, (unsigned long long)c->id, c->peer_str);
+		log_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
+			  (unsigned long long)c->id, c->peer_str);
 	if (c && s->held) {
 		/* R36 (TR side): an IKE message the backend sent while no
 		 * connection existed goes out on the next one. */
@@ -851,9 +858,8 @@ listener_open(struct server *srv, const struct iketcpd_addr *a)
 		log_err("%s: listen on %s: %s", srv->cfg.name, as, strerror(errno));
 		return -1;
 	}
-	*ls = (struct listener){.w = {.fd = fd, .cb = listener_cb, .data = ls},
-				.addr = *a,
-				.srv = srv};
+	*ls = (struct listener){
+		.w = {.fd = fd, .cb = listener_cb, .data = ls}, .addr = *a, .srv = srv};
 	if (watcher_start(srv->loop, &ls->w, EPOLLIN) < 0) {
 		close(fd);
 		return -1;
@@ -906,9 +912,8 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 	}
 	char bs[64];
 	log_info("%s: backend %s, prefix-timeout %ums, max-conns %u (%u per source, %u pending)",
-		 cfg->name, iketcpd_addr_str(&cfg->backend, bs, sizeof(bs)),
-		 cfg->prefix_timeout_ms, cfg->max_conns, cfg->max_conns_per_source,
-		 cfg->max_pending);
+		 cfg->name, iketcpd_addr_str(&cfg->backend, bs, sizeof(bs)), cfg->prefix_timeout_ms,
+		 cfg->max_conns, cfg->max_conns_per_source, cfg->max_pending);
 	return srv;
 }
 

@@ -30,9 +30,9 @@
 struct server_stats {
 	uint64_t accepted;
 	uint64_t refused_total, refused_source, refused_pending; /* limits */
-	uint64_t closed[16];                                      /* by enum close_reason */
+	uint64_t closed[16];                                     /* by enum close_reason */
 	uint64_t frames_ike, frames_esp, frames_empty, frames_keepalive, frames_runt;
-	uint64_t unroutable;        /* IKE/ESP frames matching no session */
+	uint64_t unroutable; /* IKE/ESP frames matching no session */
 	uint64_t to_backend, to_backend_drops;
 	uint64_t from_backend, backend_keepalives, sendq_drops, no_conn_drops;
 	uint64_t sessions_created, sessions_expired, sessions_refused, path_switches;

@@ -134,17 +134,23 @@ iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in, const uin
 			d->state = IKETCP_DF_BODY;
 			return fill_body(d, in, frame, frame_len);
 		}
-		/* The high byte came in an earlier input. */
-		if (iketcp_cur_left(in) == 0)
+		/* The high byte came in an earlier input. Check the Length
+		 * before allocating (a fatal one must cost no memory), and
+		 * consume the low byte only once the buffer exists (NOMEM
+		 * loses nothing). */
+		struct iketcp_cur peek = *in;
+		if (iketcp_cur_get_u8(&peek, &b) != IKETCP_OK)
 			return 0;
+		len = (uint16_t)((uint16_t)d->len_hi << 8 | b);
+		if ((rc = check_len(d, len)) != IKETCP_OK) {
+			*in = peek;
+			d->stats.bytes++;
+			return fail(d, rc);
+		}
 		if ((rc = ensure_asm(d)) != IKETCP_OK)
 			return rc;
-		if (iketcp_cur_get_u8(in, &b) != IKETCP_OK)
-			return 0;
+		*in = peek;
 		d->stats.bytes++;
-		len = (uint16_t)((uint16_t)d->len_hi << 8 | b);
-		if ((rc = check_len(d, len)) != IKETCP_OK)
-			return fail(d, rc);
 		d->asm_buf[0] = d->len_hi;
 		d->asm_buf[1] = b;
 		d->need = len;
@@ -160,8 +166,8 @@ iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in, const uin
 int
 iketcp_deframer_prefix_done(const struct iketcp_deframer *d)
 {
-	return d->state != IKETCP_DF_PREFIX && !(d->state == IKETCP_DF_FAILED &&
-						  d->err == IKETCP_E_BADPREFIX);
+	return d->state != IKETCP_DF_PREFIX &&
+	       !(d->state == IKETCP_DF_FAILED && d->err == IKETCP_E_BADPREFIX);
 }
 
 size_t

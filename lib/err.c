@@ -9,7 +9,10 @@ struct err_row {
 	enum iketcp_err_category cat;
 };
 
+/* clang-format would turn this one-line initialiser into a block. */
+/* clang-format off */
 #define ROW(c, t, k) {c, #c, t, k}
+/* clang-format on */
 static const struct err_row err_rows[] = {
 	ROW(IKETCP_OK, "success", IKETCP_CAT_OK),
 	ROW(IKETCP_E_AGAIN, "operation would block", IKETCP_CAT_AGAIN),

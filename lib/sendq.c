@@ -135,8 +135,7 @@ iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *
 	size_t queued = iketcp_sendq_bytes(q);
 	uint8_t lf[2];
 
-	if ((unsigned)cls >= IKETCP_NCLASS || flen < IKETCP_LEN_SIZE + 1 ||
-	    flen > IKETCP_FRAME_MAX)
+	if ((unsigned)cls >= IKETCP_NCLASS || flen < IKETCP_LEN_SIZE + 1 || flen > IKETCP_FRAME_MAX)
 		return IKETCP_E_INVAL;
 	/* The ring relies on each frame's own Length to find boundaries. */
 	for (size_t i = 0; i < 2; i++)
@@ -154,6 +153,15 @@ iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *
 	int rc = ring_ensure(&q->ring[cls], limit);
 	if (rc != IKETCP_OK)
 		return rc;
+	/*
+	 * IKE is sent before every ESP frame that has not started, so an IKE
+	 * frame overtakes exactly when such ESP frames are queued now. It is
+	 * counted here: at send time the ring no longer tells which ESP
+	 * frames were queued before it.
+	 */
+	if (cls == IKETCP_CLASS_IKE &&
+	    q->ring[IKETCP_CLASS_ESP].len > (q->inprog == IKETCP_CLASS_ESP ? q->inprog_left : 0))
+		q->stats.overtakes++;
 	ring_put(&q->ring[cls], head, head_len);
 	ring_put(&q->ring[cls], body, body_len);
 	q->stats.frames_in[cls]++;
@@ -202,8 +210,6 @@ consume_class(struct iketcp_sendq *q, int c, size_t *n)
 
 	while (*n > 0 && r->len > 0) {
 		size_t flen = ring_frame_len(r, 0);
-		if (c == IKETCP_CLASS_IKE && q->ring[IKETCP_CLASS_ESP].len > 0)
-			q->stats.overtakes++;
 		if (*n >= flen) {
 			ring_consume(r, flen);
 			q->stats.frames_out[c]++;

@@ -108,8 +108,8 @@ append(uint8_t *buf, size_t off, size_t cap, const void *p, size_t n)
 static size_t
 sample_ike(uint8_t *msg, size_t len, uint8_t exchange, uint32_t msg_id)
 {
-	static const uint8_t hdr[] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0, 0, 0, 0, 0,
-				      0,    0,    0,    0x21, 0x20, 0x22, 0x08};
+	static const uint8_t hdr[] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0,    0,
+				      0,    0,    0,    0,    0,    0,    0x21, 0x20, 0x22, 0x08};
 	memset(msg, 0xAB, len);
 	memcpy(msg, hdr, sizeof(hdr));
 	msg[18] = exchange;
@@ -153,8 +153,8 @@ cmd_demo(void)
 	printf("   ESP packet of 120 bytes -> frame of %d bytes, head %02x %02x\n", n, fr[0],
 	       fr[1]);
 	off = append(stream, off, sizeof(stream), fr, (size_t)n);
-	off = append(stream, off, sizeof(stream), "\x00\x02", 2);         /* empty */
-	off = append(stream, off, sizeof(stream), "\x00\x03\xff", 3);     /* keepalive */
+	off = append(stream, off, sizeof(stream), "\x00\x02", 2);             /* empty */
+	off = append(stream, off, sizeof(stream), "\x00\x03\xff", 3);         /* keepalive */
 	off = append(stream, off, sizeof(stream), "\x00\x05\x01\x02\x03", 5); /* runt */
 	sample_ike(ike, 80, IKETCP_IKE_INFORMATIONAL, 2);
 	n = iketcp_frame_encode_ike(fr, sizeof(fr), ike, 80);
@@ -196,7 +196,8 @@ cmd_demo(void)
 	printf("   after 50 bytes of ESP frame 1 went out, the next writev has %d iovecs:\n", cnt);
 	for (int i = 0; i < cnt; i++) {
 		const uint8_t *p = iov[i].iov_base;
-		printf("     iov[%d] %4zu bytes starting %02x %02x\n", i, iov[i].iov_len, p[0], p[1]);
+		printf("     iov[%d] %4zu bytes starting %02x %02x\n", i, iov[i].iov_len, p[0],
+		       p[1]);
 	}
 	printf("   = rest of ESP frame 1 (72 bytes), then the IKE frame (%zu bytes), then ESP "
 	       "frames 2 and 3\n",
@@ -258,7 +259,8 @@ cmd_decode(const char *path)
 		fprintf(stderr, "iketcp: odd number of hex digits\n");
 		return 1;
 	}
-	int with_prefix = blen >= IKETCP_PREFIX_LEN && !memcmp(bin, IKETCP_PREFIX, IKETCP_PREFIX_LEN);
+	int with_prefix =
+		blen >= IKETCP_PREFIX_LEN && !memcmp(bin, IKETCP_PREFIX, IKETCP_PREFIX_LEN);
 	printf("%zu bytes%s\n", blen, with_prefix ? ", starting with the IKETCP prefix" : "");
 	return parse_stream(bin, blen, with_prefix, NULL, 0, 1) < 0 ? 1 : 0;
 }

@@ -55,14 +55,14 @@ struct iketcp_deframer_cfg {
 };
 
 struct iketcp_deframer_stats {
-	uint64_t frames;      /* frames handed out */
-	uint64_t zero_copy;   /* of which pointed into the caller's input */
-	uint64_t bytes;       /* input bytes consumed, prefix included */
+	uint64_t frames;    /* frames handed out */
+	uint64_t zero_copy; /* of which pointed into the caller's input */
+	uint64_t bytes;     /* input bytes consumed, prefix included */
 };
 
 struct iketcp_deframer {
 	enum iketcp_deframer_state state;
-	int err;          /* the sticky error in state FAILED */
+	int err; /* the sticky error in state FAILED */
 	size_t max_frame;
 	uint8_t prefix_got; /* bytes of the prefix matched so far */
 	uint8_t len_got;    /* bytes of the Length field seen (0 or 1 in LEN) */

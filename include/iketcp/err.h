@@ -32,10 +32,10 @@ enum iketcp_err {
 	IKETCP_E_BADLEN = -11,    /* frame Length 0 or 1 (R7) */
 	IKETCP_E_TOOBIG = -12,    /* frame Length above the configured maximum */
 	/* local refusals: the input is fine but cannot be taken now or ever */
-	IKETCP_E_MSGSIZE = -20, /* message cannot be framed (over 65533 bytes, R4) */
-	IKETCP_E_EMPTY = -21,   /* empty IKE message, or 0-byte datagram */
-	IKETCP_E_SPI0 = -22,    /* ESP packet with SPI 0 (R8) */
-	IKETCP_E_NOBUFS = -23,  /* send queue budget / hard cap reached */
+	IKETCP_E_MSGSIZE = -20,   /* message cannot be framed (over 65533 bytes, R4) */
+	IKETCP_E_EMPTY = -21,     /* empty IKE message, or 0-byte datagram */
+	IKETCP_E_SPI0 = -22,      /* ESP packet with SPI 0 (R8) */
+	IKETCP_E_NOBUFS = -23,    /* send queue budget / hard cap reached */
 	IKETCP_E_KEEPALIVE = -24, /* a NAT keepalive: never framed (R47) */
 	/* caller errors */
 	IKETCP_E_INVAL = -30, /* bad argument */
@@ -46,13 +46,13 @@ enum iketcp_err {
 };
 
 enum iketcp_err_category {
-	IKETCP_CAT_OK,       /* not an error */
-	IKETCP_CAT_AGAIN,    /* would block */
-	IKETCP_CAT_PEER,     /* the peer misbehaved: close the connection */
-	IKETCP_CAT_REFUSED,  /* local refusal of one item; the object stays usable */
-	IKETCP_CAT_USAGE,    /* caller bug or resource exhaustion */
-	IKETCP_CAT_IO,       /* system call failed, see errno */
-	IKETCP_CAT_UNKNOWN,  /* not an iketcp code */
+	IKETCP_CAT_OK,      /* not an error */
+	IKETCP_CAT_AGAIN,   /* would block */
+	IKETCP_CAT_PEER,    /* the peer misbehaved: close the connection */
+	IKETCP_CAT_REFUSED, /* local refusal of one item; the object stays usable */
+	IKETCP_CAT_USAGE,   /* caller bug or resource exhaustion */
+	IKETCP_CAT_IO,      /* system call failed, see errno */
+	IKETCP_CAT_UNKNOWN, /* not an iketcp code */
 };
 
 /* Returns a static, human readable description of code; never NULL. */

@@ -51,11 +51,11 @@ struct iketcp_sendq_cfg {
 };
 
 struct iketcp_sendq_stats {
-	uint64_t frames_in[IKETCP_NCLASS];  /* accepted */
+	uint64_t frames_in[IKETCP_NCLASS]; /* accepted */
 	uint64_t bytes_in[IKETCP_NCLASS];
 	uint64_t frames_out[IKETCP_NCLASS]; /* completely written */
 	uint64_t bytes_out[IKETCP_NCLASS];
-	uint64_t dropped[IKETCP_NCLASS];    /* refused by budget or cap */
+	uint64_t dropped[IKETCP_NCLASS]; /* refused by budget or cap */
 	uint64_t dropped_bytes[IKETCP_NCLASS];
 	uint64_t writev_calls;   /* calls to the writer that wrote > 0 bytes */
 	uint64_t partial_writes; /* of which left queued bytes behind */
@@ -103,9 +103,8 @@ void iketcp_sendq_trim(struct iketcp_sendq *q);
  * counted in stats.dropped), IKETCP_E_INVAL (not a whole frame, bad class)
  * or IKETCP_E_NOMEM. The queue is unchanged on every error.
  */
-int IKETCP_WUR iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls,
-				 const uint8_t *head, size_t head_len, const uint8_t *body,
-				 size_t body_len);
+int IKETCP_WUR iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head,
+				 size_t head_len, const uint8_t *body, size_t body_len);
 
 /*
  * Frames a UDP/4500 datagram and queues it in the class it belongs to.
@@ -113,8 +112,7 @@ int IKETCP_WUR iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls,
  * example IKETCP_E_KEEPALIVE: 0xFF NAT keepalives are never framed, R47),
  * or any error of iketcp_sendq_push().
  */
-int IKETCP_WUR iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram,
-					  size_t len);
+int IKETCP_WUR iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram, size_t len);
 
 /* Fills iov (room for IKETCP_SENDQ_IOV_MAX) with the bytes to write next,
  * in wire order. Returns the number of iovecs (0 when empty). */

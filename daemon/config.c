@@ -1,0 +1,1928 @@
+/*
+ * iketcpd configuration: file and command-line parser, checks and dump
+ * (see config.h; the reference of every keyword is docs/iketcpd.conf.md).
+ *
+ * Shape (style.md point 12, after WireGuard's src/config.c and iked's
+ * sorted keyword table):
+ *
+ *   - a push-fed parser: parser_begin() / parser_line() / parser_finish();
+ *     iketcpd_config_parse_buf() only cuts the input into lines;
+ *   - ONE sorted keyword table (kwtab) maps a word to the sections it is
+ *     valid in and to its parse_<key>() handler. The file syntax
+ *     (`key = value`) and the command line (`--key value`, `--key=value`)
+ *     both go through dispatch(), so they accept exactly the same words and
+ *     values;
+ *   - numbers are read digit by digit through the bounded cursor, saturate
+ *     instead of overflowing, and are range-checked against the named limits
+ *     below, which iketcpd_config_check() applies again to the result;
+ *   - the parser works on a private copy of the configuration and copies it
+ *     back only when everything, including the cross-field checks, passed:
+ *     a failed parse (a bad SIGHUP reload) leaves the caller's struct as it
+ *     was.
+ *
+ * Every byte of a config file is read through struct iketcp_cur: lines are
+ * cut with iketcp_cur_sub() and copied out with iketcp_cur_get_bytes()
+ * into a bounded local buffer, after which they are checked for NUL and
+ * control bytes. Values (file or argv) are NUL-terminated strings of at most
+ * CFG_LINE_MAX bytes; numbers, ports and addresses are decoded from them
+ * through a cursor again.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "iketcp/cursor.h"
+
+/* ---- limits ------------------------------------------------------------------ */
+
+#define CFG_FILE_MAX (1024 * 1024) /* iketcpd_config_parse_file() refuses bigger files */
+#define CFG_LINE_MAX 1024          /* bytes per line (without '\n') and per value */
+#define CFG_QUOTE_MAX 48           /* bytes of a rejected value quoted in a message */
+#define CFG_KEY_MAX 32             /* longer words cannot be keywords */
+#define CFG_DEFAULT_PORT 4500      /* IKE NAT-T port, also RFC 9329's usual TCP port */
+#define CFG_STATS_PATH_MAX 108     /* sizeof(cfg->stats_path) == sizeof(sun_path) */
+
+#define MS_PER_S 1000u
+#define MS_PER_M (60u * MS_PER_S)
+#define MS_PER_H (60u * MS_PER_M)
+#define DUR_MIN 1u               /* 1ms */
+#define DUR_MAX (24u * MS_PER_H) /* 24h = 86 400 000 ms: fits easily in uint32_t */
+#define KIB 1024u
+#define MIB (1024u * KIB)
+#define FRAME_MIN 64u
+#define FRAME_MAX 65535u /* the largest value of the 16-bit Length field */
+#define BUDGET_MIN 4096u
+#define BUDGET_MAX (64u * MIB)
+#define RESERVE_MIN 65535u /* one frame of the largest size always fits */
+#define RESERVE_MAX (64u * MIB)
+#define COUNT_MIN 1u
+#define COUNT_MAX 1000000u
+#define VERBOSE_MAX 3
+#define PORT_MAX 65535u
+
+/*
+ * Decimal digits saturate at DEC_SAT while they are read. DEC_SAT is above
+ * every range, and small enough that multiplying by the largest unit (h:
+ * 3 600 000, m for sizes: 1 048 576) cannot overflow uint64_t:
+ * 1e12 * 3.6e6 = 3.6e18 < 1.8e19.
+ */
+#define DEC_SAT 1000000000000ull
+
+/* Default names: "server"/"client" for the first section, then "server2"... */
+#define DEFAULT_SERVER_NAME "server"
+#define DEFAULT_CLIENT_NAME "client"
+
+/* ---- messages ---------------------------------------------------------------- */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Writes s[0..n) to out as a double-quoted, printable string: `"` and `\`
+ * escaped, other bytes outside 0x20..0x7e as \xHH, at most CFG_QUOTE_MAX
+ * input bytes followed by "..." when there were more. Returns out.
+ */
+static const char *
+quote(char *out, size_t outlen, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, i;
+	struct iketcp_cur c;
+	uint8_t b;
+
+	/* Worst case: 2 quotes + 4 bytes per input byte + "..." + NUL. */
+	if (outlen < 2 + 4 * CFG_QUOTE_MAX + 3 + 1) {
+		if (outlen)
+			out[0] = '\0';
+		return out;
+	}
+	iketcp_cur_init(&c, s, n);
+	out[o++] = '"';
+	for (i = 0; i < CFG_QUOTE_MAX && iketcp_cur_get_u8(&c, &b) == IKETCP_OK; i++) {
+		if (b == '"' || b == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)b;
+		} else if (b < 0x20 || b > 0x7e) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[b >> 4];
+			out[o++] = hex[b & 15];
+		} else {
+			out[o++] = (char)b;
+		}
+	}
+	if (iketcp_cur_left(&c) > 0) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+#define QUOTE_BUF (2 + 4 * CFG_QUOTE_MAX + 3 + 1)
+
+/* ---- small cursor helpers -------------------------------------------------- */
+
+/* Returns the next byte without consuming it, or -1 at the end. */
+static int
+cur_peek(const struct iketcp_cur *c)
+{
+	struct iketcp_cur t = *c;
+	uint8_t b;
+
+	if (iketcp_cur_get_u8(&t, &b) != IKETCP_OK)
+		return -1;
+	return b;
+}
+
+/*
+ * Reads decimal digits. Returns how many were read (0: the cursor did not
+ * start with a digit); *out is their value, saturated at DEC_SAT.
+ */
+static size_t
+cur_get_dec(struct iketcp_cur *c, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t nd = 0;
+	int b;
+	uint8_t d;
+
+	while ((b = cur_peek(c)) >= '0' && b <= '9') {
+		if (iketcp_cur_get_u8(c, &d) != IKETCP_OK)
+			break;
+		v = v * 10 + (uint64_t)(d - '0');
+		if (v > DEC_SAT)
+			v = DEC_SAT;
+		nd++;
+	}
+	*out = v;
+	return nd;
+}
+
+/* Counts the bytes equal to ch that are left under c. */
+static size_t
+cur_count(const struct iketcp_cur *c, uint8_t ch)
+{
+	struct iketcp_cur t = *c;
+	size_t n = 0;
+	uint8_t b;
+
+	while (iketcp_cur_get_u8(&t, &b) == IKETCP_OK)
+		n += b == ch;
+	return n;
+}
+
+/* Returns how many bytes precede the first ch (all that is left if none). */
+static size_t
+cur_span_to(const struct iketcp_cur *c, uint8_t ch)
+{
+	struct iketcp_cur t = *c;
+	size_t n = 0;
+	uint8_t b;
+
+	while (iketcp_cur_get_u8(&t, &b) == IKETCP_OK && b != ch)
+		n++;
+	return n;
+}
+
+/*
+ * Sets c over the string s, which must be at most max bytes long. Returns 0,
+ * or -1 for a longer string (never cut silently).
+ */
+static int
+cur_over_str(struct iketcp_cur *c, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n > max)
+		return -1;
+	iketcp_cur_init(c, s, n);
+	return 0;
+}
+
+/* ---- value decoders (pure: 0 or -1, nothing written on failure) ------------- */
+
+enum num_rc { NUM_OK = 0, NUM_SYNTAX = -1, NUM_RANGE = -2 };
+
+/* Parses a whole string of digits into [min, max]. */
+static enum num_rc
+dec_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	struct iketcp_cur c;
+	uint64_t v;
+
+	if (cur_over_str(&c, s, CFG_LINE_MAX) < 0 || cur_get_dec(&c, &v) == 0 ||
+	    iketcp_cur_left(&c) != 0)
+		return NUM_SYNTAX;
+	if (v < min || v > max)
+		return NUM_RANGE;
+	*out = v;
+	return NUM_OK;
+}
+
+/* Parses the port digits left under c: 1..65535, nothing after them. */
+static int
+cur_get_port(struct iketcp_cur *c, uint16_t *port)
+{
+	uint64_t v;
+
+	if (cur_get_dec(c, &v) == 0 || iketcp_cur_left(c) != 0 || v < 1 || v > PORT_MAX)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* Reads the unit suffix (the rest of c, at most 2 bytes) into a string. */
+static int
+cur_get_suffix(struct iketcp_cur *c, char suf[3])
+{
+	size_t n = iketcp_cur_left(c);
+
+	if (n > 2 || iketcp_cur_get_bytes(c, suf, n) != IKETCP_OK)
+		return -1;
+	suf[n] = '\0';
+	return 0;
+}
+
+/*
+ * Duration: digits with an optional unit, "ms", "s", "m" or "h"; a bare
+ * number is seconds. The result is in milliseconds, DUR_MIN..DUR_MAX.
+ */
+static enum num_rc
+dec_duration(const char *s, uint32_t *ms)
+{
+	struct iketcp_cur c;
+	uint64_t v, unit;
+	char suf[3];
+
+	if (cur_over_str(&c, s, CFG_LINE_MAX) < 0 || cur_get_dec(&c, &v) == 0 ||
+	    cur_get_suffix(&c, suf) < 0)
+		return NUM_SYNTAX;
+	if (strcmp(suf, "ms") == 0)
+		unit = 1;
+	else if (strcmp(suf, "s") == 0 || suf[0] == '\0')
+		unit = MS_PER_S;
+	else if (strcmp(suf, "m") == 0)
+		unit = MS_PER_M;
+	else if (strcmp(suf, "h") == 0)
+		unit = MS_PER_H;
+	else
+		return NUM_SYNTAX;
+	v *= unit; /* no overflow: v <= DEC_SAT */
+	if (v < DUR_MIN || v > DUR_MAX)
+		return NUM_RANGE;
+	*ms = (uint32_t)v;
+	return NUM_OK;
+}
+
+/* Size in bytes: digits with an optional k/K (1024) or m/M (1024 * 1024). */
+static enum num_rc
+dec_size(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	struct iketcp_cur c;
+	uint64_t v, unit;
+	char suf[3];
+
+	if (cur_over_str(&c, s, CFG_LINE_MAX) < 0 || cur_get_dec(&c, &v) == 0 ||
+	    cur_get_suffix(&c, suf) < 0)
+		return NUM_SYNTAX;
+	if (suf[0] == '\0')
+		unit = 1;
+	else if (strcmp(suf, "k") == 0 || strcmp(suf, "K") == 0)
+		unit = KIB;
+	else if (strcmp(suf, "m") == 0 || strcmp(suf, "M") == 0)
+		unit = MIB;
+	else
+		return NUM_SYNTAX;
+	v *= unit; /* no overflow: v <= DEC_SAT */
+	if (v < min || v > max)
+		return NUM_RANGE;
+	*out = (uint32_t)v;
+	return NUM_OK;
+}
+
+/* yes/no/true/false/on/off, any case. Returns 1, 0, or -1. */
+static int
+dec_bool(const char *s)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcasecmp(s, "on"))
+		return 1;
+	if (!strcasecmp(s, "no") || !strcasecmp(s, "false") || !strcasecmp(s, "off"))
+		return 0;
+	return -1;
+}
+
+/* Formats a duration in the largest unit that divides it exactly. */
+static const char *
+fmt_duration(char *buf, size_t len, uint32_t ms)
+{
+	if (ms != 0 && ms % MS_PER_H == 0)
+		snprintf(buf, len, "%uh", ms / MS_PER_H);
+	else if (ms != 0 && ms % MS_PER_M == 0)
+		snprintf(buf, len, "%um", ms / MS_PER_M);
+	else if (ms != 0 && ms % MS_PER_S == 0)
+		snprintf(buf, len, "%us", ms / MS_PER_S);
+	else
+		snprintf(buf, len, "%ums", ms);
+	return buf;
+}
+
+/* Formats a size with the largest suffix that divides it exactly. */
+static const char *
+fmt_size(char *buf, size_t len, uint32_t v)
+{
+	if (v != 0 && v % MIB == 0)
+		snprintf(buf, len, "%um", v / MIB);
+	else if (v != 0 && v % KIB == 0)
+		snprintf(buf, len, "%uk", v / KIB);
+	else
+		snprintf(buf, len, "%u", v);
+	return buf;
+}
+
+/* ---- host:port ----------------------------------------------------------------- */
+
+struct hostport {
+	char host[IKETCPD_HOST_MAX];
+	int v6; /* written as IPv6: in brackets, or bare with more than one ':' */
+	uint16_t port;
+};
+
+/*
+ * Splits "HOST:PORT", "[HOST]:PORT", "[HOST]", "HOST" and a bare IPv6
+ * address (more than one ':' and no brackets: it has no port). The port is
+ * 1..65535; when absent it is default_port, and default_port 0 makes it
+ * mandatory. Returns 0 or -1 (hp then undefined).
+ */
+static int
+split_hostport(const char *s, uint16_t default_port, struct hostport *hp)
+{
+	struct iketcp_cur c, host;
+	size_t hl;
+	uint8_t b;
+
+	memset(hp, 0, sizeof(*hp));
+	hp->port = default_port;
+	/* host, brackets, ':' and 5 port digits */
+	if (cur_over_str(&c, s, IKETCPD_HOST_MAX + 8) < 0)
+		return -1;
+	if (cur_peek(&c) == '[') {
+		hp->v6 = 1;
+		if (iketcp_cur_skip(&c, 1) != IKETCP_OK)
+			return -1;
+		hl = cur_span_to(&c, ']');
+		if (hl == iketcp_cur_left(&c)) /* no ']' */
+			return -1;
+		if (iketcp_cur_sub(&c, hl, &host) != IKETCP_OK ||
+		    iketcp_cur_skip(&c, 1) != IKETCP_OK)
+			return -1;
+		if (iketcp_cur_left(&c) > 0) {
+			if (iketcp_cur_get_u8(&c, &b) != IKETCP_OK || b != ':' ||
+			    cur_get_port(&c, &hp->port) < 0)
+				return -1;
+		}
+	} else if (cur_count(&c, ':') > 1) {
+		hp->v6 = 1;
+		if (iketcp_cur_sub(&c, iketcp_cur_left(&c), &host) != IKETCP_OK)
+			return -1;
+	} else {
+		hl = cur_span_to(&c, ':');
+		if (iketcp_cur_sub(&c, hl, &host) != IKETCP_OK)
+			return -1;
+		if (iketcp_cur_left(&c) > 0) {
+			if (iketcp_cur_skip(&c, 1) != IKETCP_OK || cur_get_port(&c, &hp->port) < 0)
+				return -1;
+		}
+	}
+	hl = iketcp_cur_left(&host);
+	if (hl == 0 || hl >= sizeof(hp->host) ||
+	    iketcp_cur_get_bytes(&host, hp->host, hl) != IKETCP_OK)
+		return -1;
+	hp->host[hl] = '\0';
+	return hp->port == 0 ? -1 : 0;
+}
+
+/*
+ * A DNS name: labels of 1..63 letters, digits, '-' or '_' separated by
+ * dots, at most 253 bytes plus an optional final dot, and a last label that
+ * is not all digits (so that "1.2.3.999" or "1.2.3" are not taken for
+ * names: getaddrinfo() would read them as odd IPv4 forms).
+ */
+static int
+valid_hostname(const char *h)
+{
+	size_t n = strnlen(h, IKETCPD_HOST_MAX), i, label = 0;
+	int digits = 1;
+
+	if (n > 0 && h[n - 1] == '.')
+		n--; /* a fully qualified "name." */
+	if (n == 0 || n > 253)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char ch = h[i];
+		if (ch == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			digits = 1;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			return 0;
+		if (!(ch >= '0' && ch <= '9'))
+			digits = 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && !digits;
+}
+
+/* A peer host: IPv6 literal (when written as one), IPv4 literal, or DNS name. */
+static int
+valid_peer_host(const char *h, int v6)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (v6)
+		return inet_pton(AF_INET6, h, &a6) == 1;
+	return inet_pton(AF_INET, h, &a4) == 1 || valid_hostname(h);
+}
+
+/* ---- addresses -------------------------------------------------------------------- */
+
+int
+iketcpd_parse_addr(const char *s, uint16_t default_port, struct iketcpd_addr *out)
+{
+	struct iketcpd_addr a;
+	struct hostport hp;
+
+	if (s == NULL || out == NULL || split_hostport(s, default_port, &hp) < 0)
+		return -1;
+	memset(&a, 0, sizeof(a));
+	if (!hp.v6) {
+		struct sockaddr_in sin;
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(hp.port);
+		if (inet_pton(AF_INET, hp.host, &sin.sin_addr) != 1)
+			return -1;
+		memcpy(&a.ss, &sin, sizeof(sin));
+		a.len = sizeof(sin);
+	} else {
+		struct sockaddr_in6 sin6;
+		memset(&sin6, 0, sizeof(sin6));
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons(hp.port);
+		if (inet_pton(AF_INET6, hp.host, &sin6.sin6_addr) != 1)
+			return -1;
+		memcpy(&a.ss, &sin6, sizeof(sin6));
+		a.len = sizeof(sin6);
+	}
+	*out = a;
+	return 0;
+}
+
+const char *
+iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (buf == NULL || len == 0)
+		return buf;
+	if (a != NULL && a->ss.ss_family == AF_INET && a->len == sizeof(struct sockaddr_in)) {
+		struct sockaddr_in sin;
+		memcpy(&sin, &a->ss, sizeof(sin));
+		if (inet_ntop(AF_INET, &sin.sin_addr, host, sizeof(host)) != NULL) {
+			snprintf(buf, len, "%s:%u", host, ntohs(sin.sin_port));
+			return buf;
+		}
+	} else if (a != NULL && a->ss.ss_family == AF_INET6 &&
+		   a->len == sizeof(struct sockaddr_in6)) {
+		struct sockaddr_in6 sin6;
+		memcpy(&sin6, &a->ss, sizeof(sin6));
+		if (inet_ntop(AF_INET6, &sin6.sin6_addr, host, sizeof(host)) != NULL) {
+			snprintf(buf, len, "[%s]:%u", host, ntohs(sin6.sin6_port));
+			return buf;
+		}
+	}
+	snprintf(buf, len, "(none)");
+	return buf;
+}
+
+/* An address with a known family, the matching length, and a port. */
+static int
+addr_valid(const struct iketcpd_addr *a)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	if (a->ss.ss_family == AF_INET && a->len == sizeof(sin)) {
+		memcpy(&sin, &a->ss, sizeof(sin));
+		return sin.sin_port != 0;
+	}
+	if (a->ss.ss_family == AF_INET6 && a->len == sizeof(sin6)) {
+		memcpy(&sin6, &a->ss, sizeof(sin6));
+		return sin6.sin6_port != 0;
+	}
+	return 0;
+}
+
+/* Same family, address and port (flow label and scope are ignored). */
+static int
+addr_eq(const struct iketcpd_addr *x, const struct iketcpd_addr *y)
+{
+	if (x->ss.ss_family != y->ss.ss_family)
+		return 0;
+	if (x->ss.ss_family == AF_INET) {
+		struct sockaddr_in a, b;
+		memcpy(&a, &x->ss, sizeof(a));
+		memcpy(&b, &y->ss, sizeof(b));
+		return a.sin_port == b.sin_port && a.sin_addr.s_addr == b.sin_addr.s_addr;
+	}
+	if (x->ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 a, b;
+		memcpy(&a, &x->ss, sizeof(a));
+		memcpy(&b, &y->ss, sizeof(b));
+		return a.sin6_port == b.sin6_port &&
+		       memcmp(&a.sin6_addr, &b.sin6_addr, sizeof(a.sin6_addr)) == 0;
+	}
+	return 0;
+}
+
+/* ---- defaults ----------------------------------------------------------------------- */
+
+/* Copies a name, truncated to fit, zero-padded (so structs compare with memcmp). */
+static void
+set_name(char dst[IKETCPD_NAME_MAX], const char *name)
+{
+	size_t n = name ? strnlen(name, IKETCPD_NAME_MAX - 1) : 0;
+
+	memset(dst, 0, IKETCPD_NAME_MAX);
+	if (n)
+		memcpy(dst, name, n);
+}
+
+void
+iketcpd_config_init(struct iketcpd_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->verbose = 0;
+	cfg->foreground = 0;
+	cfg->stats_path[0] = '\0';
+}
+
+/* The default listen addresses: [::]:4500 and 0.0.0.0:4500. */
+static void
+default_listen(struct iketcpd_server_cfg *s)
+{
+	int rc;
+
+	memset(s->listen, 0, sizeof(s->listen));
+	rc = iketcpd_parse_addr("[::]:4500", 0, &s->listen[0]);
+	rc |= iketcpd_parse_addr("0.0.0.0:4500", 0, &s->listen[1]);
+	s->nlisten = rc == 0 ? 2 : 0; /* cannot fail; check() refuses nlisten 0 */
+}
+
+void
+iketcpd_server_defaults(struct iketcpd_server_cfg *s, const char *name)
+{
+	memset(s, 0, sizeof(*s));
+	set_name(s->name, name);
+	default_listen(s);
+	if (iketcpd_parse_addr("127.0.0.1:4500", 0, &s->backend) < 0)
+		memset(&s->backend, 0, sizeof(s->backend)); /* cannot happen */
+	s->prefix_timeout_ms = 5000;
+	s->max_conns = 4096;
+	s->max_conns_per_source = 64;
+	s->max_pending = 256;
+	s->max_bad_frames = 8;
+	s->session_timeout_ms = 600000;
+	s->max_sessions = 8192;
+	s->send_budget = 262144;
+	s->ike_reserve = 131072;
+	s->max_frame = 65535;
+	s->tcp_keepalive = 0;
+}
+
+void
+iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name)
+{
+	memset(c, 0, sizeof(*c));
+	set_name(c->name, name);
+	/* udp and peer have no default: check() requires them */
+	c->peer_port = CFG_DEFAULT_PORT;
+	c->enable_tcp = IKETCPD_TCP_YES;
+	c->fallback_wait_ms = 2000;
+	c->connect_timeout_ms = 5000;
+	c->reconnect_min_ms = 100;
+	c->reconnect_max_ms = 5000;
+	c->flow_timeout_ms = 600000;
+	c->max_flows = 256;
+	c->send_budget = 262144;
+	c->ike_reserve = 131072;
+	c->max_frame = 65535;
+	c->tcp_keepalive = 0;
+}
+
+/* Section names: 1..31 bytes of letters, digits, '.', '_' and '-'. */
+static int
+valid_name(const char *s)
+{
+	size_t n = strnlen(s, IKETCPD_NAME_MAX), i;
+
+	if (n == 0 || n >= IKETCPD_NAME_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- keyword table ------------------------------------------------------------------- */
+
+enum sect {
+	SECT_GLOBAL = 1, /* before the first section, or any flag */
+	SECT_SERVER = 2,
+	SECT_CLIENT = 4,
+};
+
+struct parser;
+typedef int kw_fn(struct parser *p, const char *val);
+
+struct kw {
+	const char *name;
+	unsigned sections; /* enum sect bits where the key is valid */
+	int multi;         /* may be repeated in one section */
+	kw_fn *parse;
+};
+
+static kw_fn parse_backend, parse_connect_timeout, parse_enable_tcp, parse_fallback_wait,
+	parse_flow_timeout, parse_ike_reserve, parse_listen, parse_max_bad_frames, parse_max_conns,
+	parse_max_conns_per_source, parse_max_flows, parse_max_frame, parse_max_pending,
+	parse_max_sessions, parse_peer, parse_prefix_timeout, parse_reconnect_max,
+	parse_reconnect_min, parse_send_budget, parse_session_timeout, parse_stats_socket,
+	parse_tcp_keepalive, parse_udp, parse_verbose;
+
+#define S SECT_SERVER
+#define C SECT_CLIENT
+#define G SECT_GLOBAL
+/* Sorted by strcmp() for bsearch(): keep it sorted when adding a key. */
+static const struct kw kwtab[] = {
+	{"backend", S, 0, parse_backend},
+	{"connect-timeout", C, 0, parse_connect_timeout},
+	{"enable-tcp", C, 0, parse_enable_tcp},
+	{"fallback-wait", C, 0, parse_fallback_wait},
+	{"flow-timeout", C, 0, parse_flow_timeout},
+	{"ike-reserve", S | C, 0, parse_ike_reserve},
+	{"listen", S, 1, parse_listen},
+	{"max-bad-frames", S, 0, parse_max_bad_frames},
+	{"max-conns", S, 0, parse_max_conns},
+	{"max-conns-per-source", S, 0, parse_max_conns_per_source},
+	{"max-flows", C, 0, parse_max_flows},
+	{"max-frame", S | C, 0, parse_max_frame},
+	{"max-pending", S, 0, parse_max_pending},
+	{"max-sessions", S, 0, parse_max_sessions},
+	{"peer", C, 0, parse_peer},
+	{"prefix-timeout", S, 0, parse_prefix_timeout},
+	{"reconnect-max", C, 0, parse_reconnect_max},
+	{"reconnect-min", C, 0, parse_reconnect_min},
+	{"send-budget", S | C, 0, parse_send_budget},
+	{"session-timeout", S, 0, parse_session_timeout},
+	{"stats-socket", G, 0, parse_stats_socket},
+	{"tcp-keepalive", S | C, 0, parse_tcp_keepalive},
+	{"udp", C, 0, parse_udp},
+	{"verbose", G, 0, parse_verbose},
+};
+#undef S
+#undef C
+#undef G
+#define NKW (sizeof(kwtab) / sizeof(kwtab[0]))
+
+static int
+kw_cmp(const void *key, const void *elem)
+{
+	return strcmp((const char *)key, ((const struct kw *)elem)->name);
+}
+
+static const struct kw *
+kw_find(const char *name)
+{
+	return bsearch(name, kwtab, NKW, sizeof(kwtab[0]), kw_cmp);
+}
+
+/* ---- the parser ------------------------------------------------------------------------ */
+
+struct parser {
+	struct iketcpd_cfg *cfg;        /* the private working copy */
+	const char *src;                /* file name, or "command line" */
+	unsigned line;                  /* current line; 0 on the command line */
+	int args;                       /* 1: command line (keys are spelt --key) */
+	unsigned sect;                  /* SECT_* of the current section */
+	unsigned allowed;               /* SECT_* bits a key may have here */
+	struct iketcpd_server_cfg *srv; /* current section, or NULL */
+	struct iketcpd_client_cfg *cli;
+	const struct kw *kw; /* key being parsed */
+	int first;           /* first time kw is seen in this section */
+	unsigned seen[NKW];  /* line where each key was set in this section (1 on argv) */
+	unsigned srv_line[IKETCPD_MAX_SERVERS]; /* header line of new sections, 0: unknown */
+	unsigned cli_line[IKETCPD_MAX_CLIENTS];
+	char *err;
+	size_t errlen;
+};
+
+static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Sets "SRC:LINE: message" (or "command line: message"). Returns -1. */
+static int
+perr(struct parser *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->args)
+		seterr(p->err, p->errlen, "%s: %s", p->src, msg);
+	else
+		seterr(p->err, p->errlen, "%s:%u: %s", p->src, p->line, msg);
+	return -1;
+}
+
+static int bad_value(struct parser *p, const char *val, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Sets "LOC: KEY: "VALUE" REASON" for the key being parsed. Returns -1. */
+static int
+bad_value(struct parser *p, const char *val, const char *fmt, ...)
+{
+	char why[256], q[QUOTE_BUF];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	quote(q, sizeof(q), val, strnlen(val, CFG_LINE_MAX + 1));
+	return perr(p, "%s%s: %s %s", p->args ? "--" : "", p->kw->name, q, why);
+}
+
+/* Number checks shared by the handlers; they report with bad_value(). */
+
+static int
+get_count(struct parser *p, const char *val, uint32_t min, uint32_t max, uint32_t *dst)
+{
+	uint64_t v;
+
+	switch (dec_count(val, min, max, &v)) {
+	case NUM_OK:
+		*dst = (uint32_t)v;
+		return 0;
+	case NUM_RANGE:
+		return bad_value(p, val, "is out of range (%u..%u)", min, max);
+	case NUM_SYNTAX:
+		break;
+	}
+	return bad_value(p, val, "is not a number (expected digits, %u..%u)", min, max);
+}
+
+static int
+get_duration(struct parser *p, const char *val, uint32_t *dst)
+{
+	switch (dec_duration(val, dst)) {
+	case NUM_OK:
+		return 0;
+	case NUM_RANGE:
+		return bad_value(p, val, "is out of range (1ms..24h)");
+	case NUM_SYNTAX:
+		break;
+	}
+	return bad_value(p, val,
+			 "is not a duration (e.g. 500ms, 5s, 2m, 1h; a bare number is seconds)");
+}
+
+static int
+get_size(struct parser *p, const char *val, uint32_t min, uint32_t max, uint32_t *dst)
+{
+	char a[24], b[24];
+
+	switch (dec_size(val, min, max, dst)) {
+	case NUM_OK:
+		return 0;
+	case NUM_RANGE:
+		return bad_value(p, val, "is out of range (%s..%s)", fmt_size(a, sizeof(a), min),
+				 fmt_size(b, sizeof(b), max));
+	case NUM_SYNTAX:
+		break;
+	}
+	return bad_value(p, val, "is not a size (bytes, or with a k or m suffix)");
+}
+
+static int
+get_bool(struct parser *p, const char *val, int *dst)
+{
+	int v = dec_bool(val);
+
+	if (v < 0)
+		return bad_value(p, val, "is not yes/no (or true/false, on/off)");
+	*dst = v;
+	return 0;
+}
+
+static int
+get_addr(struct parser *p, const char *val, struct iketcpd_addr *dst)
+{
+	if (iketcpd_parse_addr(val, CFG_DEFAULT_PORT, dst) < 0)
+		return bad_value(p, val,
+				 "is not an address (numeric IPV4[:PORT] or [IPV6][:PORT], "
+				 "port 1..65535)");
+	return 0;
+}
+
+/* A field that both section kinds have, in the current section. */
+#define SHARED(field) (p->srv ? &p->srv->field : &p->cli->field)
+
+/* ---- one parse_<key>() per key ------------------------------------------------------------ */
+
+static int
+parse_verbose(struct parser *p, const char *val)
+{
+	uint32_t v;
+
+	if (get_count(p, val, 0, VERBOSE_MAX, &v) < 0)
+		return -1;
+	p->cfg->verbose = (int)v;
+	return 0;
+}
+
+/* An absolute path that fits in sun_path with its NUL. */
+static int
+parse_stats_socket(struct parser *p, const char *val)
+{
+	size_t n = strnlen(val, CFG_STATS_PATH_MAX);
+
+	if (val[0] != '/')
+		return bad_value(p, val, "is not an absolute path");
+	if (n >= CFG_STATS_PATH_MAX)
+		return bad_value(p, val, "is too long for a unix socket path (at most %d bytes)",
+				 CFG_STATS_PATH_MAX - 1);
+	memset(p->cfg->stats_path, 0, sizeof(p->cfg->stats_path));
+	memcpy(p->cfg->stats_path, val, n);
+	return 0;
+}
+
+/* Repeatable: the first one replaces the default pair, later ones add. */
+static int
+parse_listen(struct parser *p, const char *val)
+{
+	struct iketcpd_server_cfg *s = p->srv;
+	struct iketcpd_addr a;
+	int i;
+
+	if (get_addr(p, val, &a) < 0)
+		return -1;
+	if (p->first) {
+		memset(s->listen, 0, sizeof(s->listen));
+		s->nlisten = 0;
+	}
+	for (i = 0; i < s->nlisten; i++)
+		if (addr_eq(&s->listen[i], &a))
+			return bad_value(p, val, "is already a listen address of this server");
+	if (s->nlisten >= IKETCPD_MAX_LISTEN)
+		return bad_value(p, val, "is one listen address too many (at most %d)",
+				 IKETCPD_MAX_LISTEN);
+	s->listen[s->nlisten++] = a;
+	return 0;
+}
+
+static int
+parse_backend(struct parser *p, const char *val)
+{
+	return get_addr(p, val, &p->srv->backend);
+}
+
+static int
+parse_prefix_timeout(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->srv->prefix_timeout_ms);
+}
+
+static int
+parse_max_conns(struct parser *p, const char *val)
+{
+	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_conns);
+}
+
+static int
+parse_max_conns_per_source(struct parser *p, const char *val)
+{
+	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_conns_per_source);
+}
+
+static int
+parse_max_pending(struct parser *p, const char *val)
+{
+	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_pending);
+}
+
+static int
+parse_max_bad_frames(struct parser *p, const char *val)
+{
+	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_bad_frames);
+}
+
+static int
+parse_session_timeout(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->srv->session_timeout_ms);
+}
+
+static int
+parse_max_sessions(struct parser *p, const char *val)
+{
+	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_sessions);
+}
+
+static int
+parse_send_budget(struct parser *p, const char *val)
+{
+	return get_size(p, val, BUDGET_MIN, BUDGET_MAX, SHARED(send_budget));
+}
+
+static int
+parse_ike_reserve(struct parser *p, const char *val)
+{
+	return get_size(p, val, RESERVE_MIN, RESERVE_MAX, SHARED(ike_reserve));
+}
+
+static int
+parse_max_frame(struct parser *p, const char *val)
+{
+	return get_size(p, val, FRAME_MIN, FRAME_MAX, SHARED(max_frame));
+}
+
+static int
+parse_tcp_keepalive(struct parser *p, const char *val)
+{
+	return get_bool(p, val, SHARED(tcp_keepalive));
+}
+
+static int
+parse_udp(struct parser *p, const char *val)
+{
+	return get_addr(p, val, &p->cli->udp);
+}
+
+/* HOST[:PORT]: kept as text for the daemon to resolve; only its syntax is checked. */
+static int
+parse_peer(struct parser *p, const char *val)
+{
+	struct iketcpd_client_cfg *c = p->cli;
+	struct hostport hp;
+
+	if (split_hostport(val, CFG_DEFAULT_PORT, &hp) < 0 || !valid_peer_host(hp.host, hp.v6))
+		return bad_value(p, val,
+				 "is not a peer (HOST[:PORT], IPV4[:PORT] or [IPV6][:PORT], "
+				 "port 1..65535)");
+	memset(c->peer_host, 0, sizeof(c->peer_host));
+	memcpy(c->peer_host, hp.host, strlen(hp.host));
+	c->peer_port = hp.port;
+	return 0;
+}
+
+static int
+parse_enable_tcp(struct parser *p, const char *val)
+{
+	int v = dec_bool(val);
+
+	if (strcasecmp(val, "fallback") == 0)
+		p->cli->enable_tcp = IKETCPD_TCP_FALLBACK;
+	else if (v == 1)
+		p->cli->enable_tcp = IKETCPD_TCP_YES;
+	else if (v == 0)
+		p->cli->enable_tcp = IKETCPD_TCP_NO;
+	else
+		return bad_value(p, val, "is not yes, no or fallback");
+	return 0;
+}
+
+static int
+parse_fallback_wait(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->cli->fallback_wait_ms);
+}
+
+static int
+parse_connect_timeout(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->cli->connect_timeout_ms);
+}
+
+static int
+parse_reconnect_min(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->cli->reconnect_min_ms);
+}
+
+static int
+parse_reconnect_max(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->cli->reconnect_max_ms);
+}
+
+static int
+parse_flow_timeout(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->cli->flow_timeout_ms);
+}
+
+static int
+parse_max_flows(struct parser *p, const char *val)
+{
+	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->cli->max_flows);
+}
+
+/* ---- dispatch: shared by the file and the command line ------------------------------ */
+
+static int
+is_space(int ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/*
+ * What a value may be, so that the file and the command line accept the
+ * same set and a dump always parses back: not empty, at most CFG_LINE_MAX
+ * bytes, no control bytes other than tab, no leading or trailing blank, and
+ * no '#' at the start or after a blank (the file syntax reads those as a
+ * comment).
+ */
+static const char *
+value_problem(const char *val)
+{
+	size_t n = strnlen(val, CFG_LINE_MAX + 1), i;
+
+	if (n == 0)
+		return "is empty";
+	if (n > CFG_LINE_MAX)
+		return "is too long";
+	if (is_space(val[0]) || is_space(val[n - 1]))
+		return "starts or ends with a blank";
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)val[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return "contains a control character";
+		if (ch == '#' && (i == 0 || is_space(val[i - 1])))
+			return "contains a comment mark (# at the start or after a blank)";
+	}
+	return NULL;
+}
+
+/* Where a key belongs, for messages. */
+static const char *
+sect_label(unsigned sections, int args)
+{
+	if (sections & SECT_GLOBAL)
+		return args ? "a global option" : "a global key";
+	if ((sections & SECT_SERVER) && (sections & SECT_CLIENT))
+		return args ? "a server and client option" : "a [server] and [client] key";
+	if (sections & SECT_SERVER)
+		return args ? "a server option" : "a [server] key";
+	return args ? "a client option" : "a [client NAME] key";
+}
+
+static int
+dispatch(struct parser *p, const char *key, const char *val)
+{
+	const struct kw *kw = kw_find(key);
+	char q[QUOTE_BUF];
+	const char *why;
+	size_t idx;
+
+	if (p->args) {
+		char opt[CFG_QUOTE_MAX + 8];
+		snprintf(opt, sizeof(opt), "--%s", key);
+		quote(q, sizeof(q), opt, strnlen(opt, sizeof(opt)));
+	} else {
+		quote(q, sizeof(q), key, strnlen(key, CFG_LINE_MAX + 1));
+	}
+	if (kw == NULL)
+		return perr(p, "unknown %s %s", p->args ? "option" : "key", q);
+	p->kw = kw;
+	if ((kw->sections & p->allowed) == 0) {
+		if (p->args)
+			return perr(p, "--%s is %s, not valid in %s mode", kw->name,
+				    sect_label(kw->sections, 1),
+				    p->sect == SECT_SERVER ? "server" : "client");
+		if (kw->sections & SECT_GLOBAL)
+			return perr(p, "%s is a global key: put it before the first section", q);
+		if (p->sect == SECT_GLOBAL)
+			return perr(p, "%s outside a section: it is %s", q,
+				    sect_label(kw->sections, 0));
+		return perr(p, "%s is %s, not valid in [%s %s]", q, sect_label(kw->sections, 0),
+			    p->sect == SECT_SERVER ? "server" : "client",
+			    p->srv ? p->srv->name : p->cli->name);
+	}
+	idx = (size_t)(kw - kwtab);
+	if (p->seen[idx] && !kw->multi) {
+		if (p->args)
+			return bad_value(p, val, "given twice");
+		return bad_value(p, val, "duplicates the value set on line %u", p->seen[idx]);
+	}
+	if ((why = value_problem(val)) != NULL)
+		return bad_value(p, val, "%s", why);
+	p->first = p->seen[idx] == 0;
+	if (kw->parse(p, val) < 0)
+		return -1;
+	p->seen[idx] = p->args ? 1 : p->line;
+	return 0;
+}
+
+/* ---- sections -------------------------------------------------------------------------- */
+
+static int
+name_taken(const struct iketcpd_cfg *cfg, const char *name)
+{
+	int i;
+
+	for (i = 0; i < cfg->nservers; i++)
+		if (strncmp(cfg->servers[i].name, name, IKETCPD_NAME_MAX) == 0)
+			return 1;
+	for (i = 0; i < cfg->nclients; i++)
+		if (strncmp(cfg->clients[i].name, name, IKETCPD_NAME_MAX) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * Opens a new section of kind SECT_SERVER or SECT_CLIENT. name may be NULL
+ * (a server in a file, any command-line section): then the default name is
+ * "server" or "client" for the first one, "server2", "server3"... after.
+ * what is the text quoted in messages (the header line, or the mode).
+ */
+static int
+new_section(struct parser *p, unsigned kind, const char *name, const char *what)
+{
+	struct iketcpd_cfg *cfg = p->cfg;
+	const char *label = kind == SECT_SERVER ? "server" : "client";
+	int n = kind == SECT_SERVER ? cfg->nservers : cfg->nclients;
+	int max = kind == SECT_SERVER ? IKETCPD_MAX_SERVERS : IKETCPD_MAX_CLIENTS;
+	char q[QUOTE_BUF], defname[IKETCPD_NAME_MAX];
+
+	quote(q, sizeof(q), what, strnlen(what, CFG_LINE_MAX + 1));
+	if (n < 0 || n >= max)
+		return perr(p, "too many %s sections (at most %d): %s", label, max, q);
+	if (name == NULL) {
+		if (n == 0)
+			snprintf(defname, sizeof(defname), "%s", label);
+		else
+			snprintf(defname, sizeof(defname), "%s%d", label, n + 1);
+		name = defname;
+	}
+	if (!valid_name(name))
+		return perr(p, "bad section name in %s (1..%d letters, digits, '.', '_' or '-')", q,
+			    IKETCPD_NAME_MAX - 1);
+	if (name_taken(cfg, name))
+		return perr(p, "section name already used: %s", q);
+
+	memset(p->seen, 0, sizeof(p->seen));
+	p->sect = kind;
+	p->allowed = p->args ? (kind | SECT_GLOBAL) : kind;
+	if (kind == SECT_SERVER) {
+		p->cli = NULL;
+		p->srv = &cfg->servers[n];
+		iketcpd_server_defaults(p->srv, name);
+		p->srv_line[n] = p->line;
+		cfg->nservers++;
+	} else {
+		p->srv = NULL;
+		p->cli = &cfg->clients[n];
+		iketcpd_client_defaults(p->cli, name);
+		p->cli_line[n] = p->line;
+		cfg->nclients++;
+	}
+	return 0;
+}
+
+/* Trims blanks at both ends of s[*b..*e) (indices into a local buffer). */
+static void
+trim(const char *s, size_t *b, size_t *e)
+{
+	while (*b < *e && is_space(s[*b]))
+		(*b)++;
+	while (*e > *b && is_space(s[*e - 1]))
+		(*e)--;
+}
+
+/* "[server]", "[server NAME]" or "[client NAME]"; s is the trimmed line. */
+static int
+parse_header(struct parser *p, const char *s, size_t n)
+{
+	char q[QUOTE_BUF], name[IKETCPD_NAME_MAX];
+	size_t kb = 1, ke, nb, ne = n - 1;
+	unsigned kind;
+
+	quote(q, sizeof(q), s, n);
+	if (n < 2 || s[n - 1] != ']')
+		return perr(p,
+			    "bad section header %s (expected [server], [server NAME] or "
+			    "[client NAME])",
+			    q);
+	trim(s, &kb, &ne);
+	for (ke = kb; ke < ne && !is_space(s[ke]); ke++)
+		;
+	nb = ke;
+	trim(s, &nb, &ne);
+	if (ke - kb == 6 && memcmp(s + kb, "server", 6) == 0)
+		kind = SECT_SERVER;
+	else if (ke - kb == 6 && memcmp(s + kb, "client", 6) == 0)
+		kind = SECT_CLIENT;
+	else
+		return perr(p,
+			    "unknown section %s (expected [server], [server NAME] or "
+			    "[client NAME])",
+			    q);
+	if (nb == ne && kind == SECT_CLIENT)
+		return perr(p, "a client section needs a name: %s", q);
+	if (nb == ne)
+		return new_section(p, kind, NULL, s);
+	if (ne - nb >= sizeof(name))
+		return perr(p, "section name too long in %s (at most %d bytes)", q,
+			    IKETCPD_NAME_MAX - 1);
+	memcpy(name, s + nb, ne - nb);
+	name[ne - nb] = '\0';
+	return new_section(p, kind, name, s);
+}
+
+static void
+parser_begin(struct parser *p, struct iketcpd_cfg *work, const char *src, int args, char *err,
+	     size_t errlen)
+{
+	memset(p, 0, sizeof(*p));
+	p->cfg = work;
+	p->src = src;
+	p->args = args;
+	p->sect = SECT_GLOBAL;
+	p->allowed = SECT_GLOBAL;
+	p->err = err;
+	p->errlen = errlen;
+}
+
+/* Handles one line (without its '\n') held under lc. */
+static int
+parser_line(struct parser *p, struct iketcp_cur *lc)
+{
+	char line[CFG_LINE_MAX + 2], q[QUOTE_BUF]; /* + '\r' of a CRLF + NUL */
+	size_t n = iketcp_cur_left(lc), i, b, e, eq;
+
+	p->line++;
+	if (n > CFG_LINE_MAX + 1) {
+		/* too long even for a CRLF line: copy just what the message quotes
+		 * (one byte more than quote() shows, so that it adds "...") */
+		if (iketcp_cur_get_bytes(lc, line, CFG_QUOTE_MAX + 1) != IKETCP_OK)
+			return perr(p, "internal error reading the line");
+		return perr(p, "line longer than %d bytes: %s", CFG_LINE_MAX,
+			    quote(q, sizeof(q), line, CFG_QUOTE_MAX + 1));
+	}
+	if (iketcp_cur_get_bytes(lc, line, n) != IKETCP_OK)
+		return perr(p, "internal error reading the line");
+	if (n > 0 && line[n - 1] == '\r') /* CRLF: the '\r' does not count */
+		n--;
+	if (n > CFG_LINE_MAX)
+		return perr(p, "line longer than %d bytes: %s", CFG_LINE_MAX,
+			    quote(q, sizeof(q), line, CFG_QUOTE_MAX + 1));
+	line[n] = '\0';
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)line[i];
+		if (ch == 0)
+			return perr(p, "NUL byte in line: %s", quote(q, sizeof(q), line, n));
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return perr(p, "control character 0x%02x in line: %s", ch,
+				    quote(q, sizeof(q), line, n));
+	}
+
+	/* A '#' at the start or after a blank starts a comment. */
+	for (e = 0; e < n; e++)
+		if (line[e] == '#' && (e == 0 || is_space(line[e - 1])))
+			break;
+	b = 0;
+	trim(line, &b, &e);
+	if (b == e)
+		return 0;
+	line[e] = '\0';
+	if (line[b] == '[')
+		return parse_header(p, line + b, e - b);
+
+	for (eq = b; eq < e && line[eq] != '='; eq++)
+		;
+	if (eq == e)
+		return perr(p, "expected \"key = value\": %s",
+			    quote(q, sizeof(q), line + b, e - b));
+	{
+		size_t kb = b, ke = eq, vb = eq + 1, ve = e;
+		trim(line, &kb, &ke);
+		trim(line, &vb, &ve);
+		if (kb == ke)
+			return perr(p, "missing key before '=': %s",
+				    quote(q, sizeof(q), line + b, e - b));
+		line[ke] = '\0';
+		line[ve] = '\0';
+		return dispatch(p, line + kb, line + vb);
+	}
+}
+
+/* ---- checks ------------------------------------------------------------------------------ */
+
+struct chk {
+	const char *src;          /* NULL: plain messages (iketcpd_config_check()) */
+	int args;                 /* src is the command line: no line numbers */
+	const unsigned *srv_line; /* header line per server (0: unknown), or NULL */
+	const unsigned *cli_line;
+	char *err;
+	size_t errlen;
+};
+
+static int cerr(const struct chk *c, const struct iketcpd_cfg *cfg, unsigned kind, int idx,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Sets "[SRC[:LINE]: ][server "NAME": ]message". kind 0: not about a section. */
+static int
+cerr(const struct chk *c, const struct iketcpd_cfg *cfg, unsigned kind, int idx, const char *fmt,
+     ...)
+{
+	char msg[512], where[300] = "", sect[80] = "";
+	unsigned line = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (kind == SECT_SERVER) {
+		line = c->srv_line ? c->srv_line[idx] : 0;
+		snprintf(sect, sizeof(sect), "server \"%.*s\": ", IKETCPD_NAME_MAX - 1,
+			 cfg->servers[idx].name);
+	} else if (kind == SECT_CLIENT) {
+		line = c->cli_line ? c->cli_line[idx] : 0;
+		snprintf(sect, sizeof(sect), "client \"%.*s\": ", IKETCPD_NAME_MAX - 1,
+			 cfg->clients[idx].name);
+	}
+	if (c->src && line && !c->args)
+		snprintf(where, sizeof(where), "%s:%u: ", c->src, line);
+	else if (c->src)
+		snprintf(where, sizeof(where), "%s: ", c->src);
+	seterr(c->err, c->errlen, "%s%s%s", where, sect, msg);
+	return -1;
+}
+
+static int
+chk_count(const struct chk *c, const struct iketcpd_cfg *cfg, unsigned kind, int idx,
+	  const char *key, uint32_t v, uint32_t min, uint32_t max)
+{
+	if (v < min || v > max)
+		return cerr(c, cfg, kind, idx, "%s %u is out of range (%u..%u)", key, v, min, max);
+	return 0;
+}
+
+static int
+chk_duration(const struct chk *c, const struct iketcpd_cfg *cfg, unsigned kind, int idx,
+	     const char *key, uint32_t v)
+{
+	if (v < DUR_MIN || v > DUR_MAX)
+		return cerr(c, cfg, kind, idx, "%s %ums is out of range (1ms..24h)", key, v);
+	return 0;
+}
+
+static int
+chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
+{
+	const struct iketcpd_server_cfg *s = &cfg->servers[i];
+	const unsigned K = SECT_SERVER;
+	int j;
+
+	if (!valid_name(s->name))
+		return cerr(c, cfg, K, i, "bad section name");
+	if (s->nlisten < 1 || s->nlisten > IKETCPD_MAX_LISTEN)
+		return cerr(c, cfg, K, i, "%d listen addresses (need 1..%d)", s->nlisten,
+			    IKETCPD_MAX_LISTEN);
+	for (j = 0; j < s->nlisten; j++)
+		if (!addr_valid(&s->listen[j]))
+			return cerr(c, cfg, K, i, "listen address %d is not set", j + 1);
+	if (!addr_valid(&s->backend))
+		return cerr(c, cfg, K, i, "no backend address");
+	if (chk_duration(c, cfg, K, i, "prefix-timeout", s->prefix_timeout_ms) < 0 ||
+	    chk_count(c, cfg, K, i, "max-conns", s->max_conns, COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-conns-per-source", s->max_conns_per_source, COUNT_MIN,
+		      COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-pending", s->max_pending, COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-bad-frames", s->max_bad_frames, COUNT_MIN, COUNT_MAX) <
+		    0 ||
+	    chk_duration(c, cfg, K, i, "session-timeout", s->session_timeout_ms) < 0 ||
+	    chk_count(c, cfg, K, i, "max-sessions", s->max_sessions, COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "send-budget", s->send_budget, BUDGET_MIN, BUDGET_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "ike-reserve", s->ike_reserve, RESERVE_MIN, RESERVE_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-frame", s->max_frame, FRAME_MIN, FRAME_MAX) < 0)
+		return -1;
+	if (s->tcp_keepalive != 0 && s->tcp_keepalive != 1)
+		return cerr(c, cfg, K, i, "tcp-keepalive %d is not 0 or 1", s->tcp_keepalive);
+	if (s->max_pending > s->max_conns)
+		return cerr(c, cfg, K, i, "max-pending (%u) is larger than max-conns (%u)",
+			    s->max_pending, s->max_conns);
+	if (s->max_conns_per_source > s->max_conns)
+		return cerr(c, cfg, K, i, "max-conns-per-source (%u) is larger than max-conns (%u)",
+			    s->max_conns_per_source, s->max_conns);
+	return 0;
+}
+
+static int
+chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
+{
+	const struct iketcpd_client_cfg *cl = &cfg->clients[i];
+	const unsigned K = SECT_CLIENT;
+	size_t hl = strnlen(cl->peer_host, IKETCPD_HOST_MAX);
+	char a[24], b[24];
+
+	if (!valid_name(cl->name))
+		return cerr(c, cfg, K, i, "bad section name");
+	if (!addr_valid(&cl->udp))
+		return cerr(c, cfg, K, i, "no udp address (udp = ADDR:PORT)");
+	if (hl == 0)
+		return cerr(c, cfg, K, i, "no peer (peer = HOST[:PORT])");
+	if (hl >= IKETCPD_HOST_MAX ||
+	    !valid_peer_host(cl->peer_host, memchr(cl->peer_host, ':', hl) != NULL))
+		return cerr(c, cfg, K, i, "bad peer host");
+	if (cl->peer_port == 0)
+		return cerr(c, cfg, K, i, "peer port 0");
+	if (cl->enable_tcp != IKETCPD_TCP_NO && cl->enable_tcp != IKETCPD_TCP_YES &&
+	    cl->enable_tcp != IKETCPD_TCP_FALLBACK)
+		return cerr(c, cfg, K, i, "bad enable-tcp value %d", (int)cl->enable_tcp);
+	if (chk_duration(c, cfg, K, i, "fallback-wait", cl->fallback_wait_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "connect-timeout", cl->connect_timeout_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "reconnect-min", cl->reconnect_min_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "reconnect-max", cl->reconnect_max_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "flow-timeout", cl->flow_timeout_ms) < 0 ||
+	    chk_count(c, cfg, K, i, "max-flows", cl->max_flows, COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "send-budget", cl->send_budget, BUDGET_MIN, BUDGET_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "ike-reserve", cl->ike_reserve, RESERVE_MIN, RESERVE_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-frame", cl->max_frame, FRAME_MIN, FRAME_MAX) < 0)
+		return -1;
+	if (cl->tcp_keepalive != 0 && cl->tcp_keepalive != 1)
+		return cerr(c, cfg, K, i, "tcp-keepalive %d is not 0 or 1", cl->tcp_keepalive);
+	if (cl->reconnect_min_ms > cl->reconnect_max_ms)
+		return cerr(c, cfg, K, i, "reconnect-min (%s) is larger than reconnect-max (%s)",
+			    fmt_duration(a, sizeof(a), cl->reconnect_min_ms),
+			    fmt_duration(b, sizeof(b), cl->reconnect_max_ms));
+	return 0;
+}
+
+static int
+check_cfg(const struct iketcpd_cfg *cfg, const struct chk *c)
+{
+	char a[64];
+	int i, j, k, l;
+
+	if (cfg->nservers < 0 || cfg->nservers > IKETCPD_MAX_SERVERS || cfg->nclients < 0 ||
+	    cfg->nclients > IKETCPD_MAX_CLIENTS)
+		return cerr(c, cfg, 0, 0, "bad number of sections (%d servers, %d clients)",
+			    cfg->nservers, cfg->nclients);
+	if (cfg->nservers + cfg->nclients == 0)
+		return cerr(c, cfg, 0, 0, "no [server] or [client NAME] section: nothing to do");
+	if (strnlen(cfg->stats_path, sizeof(cfg->stats_path)) >= sizeof(cfg->stats_path) ||
+	    (cfg->stats_path[0] != '\0' && cfg->stats_path[0] != '/'))
+		return cerr(c, cfg, 0, 0, "stats-socket is not an absolute path");
+	for (i = 0; i < cfg->nservers; i++)
+		if (chk_server(c, cfg, i) < 0)
+			return -1;
+	for (i = 0; i < cfg->nclients; i++)
+		if (chk_client(c, cfg, i) < 0)
+			return -1;
+
+	/* Names are unique over both kinds: they identify a section in logs. */
+	for (i = 0; i < cfg->nservers; i++) {
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->servers[i].name, cfg->servers[j].name) == 0)
+				return cerr(c, cfg, SECT_SERVER, i, "section name used twice");
+	}
+	for (i = 0; i < cfg->nclients; i++) {
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->clients[i].name, cfg->clients[j].name) == 0)
+				return cerr(c, cfg, SECT_CLIENT, i, "section name used twice");
+		for (j = 0; j < cfg->nservers; j++)
+			if (strcmp(cfg->clients[i].name, cfg->servers[j].name) == 0)
+				return cerr(c, cfg, SECT_CLIENT, i,
+					    "section name already used by a server");
+	}
+
+	/* Each (server i, listen k) against every earlier (server j, listen l). */
+	for (i = 0; i < cfg->nservers; i++) {
+		const struct iketcpd_server_cfg *s = &cfg->servers[i];
+		for (k = 0; k < s->nlisten; k++) {
+			for (j = 0; j <= i; j++) {
+				const struct iketcpd_server_cfg *t = &cfg->servers[j];
+				int lmax = j == i ? k : t->nlisten;
+				for (l = 0; l < lmax; l++) {
+					if (!addr_eq(&s->listen[k], &t->listen[l]))
+						continue;
+					iketcpd_addr_str(&s->listen[k], a, sizeof(a));
+					if (j == i)
+						return cerr(c, cfg, SECT_SERVER, i,
+							    "listen %s given twice", a);
+					return cerr(c, cfg, SECT_SERVER, i,
+						    "listen %s is also used by server \"%s\"", a,
+						    t->name);
+				}
+			}
+		}
+	}
+	for (i = 0; i < cfg->nclients; i++) {
+		for (j = 0; j < i; j++) {
+			if (!addr_eq(&cfg->clients[i].udp, &cfg->clients[j].udp))
+				continue;
+			return cerr(c, cfg, SECT_CLIENT, i, "udp %s is also used by client \"%s\"",
+				    iketcpd_addr_str(&cfg->clients[i].udp, a, sizeof(a)),
+				    cfg->clients[j].name);
+		}
+	}
+	return 0;
+}
+
+int
+iketcpd_config_check(const struct iketcpd_cfg *cfg, char *err, size_t errlen)
+{
+	struct chk c;
+
+	memset(&c, 0, sizeof(c));
+	c.err = err;
+	c.errlen = errlen;
+	if (cfg == NULL) {
+		seterr(err, errlen, "no configuration");
+		return -1;
+	}
+	return check_cfg(cfg, &c);
+}
+
+/* Runs the checks with the parser's locations in messages. */
+static int
+parser_finish(struct parser *p)
+{
+	struct chk c;
+
+	memset(&c, 0, sizeof(c));
+	c.src = p->src;
+	c.args = p->args;
+	c.srv_line = p->srv_line;
+	c.cli_line = p->cli_line;
+	c.err = p->err;
+	c.errlen = p->errlen;
+	return check_cfg(p->cfg, &c);
+}
+
+/* ---- entry points -------------------------------------------------------------------------- */
+
+int
+iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf, size_t len,
+			 char *err, size_t errlen)
+{
+	struct iketcpd_cfg *work;
+	struct iketcp_cur in, lc;
+	struct parser p;
+	int rc = -1;
+
+	if (src == NULL)
+		src = "(config)";
+	if (cfg == NULL || (buf == NULL && len > 0)) {
+		seterr(err, errlen, "%s: bad arguments", src);
+		return -1;
+	}
+	if ((work = malloc(sizeof(*work))) == NULL) {
+		seterr(err, errlen, "%s: out of memory", src);
+		return -1;
+	}
+	*work = *cfg;
+	parser_begin(&p, work, src, 0, err, errlen);
+	iketcp_cur_init(&in, buf, len);
+	while (iketcp_cur_left(&in) > 0) {
+		size_t n = cur_span_to(&in, '\n');
+		int nl = n < iketcp_cur_left(&in);
+
+		if (iketcp_cur_sub(&in, n, &lc) != IKETCP_OK)
+			goto out;
+		if (nl && iketcp_cur_skip(&in, 1) != IKETCP_OK)
+			goto out;
+		if (parser_line(&p, &lc) < 0)
+			goto out;
+	}
+	if (parser_finish(&p) < 0)
+		goto out;
+	*cfg = *work;
+	rc = 0;
+out:
+	free(work);
+	return rc;
+}
+
+int
+iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err, size_t errlen)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL, *nbuf;
+	struct stat st;
+	int fd, rc = -1;
+	ssize_t r;
+
+	if (path == NULL) {
+		seterr(err, errlen, "no configuration file");
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (S_ISREG(st.st_mode) && st.st_size > CFG_FILE_MAX) {
+		seterr(err, errlen, "%s: file too large (%lld bytes, at most %d)", path,
+		       (long long)st.st_size, CFG_FILE_MAX);
+		goto out;
+	}
+	/* Read to EOF whatever fstat said (pipes, files that grow), one byte
+	 * past the limit at most to notice a file that is too large. */
+	for (;;) {
+		if (len == cap) {
+			size_t ncap = cap ? 2 * cap : 16384;
+			if (ncap > (size_t)CFG_FILE_MAX + 1)
+				ncap = (size_t)CFG_FILE_MAX + 1;
+			if (ncap == cap) {
+				seterr(err, errlen, "%s: file too large (more than %d bytes)", path,
+				       CFG_FILE_MAX);
+				goto out;
+			}
+			if ((nbuf = realloc(buf, ncap)) == NULL) {
+				seterr(err, errlen, "%s: out of memory", path);
+				goto out;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			seterr(err, errlen, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > CFG_FILE_MAX) {
+		seterr(err, errlen, "%s: file too large (more than %d bytes)", path, CFG_FILE_MAX);
+		goto out;
+	}
+	rc = iketcpd_config_parse_buf(cfg, path, buf, len, err, errlen);
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int
+iketcpd_config_parse_args(struct iketcpd_cfg *cfg, const char *mode, int argc, char **argv,
+			  char *err, size_t errlen)
+{
+	struct iketcpd_cfg *work;
+	char key[CFG_KEY_MAX + 1], q[QUOTE_BUF];
+	struct parser p;
+	unsigned kind;
+	int i, rc = -1;
+
+	if (cfg == NULL || argc < 0 || (argc > 0 && argv == NULL)) {
+		seterr(err, errlen, "command line: bad arguments");
+		return -1;
+	}
+	if (mode != NULL && strcmp(mode, "server") == 0) {
+		kind = SECT_SERVER;
+	} else if (mode != NULL && strcmp(mode, "client") == 0) {
+		kind = SECT_CLIENT;
+	} else {
+		seterr(err, errlen, "command line: unknown mode %s (expected server or client)",
+		       quote(q, sizeof(q), mode ? mode : "", mode ? strnlen(mode, 4096) : 0));
+		return -1;
+	}
+	if ((work = malloc(sizeof(*work))) == NULL) {
+		seterr(err, errlen, "command line: out of memory");
+		return -1;
+	}
+	*work = *cfg;
+	parser_begin(&p, work, "command line", 1, err, errlen);
+	if (new_section(&p, kind, NULL, mode) < 0)
+		goto out;
+	for (i = 0; i < argc; i++) {
+		const char *arg = argv[i], *val, *eq;
+		size_t kl;
+
+		if (arg == NULL)
+			break;
+		if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+			perr(&p, "unexpected argument %s (expected --KEY VALUE or --KEY=VALUE)",
+			     quote(q, sizeof(q), arg, strnlen(arg, CFG_LINE_MAX + 1)));
+			goto out;
+		}
+		arg += 2;
+		eq = strchr(arg, '=');
+		kl = eq ? (size_t)(eq - arg) : strlen(arg);
+		if (kl > CFG_KEY_MAX) {
+			perr(&p, "unknown option %s",
+			     quote(q, sizeof(q), argv[i], strnlen(argv[i], CFG_LINE_MAX + 1)));
+			goto out;
+		}
+		memcpy(key, arg, kl);
+		key[kl] = '\0';
+		if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc && argv[i + 1] != NULL) {
+			val = argv[++i];
+		} else {
+			perr(&p, "%s needs a value",
+			     quote(q, sizeof(q), argv[i], strnlen(argv[i], CFG_LINE_MAX + 1)));
+			goto out;
+		}
+		if (dispatch(&p, key, val) < 0)
+			goto out;
+	}
+	if (parser_finish(&p) < 0)
+		goto out;
+	*cfg = *work;
+	rc = 0;
+out:
+	free(work);
+	return rc;
+}
+
+/* ---- dump ------------------------------------------------------------------------------------ */
+
+struct out {
+	int fd;
+	int failed;
+	size_t n;
+	char buf[4096];
+};
+
+static void
+out_flush(struct out *o)
+{
+	size_t off = 0;
+	ssize_t w;
+
+	while (!o->failed && off < o->n) {
+		w = write(o->fd, o->buf + off, o->n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			o->failed = 1; /* dump is best effort: nothing to report to */
+			break;
+		}
+		off += (size_t)w;
+	}
+	o->n = 0;
+}
+
+static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+out_printf(struct out *o, const char *fmt, ...)
+{
+	char line[CFG_LINE_MAX + 64];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = (int)sizeof(line) - 1;
+	if (o->n + (size_t)n > sizeof(o->buf))
+		out_flush(o);
+	memcpy(o->buf + o->n, line, (size_t)n);
+	o->n += (size_t)n;
+}
+
+static void
+out_addr(struct out *o, const char *key, const struct iketcpd_addr *a)
+{
+	char buf[64];
+
+	if (addr_valid(a))
+		out_printf(o, "%s = %s\n", key, iketcpd_addr_str(a, buf, sizeof(buf)));
+}
+
+static void
+out_dur(struct out *o, const char *key, uint32_t ms)
+{
+	char buf[24];
+
+	out_printf(o, "%s = %s\n", key, fmt_duration(buf, sizeof(buf), ms));
+}
+
+static void
+out_size(struct out *o, const char *key, uint32_t v)
+{
+	char buf[24];
+
+	out_printf(o, "%s = %s\n", key, fmt_size(buf, sizeof(buf), v));
+}
+
+void
+iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
+{
+	static const char *const tcp_mode[] = {"no", "yes", "fallback"};
+	struct out *o;
+	int i, j;
+
+	if (cfg == NULL || (o = malloc(sizeof(*o))) == NULL)
+		return;
+	o->fd = fd;
+	o->failed = 0;
+	o->n = 0;
+	out_printf(o, "# iketcpd effective configuration\n");
+	/* main() adds -v to verbose after the check: write the level in effect,
+	 * 0..VERBOSE_MAX, so that a dump always parses back. */
+	out_printf(o, "verbose = %d\n",
+		   cfg->verbose < 0 ? 0
+				    : (cfg->verbose > VERBOSE_MAX ? VERBOSE_MAX : cfg->verbose));
+	if (cfg->stats_path[0] != '\0')
+		out_printf(o, "stats-socket = %.*s\n", (int)sizeof(cfg->stats_path) - 1,
+			   cfg->stats_path);
+	for (i = 0; i < cfg->nservers && i < IKETCPD_MAX_SERVERS; i++) {
+		const struct iketcpd_server_cfg *s = &cfg->servers[i];
+		out_printf(o, "\n[server %.*s]\n", IKETCPD_NAME_MAX - 1, s->name);
+		for (j = 0; j < s->nlisten && j < IKETCPD_MAX_LISTEN; j++)
+			out_addr(o, "listen", &s->listen[j]);
+		out_addr(o, "backend", &s->backend);
+		out_dur(o, "prefix-timeout", s->prefix_timeout_ms);
+		out_printf(o, "max-conns = %u\n", s->max_conns);
+		out_printf(o, "max-conns-per-source = %u\n", s->max_conns_per_source);
+		out_printf(o, "max-pending = %u\n", s->max_pending);
+		out_printf(o, "max-bad-frames = %u\n", s->max_bad_frames);
+		out_dur(o, "session-timeout", s->session_timeout_ms);
+		out_printf(o, "max-sessions = %u\n", s->max_sessions);
+		out_size(o, "send-budget", s->send_budget);
+		out_size(o, "ike-reserve", s->ike_reserve);
+		out_size(o, "max-frame", s->max_frame);
+		out_printf(o, "tcp-keepalive = %s\n", s->tcp_keepalive ? "yes" : "no");
+	}
+	for (i = 0; i < cfg->nclients && i < IKETCPD_MAX_CLIENTS; i++) {
+		const struct iketcpd_client_cfg *c = &cfg->clients[i];
+		size_t hl = strnlen(c->peer_host, IKETCPD_HOST_MAX - 1);
+		out_printf(o, "\n[client %.*s]\n", IKETCPD_NAME_MAX - 1, c->name);
+		out_addr(o, "udp", &c->udp);
+		if (hl > 0 && memchr(c->peer_host, ':', hl) != NULL)
+			out_printf(o, "peer = [%.*s]:%u\n", (int)hl, c->peer_host, c->peer_port);
+		else if (hl > 0)
+			out_printf(o, "peer = %.*s:%u\n", (int)hl, c->peer_host, c->peer_port);
+		if ((unsigned)c->enable_tcp <= IKETCPD_TCP_FALLBACK)
+			out_printf(o, "enable-tcp = %s\n", tcp_mode[c->enable_tcp]);
+		out_dur(o, "fallback-wait", c->fallback_wait_ms);
+		out_dur(o, "connect-timeout", c->connect_timeout_ms);
+		out_dur(o, "reconnect-min", c->reconnect_min_ms);
+		out_dur(o, "reconnect-max", c->reconnect_max_ms);
+		out_dur(o, "flow-timeout", c->flow_timeout_ms);
+		out_printf(o, "max-flows = %u\n", c->max_flows);
+		out_size(o, "send-budget", c->send_budget);
+		out_size(o, "ike-reserve", c->ike_reserve);
+		out_size(o, "max-frame", c->max_frame);
+		out_printf(o, "tcp-keepalive = %s\n", c->tcp_keepalive ? "yes" : "no");
+	}
+	out_flush(o);
+	free(o);
+}

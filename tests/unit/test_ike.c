@@ -1,0 +1,215 @@
+/*
+ * Unit tests for lib/ike.c: the read-only IKEv2 header view (RFC 7296
+ * §3.1, checklist §1.5).
+ */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "iketcp/ike.h"
+
+/* The header of checklist §1.7: IKE_SA_INIT request, 296 octets. */
+static const char hdr_example[] = "01 02 03 04 05 06 07 08  00 00 00 00 00 00 00 00"
+				  "21 20 22 08 00 00 00 00 00 00 01 28";
+
+/* The IKE_AUTH response header from tests/data/libreswan-r2i.hex. */
+static const char hdr_libreswan_auth_r[] = "65 98 f2 a7 20 53 9f d5  d5 0a 57 02 c7 a9 f0 2b"
+					   "2e 20 23 20 00 00 00 01 00 00 00 e1";
+
+static struct iketcp_ike_hdr
+parse_hex_ok(const char *hex)
+{
+	size_t len;
+	uint8_t *msg = tu_hex_alloc(hex, &len);
+	struct iketcp_ike_hdr h;
+
+	memset(&h, 0xa5, sizeof(h));
+	assert_int_equal(iketcp_ike_parse(msg, len, &h), IKETCP_OK);
+	free(msg);
+	return h;
+}
+
+static void
+test_parse_example(void **state)
+{
+	(void)state;
+	struct iketcp_ike_hdr h = parse_hex_ok(hdr_example);
+
+	assert_true(h.spi_i == 0x0102030405060708ull);
+	assert_true(h.spi_r == 0);
+	assert_int_equal(h.next_payload, 33);
+	assert_int_equal(h.version, 0x20);
+	assert_int_equal(h.exchange, IKETCP_IKE_SA_INIT);
+	assert_int_equal(h.flags, IKETCP_IKE_FLAG_INITIATOR);
+	assert_int_equal(h.msg_id, 0);
+	assert_int_equal(h.length, 296);
+	assert_int_equal(iketcp_ike_major(&h), 2);
+	assert_false(iketcp_ike_is_response(&h));
+	assert_true(iketcp_ike_from_initiator(&h));
+}
+
+static void
+test_parse_libreswan_auth_response(void **state)
+{
+	(void)state;
+	struct iketcp_ike_hdr h = parse_hex_ok(hdr_libreswan_auth_r);
+
+	assert_true(h.spi_i == 0x6598f2a720539fd5ull);
+	assert_true(h.spi_r == 0xd50a5702c7a9f02bull);
+	assert_int_equal(h.next_payload, 46); /* SK */
+	assert_int_equal(h.exchange, IKETCP_IKE_AUTH);
+	assert_int_equal(h.flags, IKETCP_IKE_FLAG_RESPONSE);
+	assert_int_equal(h.msg_id, 1);
+	assert_int_equal(h.length, 225);
+	assert_true(iketcp_ike_is_response(&h));
+	assert_false(iketcp_ike_from_initiator(&h));
+}
+
+static void
+test_parse_big_endian_high_bits(void **state)
+{
+	(void)state;
+	struct iketcp_ike_hdr h = parse_hex_ok("ff ee dd cc bb aa 99 88  87 76 65 54 43 32 21 10"
+					       "fe f0 fd ff 80 00 00 01 ff ff ff fe");
+
+	assert_true(h.spi_i == 0xffeeddccbbaa9988ull);
+	assert_true(h.spi_r == 0x8776655443322110ull);
+	assert_int_equal(h.next_payload, 0xfe);
+	assert_int_equal(h.version, 0xf0);
+	assert_int_equal(h.exchange, 0xfd);
+	assert_int_equal(h.flags, 0xff);
+	assert_int_equal(h.msg_id, 0x80000001u);
+	assert_int_equal(h.length, 0xfffffffeu);
+}
+
+/* Only the header is read; payloads after it and the Length value are not checked. */
+static void
+test_parse_ignores_rest(void **state)
+{
+	(void)state;
+	uint8_t msg[64];
+	struct iketcp_ike_hdr h;
+
+	tu_ike_msg(msg, sizeof(msg), IKETCP_IKE_INFORMATIONAL, 7);
+	tu_put32(msg + 24, 1000); /* lies about its length: still parsed faithfully */
+	assert_int_equal(iketcp_ike_parse(msg, 28, &h), IKETCP_OK);
+	assert_int_equal(h.length, 1000);
+	assert_int_equal(h.msg_id, 7);
+	assert_int_equal(h.exchange, IKETCP_IKE_INFORMATIONAL);
+	assert_int_equal(iketcp_ike_parse(msg, sizeof(msg), &h), IKETCP_OK);
+	assert_int_equal(h.length, 1000);
+}
+
+static void
+test_parse_no_validation(void **state)
+{
+	(void)state;
+	uint8_t msg[28] = {0}; /* all zero: SPIs 0, version 0, exchange 0 */
+	struct iketcp_ike_hdr h;
+
+	assert_int_equal(iketcp_ike_parse(msg, sizeof(msg), &h), IKETCP_OK);
+	assert_true(h.spi_i == 0);
+	assert_int_equal(h.version, 0);
+	assert_int_equal(iketcp_ike_major(&h), 0);
+	assert_int_equal(h.length, 0);
+}
+
+static void
+test_parse_short(void **state)
+{
+	(void)state;
+	uint8_t msg[28];
+	struct iketcp_ike_hdr h, before;
+
+	tu_ike_msg(msg, sizeof(msg), IKETCP_IKE_SA_INIT, 0);
+	memset(&h, 0x5a, sizeof(h));
+	before = h;
+	for (size_t len = 0; len < 28; len++)
+		assert_int_equal(iketcp_ike_parse(msg, len, &h), IKETCP_E_SHORT);
+	assert_int_equal(iketcp_ike_parse(NULL, 0, &h), IKETCP_E_SHORT);
+	assert_int_equal(iketcp_ike_parse(NULL, 28, &h), IKETCP_E_SHORT);
+	assert_memory_equal(&h, &before, sizeof(h));
+}
+
+static void
+test_exchange_names(void **state)
+{
+	(void)state;
+	assert_string_equal(iketcp_ike_exchange_name(34), "IKE_SA_INIT");
+	assert_string_equal(iketcp_ike_exchange_name(35), "IKE_AUTH");
+	assert_string_equal(iketcp_ike_exchange_name(36), "CREATE_CHILD_SA");
+	assert_string_equal(iketcp_ike_exchange_name(37), "INFORMATIONAL");
+	assert_string_equal(iketcp_ike_exchange_name(38), "IKE_SESSION_RESUME");
+	assert_int_equal(IKETCP_IKE_SA_INIT, 34);
+	assert_int_equal(IKETCP_IKE_SESSION_RESUME, 38);
+}
+
+static void
+test_exchange_names_unknown(void **state)
+{
+	(void)state;
+	static const uint8_t unknown[] = {0, 1, 4, 5, 33, 39, 43, 240, 255};
+
+	for (size_t i = 0; i < TU_ARRAY_LEN(unknown); i++)
+		assert_string_equal(iketcp_ike_exchange_name(unknown[i]), "UNKNOWN");
+}
+
+static void
+test_major_version(void **state)
+{
+	(void)state;
+	struct iketcp_ike_hdr h = {0};
+
+	h.version = 0x20;
+	assert_int_equal(iketcp_ike_major(&h), 2);
+	h.version = 0x2f; /* minor version does not matter */
+	assert_int_equal(iketcp_ike_major(&h), 2);
+	h.version = 0x10; /* IKEv1 */
+	assert_int_equal(iketcp_ike_major(&h), 1);
+	h.version = 0xf0;
+	assert_int_equal(iketcp_ike_major(&h), 15);
+}
+
+static void
+test_flag_helpers(void **state)
+{
+	(void)state;
+	static const struct {
+		uint8_t flags;
+		int response, initiator;
+	} rows[] = {
+		{0x00, 0, 0}, {0x08, 0, 1}, {0x20, 1, 0},
+		{0x28, 1, 1}, {0x10, 0, 0}, /* the Version flag alone */
+		{0xd7, 0, 0},               /* every other bit set */
+		{0xff, 1, 1},
+	};
+	struct iketcp_ike_hdr h = {0};
+
+	assert_int_equal(IKETCP_IKE_FLAG_INITIATOR, 0x08);
+	assert_int_equal(IKETCP_IKE_FLAG_VERSION, 0x10);
+	assert_int_equal(IKETCP_IKE_FLAG_RESPONSE, 0x20);
+	for (size_t i = 0; i < TU_ARRAY_LEN(rows); i++) {
+		h.flags = rows[i].flags;
+		assert_int_equal(iketcp_ike_is_response(&h), rows[i].response);
+		assert_int_equal(iketcp_ike_from_initiator(&h), rows[i].initiator);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_example),
+		cmocka_unit_test(test_parse_libreswan_auth_response),
+		cmocka_unit_test(test_parse_big_endian_high_bits),
+		cmocka_unit_test(test_parse_ignores_rest),
+		cmocka_unit_test(test_parse_no_validation),
+		cmocka_unit_test(test_parse_short),
+		cmocka_unit_test(test_exchange_names),
+		cmocka_unit_test(test_exchange_names_unknown),
+		cmocka_unit_test(test_major_version),
+		cmocka_unit_test(test_flag_helpers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
