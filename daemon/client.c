@@ -56,6 +56,8 @@ struct flow {
 	uint64_t req_spi;
 	uint32_t req_msgid;
 	uint64_t req_gen; /* generation that carries it; 0 = none yet */
+	int dirty;        /* frames queued during this UDP batch, not yet written */
+	struct flow *dirty_next;
 	struct flow *next, *prev;
 };
 
@@ -80,6 +82,9 @@ struct client {
 	struct iovec biov[UDP_BATCH];
 	unsigned bn;
 	struct flow *batch_flow;
+	/* Flows with frames queued by the current recvmmsg batch: written once
+	 * per batch, so a burst of datagrams becomes one writev, not one each. */
+	struct flow *dirty;
 };
 
 static void flow_tcp_down(struct flow *f, const char *why);
@@ -723,9 +728,13 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 	cl->st.to_peer_frames++;
 	if (is_ike && is_request)
 		f->req_gen = carrier_gen(f);
-	if (f->ts == TS_OPEN)
-		flow_flush(f);
-	else if (f->ts == TS_DOWN)
+	if (f->ts == TS_OPEN) {
+		if (!f->dirty) {
+			f->dirty = 1;
+			f->dirty_next = cl->dirty;
+			cl->dirty = f;
+		}
+	} else if (f->ts == TS_DOWN)
 		flow_tcp_connect(f);
 }
 
@@ -747,6 +756,15 @@ local_udp_cb(struct watcher *w, uint32_t ev)
 		struct iketcpd_addr src = {.len = cl->rmsg[i].msg_hdr.msg_namelen};
 		memcpy(&src.ss, &cl->rsrc[i], src.len);
 		from_local(cl, &src, cl->riov[i].iov_base, cl->rmsg[i].msg_len);
+	}
+	/* Flows destroyed meanwhile are still allocated (loop_defer) and marked
+	 * dead, so walking the list is safe. */
+	while (cl->dirty) {
+		struct flow *f = cl->dirty;
+		cl->dirty = f->dirty_next;
+		f->dirty = 0;
+		if (!f->dead && f->ts == TS_OPEN)
+			flow_flush(f);
 	}
 }
 
