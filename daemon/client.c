@@ -882,6 +882,35 @@ client_log_stats(const struct client *cl)
 }
 
 void
+client_print_stats(const struct client *cl, FILE *fp)
+{
+	const struct client_stats *s = &cl->st;
+	const char *n = cl->cfg.name;
+#define P(key, val) fprintf(fp, "client %s %s %llu\n", n, key, (unsigned long long)(val))
+	P("flows", cl->nflows);
+	P("connections", cl->nconns);
+	P("from_local", s->from_local);
+	P("local_keepalives", s->local_keepalives);
+	P("to_peer_frames", s->to_peer_frames);
+	P("unroutable", s->unroutable);
+	P("retransmits_dropped", s->retransmits_dropped);
+	P("requests_resent", s->requests_resent);
+	P("sendq_drops", s->sendq_drops);
+	P("from_peer_frames", s->from_peer_frames);
+	P("from_peer_runts", s->from_peer_runts);
+	P("to_local", s->to_local);
+	P("to_local_drops", s->to_local_drops);
+	P("connects", s->connects);
+	P("connect_failures", s->connect_failures);
+	P("disconnects", s->disconnects);
+	P("fallbacks_to_tcp", s->fallbacks_to_tcp);
+	P("udp_answers", s->udp_answers);
+	P("flows_created", s->flows_created);
+	P("flows_expired", s->flows_expired);
+#undef P
+}
+
+void
 client_free(struct client *cl)
 {
 	if (!cl)

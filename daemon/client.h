@@ -28,6 +28,7 @@
 #define IKETCPD_CLIENT_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "loop.h"
@@ -47,6 +48,8 @@ int client_reload(struct client *c, const struct iketcpd_client_cfg *cfg);
 void client_shutdown(struct client *c);
 unsigned client_conns(const struct client *c);
 const struct client_stats *client_stats(const struct client *c);
+/* Counters as lines "client NAME KEY VALUE" (the stats socket's format). */
+void client_print_stats(const struct client *c, FILE *fp);
 void client_log_stats(const struct client *c);
 const char *client_name(const struct client *c);
 void client_free(struct client *c);

@@ -8,7 +8,9 @@
  * Start-up order: parse and check the whole configuration (-n stops here),
  * open every socket, then detach (unless -f) and run. Signals are read
  * through a signalfd in the loop: SIGTERM/SIGINT drain and exit 0, SIGHUP
- * re-reads the config file, SIGUSR1 logs the counters.
+ * re-reads the config file, SIGUSR1 logs the counters. The optional
+ * stats-socket (a Unix stream socket) writes every counter, one
+ * "server|client NAME KEY VALUE" line each, to whoever connects, then closes.
  */
 #include <errno.h>
 #include <signal.h>
@@ -16,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "iketcp/iketcp.h"
@@ -34,6 +39,8 @@ struct app {
 	struct server *servers[IKETCPD_MAX_SERVERS];
 	struct client *clients[IKETCPD_MAX_CLIENTS];
 	struct watcher sig;
+	struct watcher stats; /* stats-socket listener; fd -1 = none */
+	char stats_open_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct timer stop_timer;
 	uint64_t stop_started;
 	int stopping;
@@ -78,6 +85,93 @@ log_stats(const struct app *a)
 	for (int i = 0; i < a->cfg.nclients; i++)
 		if (a->clients[i])
 			client_log_stats(a->clients[i]);
+}
+
+/* Answers one stats-socket connection per accept and closes it at once: the
+ * text is a few KiB and fits the socket buffer, so a reader that never reads
+ * costs nothing and cannot stall the loop (the write is non-blocking). */
+static void
+stats_cb(struct watcher *w, uint32_t ev)
+{
+	struct app *a = w->data;
+	(void)ev;
+	for (int burst = 0; burst < 16; burst++) {
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *fp = open_memstream(&buf, &len);
+		if (fp) {
+			fprintf(fp, "iketcpd %s\n", IKETCP_VERSION_STRING);
+			for (int i = 0; i < a->cfg.nservers; i++)
+				if (a->servers[i])
+					server_print_stats(a->servers[i], fp);
+			for (int i = 0; i < a->cfg.nclients; i++)
+				if (a->clients[i])
+					client_print_stats(a->clients[i], fp);
+			if (fclose(fp) == 0 && buf)
+				(void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			free(buf);
+		}
+		close(fd);
+	}
+}
+
+static void
+stats_close(struct app *a)
+{
+	if (a->stats.fd < 0)
+		return;
+	watcher_stop(a->loop, &a->stats);
+	close(a->stats.fd);
+	a->stats.fd = -1;
+	unlink(a->stats_open_path);
+	a->stats_open_path[0] = '\0';
+}
+
+/* Opens cfg.stats_path if set. A stale socket file (left by a crash) is
+ * replaced; any other kind of file at that path is an error, not removed. */
+static int
+stats_open(struct app *a)
+{
+	const char *path = a->cfg.stats_path;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat sb;
+
+	if (!path[0])
+		return 0;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_err("stats-socket %s: path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			log_err("stats-socket %s: exists and is not a socket", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+		log_err("stats-socket %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	/* counters reveal peers' traffic volumes: owner only */
+	(void)chmod(path, 0600);
+	a->stats = (struct watcher){.fd = fd, .cb = stats_cb, .data = a};
+	if (watcher_start(a->loop, &a->stats, EPOLLIN) < 0) {
+		close(fd);
+		a->stats.fd = -1;
+		unlink(path);
+		return -1;
+	}
+	memcpy(a->stats_open_path, path, strlen(path) + 1);
+	log_info("stats-socket %s", path);
+	return 0;
 }
 
 static void
@@ -178,6 +272,10 @@ reload(struct app *a)
 	memcpy(a->clients, nc, sizeof(nc));
 	log_set_verbose(a->cfg.verbose);
 	free(n);
+	if (strcmp(a->stats_open_path, a->cfg.stats_path) != 0) {
+		stats_close(a);
+		(void)stats_open(a);
+	}
 }
 
 static void
@@ -212,6 +310,7 @@ main(int argc, char **argv)
 	int check_only = 0, foreground = 0, verbose = 0, opt;
 
 	iketcpd_config_init(&a.cfg);
+	a.stats.fd = -1;
 	while ((opt = getopt(argc, argv, "+c:fnvVh")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -320,6 +419,8 @@ main(int argc, char **argv)
 	a.sig.data = &a;
 	if (!failed && (a.sig.fd < 0 || watcher_start(a.loop, &a.sig, EPOLLIN) < 0))
 		failed = 1;
+	if (!failed && stats_open(&a) < 0)
+		failed = 1;
 	timer_init(&a.stop_timer, stop_timer_cb, &a);
 	if (!failed && !a.cfg.foreground && daemon(0, 0) < 0) {
 		log_err("daemon: %s", strerror(errno));
@@ -338,6 +439,7 @@ main(int argc, char **argv)
 		server_free(a.servers[i]);
 	for (int i = 0; i < a.cfg.nclients; i++)
 		client_free(a.clients[i]);
+	stats_close(&a);
 	if (a.sig.fd >= 0) {
 		watcher_stop(a.loop, &a.sig);
 		close(a.sig.fd);

@@ -1001,6 +1001,49 @@ server_log_stats(const struct server *srv)
 				 (unsigned long long)st->closed[r]);
 }
 
+/* Short machine-readable names for close reasons, same order as close_names. */
+static const char *const close_keys[CR_COUNT] = {
+	"eof",     "read_error", "prefix_timeout", "bad_prefix", "bad_length",
+	"too_big", "bad_frames", "write_error",    "no_memory",  "shutdown",
+};
+
+void
+server_print_stats(const struct server *srv, FILE *fp)
+{
+	const struct server_stats *st = &srv->st;
+	const char *n = srv->cfg.name;
+#define P(key, val) fprintf(fp, "server %s %s %llu\n", n, key, (unsigned long long)(val))
+	P("connections", srv->nconns);
+	P("connections_pending", srv->npending);
+	P("sessions", srv->nsessions);
+	P("accepted", st->accepted);
+	P("refused_total", st->refused_total);
+	P("refused_source", st->refused_source);
+	P("refused_pending", st->refused_pending);
+	P("frames_ike", st->frames_ike);
+	P("frames_esp", st->frames_esp);
+	P("frames_empty", st->frames_empty);
+	P("frames_keepalive", st->frames_keepalive);
+	P("frames_runt", st->frames_runt);
+	P("unroutable", st->unroutable);
+	P("to_backend", st->to_backend);
+	P("to_backend_drops", st->to_backend_drops);
+	P("from_backend", st->from_backend);
+	P("backend_keepalives", st->backend_keepalives);
+	P("sendq_drops", st->sendq_drops);
+	P("no_conn_drops", st->no_conn_drops);
+	P("sessions_created", st->sessions_created);
+	P("sessions_expired", st->sessions_expired);
+	P("sessions_refused", st->sessions_refused);
+	P("path_switches", st->path_switches);
+	for (int r = 0; r < CR_COUNT; r++) {
+		char k[48];
+		snprintf(k, sizeof(k), "closed_%s", close_keys[r]);
+		P(k, st->closed[r]);
+	}
+#undef P
+}
+
 void
 server_free(struct server *srv)
 {

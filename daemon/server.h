@@ -23,6 +23,7 @@
 #define IKETCPD_SERVER_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "loop.h"
@@ -56,6 +57,8 @@ void server_shutdown(struct server *s);
 unsigned server_conns(const struct server *s);
 
 const struct server_stats *server_stats(const struct server *s);
+/* Counters as lines "server NAME KEY VALUE" (the stats socket's format). */
+void server_print_stats(const struct server *s, FILE *fp);
 void server_log_stats(const struct server *s);
 const char *server_name(const struct server *s);
 

@@ -1,6 +1,8 @@
 /*
  * Target Functions: iketcp_ike_parse, iketcp_ike_exchange_name,
- * iketcp_ike_major, iketcp_ike_is_response, iketcp_ike_from_initiator;
+ * iketcp_ike_major, iketcp_ike_is_response, iketcp_ike_from_initiator,
+ * iketcp_ike_payloads (the payload chain walk, on a tight copy so ASan
+ * sees any read past the end);
  * iketcp_frame_encode_ike + iketcp_frame_classify for the cross-check.
  *
  * The input is an IKE message without the non-ESP marker. Below 28 bytes
@@ -48,12 +50,40 @@ check_framed(const uint8_t *msg, size_t len, const struct iketcp_ike_hdr *h)
 	free(fr);
 }
 
+static void
+check_payloads(const uint8_t *data, size_t size)
+{
+	struct iketcp_ike_payloads pl;
+	uint8_t *tight = malloc(size ? size : 1);
+	CHECK(tight != NULL);
+	if (size)
+		memcpy(tight, data, size);
+	int rc = iketcp_ike_payloads(tight, size, &pl);
+	CHECK(rc == IKETCP_OK || rc == IKETCP_E_SHORT || rc == IKETCP_E_INVAL);
+	CHECK(pl.n <= IKETCP_IKE_PAYLOADS_MAX);
+	if (size < IKETCP_IKE_HDR_LEN)
+		CHECK(rc == IKETCP_E_SHORT && pl.n == 0);
+	/* each payload takes at least its 4-byte header */
+	if (size >= IKETCP_IKE_HDR_LEN)
+		CHECK(pl.n * 4 <= size - IKETCP_IKE_HDR_LEN);
+	if (rc == IKETCP_OK && size >= IKETCP_IKE_HDR_LEN && data[16] == 0)
+		CHECK(pl.n == 0);
+	if (pl.has_notify) {
+		int seen = 0;
+		for (unsigned i = 0; i < pl.n; i++)
+			seen |= pl.types[i] == IKETCP_IKE_PL_NOTIFY;
+		CHECK(seen);
+	}
+	free(tight);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct iketcp_ike_hdr h, sentinel;
 	int rc;
 
+	check_payloads(data, size);
 	memset(&sentinel, 0xA5, sizeof(sentinel));
 	h = sentinel;
 	rc = iketcp_ike_parse(data, size, &h);

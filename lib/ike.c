@@ -1,5 +1,7 @@
 #include "iketcp/ike.h"
 
+#include <string.h>
+
 #include "iketcp/cursor.h"
 
 int
@@ -42,4 +44,45 @@ iketcp_ike_exchange_name(uint8_t exchange)
 	default:
 		return "UNKNOWN";
 	}
+}
+
+int
+iketcp_ike_payloads(const uint8_t *msg, size_t len, struct iketcp_ike_payloads *out)
+{
+	struct iketcp_cur c;
+	uint8_t next;
+
+	memset(out, 0, sizeof(*out));
+	iketcp_cur_init(&c, msg, len);
+	if (iketcp_cur_skip(&c, 16) != IKETCP_OK || iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
+	    iketcp_cur_skip(&c, 11) != IKETCP_OK)
+		return IKETCP_E_SHORT;
+	while (next != 0 && out->n < IKETCP_IKE_PAYLOADS_MAX) {
+		uint8_t type = next, flags;
+		uint16_t plen;
+		const uint8_t *body;
+		if (iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
+		    iketcp_cur_get_u8(&c, &flags) != IKETCP_OK ||
+		    iketcp_cur_get_u16(&c, &plen) != IKETCP_OK)
+			return IKETCP_E_SHORT;
+		if (plen < 4)
+			return IKETCP_E_INVAL;
+		if (iketcp_cur_take(&c, (size_t)plen - 4, &body) != IKETCP_OK)
+			return IKETCP_E_SHORT;
+		out->types[out->n++] = type;
+		if (type == IKETCP_IKE_PL_NOTIFY && !out->has_notify) {
+			/* Protocol ID, SPI Size, Notify Message Type (RFC 7296 §3.10) */
+			struct iketcp_cur nc;
+			uint16_t nt;
+			iketcp_cur_init(&nc, body, (size_t)plen - 4);
+			if (iketcp_cur_skip(&nc, 2) != IKETCP_OK ||
+			    iketcp_cur_get_u16(&nc, &nt) != IKETCP_OK)
+				return IKETCP_E_INVAL;
+			out->has_notify = 1;
+			out->notify_type = nt;
+		}
+		if (type == IKETCP_IKE_PL_SK)
+			break;
+	}
+	return IKETCP_OK;
 }

@@ -1,7 +1,8 @@
 /*
  * A read-only view of the IKEv2 header (RFC 7296 §3.1), for routing frames
- * to IKE sessions, spotting retransmissions and writing logs. It never
- * looks past the 28-byte header.
+ * to IKE sessions, spotting retransmissions and writing logs. Routing never
+ * looks past the 28-byte header; iketcp_ike_payloads() walks the clear
+ * payload chain for tools (probe) and logs.
  */
 #ifndef IKETCP_IKE_H
 #define IKETCP_IKE_H
@@ -66,6 +67,34 @@ iketcp_ike_from_initiator(const struct iketcp_ike_hdr *h)
 {
 	return (h->flags & IKETCP_IKE_FLAG_INITIATOR) != 0;
 }
+
+/* Payload types (RFC 7296 §3.2) that tools name. */
+#define IKETCP_IKE_PL_SA 33
+#define IKETCP_IKE_PL_KE 34
+#define IKETCP_IKE_PL_NONCE 40
+#define IKETCP_IKE_PL_NOTIFY 41
+#define IKETCP_IKE_PL_SK 46
+
+#define IKETCP_IKE_PAYLOADS_MAX 16
+
+struct iketcp_ike_payloads {
+	uint8_t types[IKETCP_IKE_PAYLOADS_MAX]; /* in message order */
+	unsigned n;                             /* entries in types (walk stops at the max) */
+	int has_notify;                         /* a Notify payload was seen */
+	uint16_t notify_type;                   /* the first Notify's type */
+};
+
+/*
+ * Walks the generic payload headers after the 28-byte header of an IKE
+ * message of len bytes (no non-ESP marker), following Next Payload from the
+ * header, up to IKETCP_IKE_PAYLOADS_MAX payloads, stopping after an SK
+ * (encrypted) payload since what follows is ciphertext. Only the bytes
+ * within len and within each payload's Length are read.
+ * Returns IKETCP_OK with *out filled; IKETCP_E_SHORT when the header or a
+ * payload is truncated; IKETCP_E_INVAL when a payload Length is below 4 (or
+ * a Notify below 8). *out holds what was found before an error.
+ */
+int IKETCP_WUR iketcp_ike_payloads(const uint8_t *msg, size_t len, struct iketcp_ike_payloads *out);
 
 /* Returns a static name for an exchange type ("IKE_SA_INIT", ...) or "UNKNOWN". */
 const char *iketcp_ike_exchange_name(uint8_t exchange);

@@ -115,6 +115,31 @@ def still_open(t, seconds=0.3):
     return not closed_within(t, seconds)
 
 
+def read_stats(path, timeout=5.0):
+    """The stats socket's counters as {(kind, name, key): value}."""
+    end = time.time() + timeout
+    while not os.path.exists(path):
+        assert time.time() < end, "no stats socket " + path
+        time.sleep(0.02)
+    u = socket.socket(socket.AF_UNIX)
+    u.settimeout(timeout)
+    u.connect(path)
+    data = b""
+    while True:
+        c = u.recv(65536)
+        if not c:
+            break
+        data += c
+    u.close()
+    lines = data.decode().splitlines()
+    assert lines[0].startswith("iketcpd "), lines[:1]
+    out = {}
+    for ln in lines[1:]:
+        kind, name, key, val = ln.split()
+        out[(kind, name, key)] = int(val)
+    return out
+
+
 class Server:
     def __init__(self, extra=()):
         self.port = BASE
@@ -236,7 +261,9 @@ def test_server_backend_keepalive_not_framed():
 
 
 def test_server_hostile_inputs():
-    s = Server(["--prefix-timeout", "1s", "--max-frame", "2000", "--max-bad-frames", "4"])
+    sock = os.path.join(TMP, "stats.sock")
+    s = Server(["--prefix-timeout", "1s", "--max-frame", "2000", "--max-bad-frames", "4",
+                "--stats-socket", sock])
     try:
         good, src = s.open_session(0x6666)
         cases = []
@@ -266,6 +293,14 @@ def test_server_hostile_inputs():
         assert s.be.recvfrom(70000) == (esp(0x600, 1), src)
         s.be.sendto(esp(0xAB, 9), src)
         assert recv_frame(good) == esp(0xAB, 9)
+        # every bad connection was counted under its reason (stats socket)
+        st = {k[2]: v for k, v in read_stats(sock).items() if k[0] == "server"}
+        want = {"closed_bad_prefix": 2, "closed_prefix_timeout": 2, "closed_bad_length": 2,
+                "closed_too_big": 1, "closed_bad_frames": 1, "frames_empty": 50,
+                "frames_keepalive": 50, "frames_runt": 4 + 3 + 3}
+        for k, v in want.items():
+            assert st[k] == v, "%s = %d, want %d" % (k, st[k], v)
+        assert st["connections"] == 2, st["connections"]  # good and t, no bad one left
     finally:
         s.stop()
 

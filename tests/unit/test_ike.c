@@ -196,6 +196,145 @@ test_flag_helpers(void **state)
 	}
 }
 
+/* ---- payload chain (iketcp_ike_payloads) ---------------------------------- */
+
+/* Builds header + payloads: each entry is (type, body length); body bytes
+ * are 0x5a except a Notify, whose body starts 00 00 then the type 0x4004. */
+static size_t
+build_chain(uint8_t *out, const uint8_t *types, const uint16_t *blen, unsigned n)
+{
+	size_t off = 28;
+	memset(out, 0, 28);
+	out[16] = n ? types[0] : 0;
+	out[17] = 0x20;
+	out[18] = IKETCP_IKE_SA_INIT;
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t plen = (uint16_t)(4 + blen[i]);
+		out[off] = i + 1 < n ? types[i + 1] : 0;
+		out[off + 1] = 0;
+		out[off + 2] = (uint8_t)(plen >> 8);
+		out[off + 3] = (uint8_t)plen;
+		memset(out + off + 4, 0x5a, blen[i]);
+		if (types[i] == IKETCP_IKE_PL_NOTIFY && blen[i] >= 4) {
+			out[off + 4] = 0;
+			out[off + 5] = 0;
+			out[off + 6] = 0x40;
+			out[off + 7] = 0x04;
+		}
+		off += plen;
+	}
+	out[24] = (uint8_t)(off >> 24);
+	out[25] = (uint8_t)(off >> 16);
+	out[26] = (uint8_t)(off >> 8);
+	out[27] = (uint8_t)off;
+	return off;
+}
+
+static void
+test_payloads_chain(void **state)
+{
+	(void)state;
+	uint8_t m[512];
+	const uint8_t t[] = {IKETCP_IKE_PL_SA, IKETCP_IKE_PL_KE, IKETCP_IKE_PL_NONCE,
+			     IKETCP_IKE_PL_NOTIFY, IKETCP_IKE_PL_NOTIFY};
+	const uint16_t b[] = {40, 36, 32, 24, 4};
+	size_t len = build_chain(m, t, b, 5);
+	struct iketcp_ike_payloads pl;
+
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_OK);
+	assert_int_equal(pl.n, 5);
+	assert_memory_equal(pl.types, t, 5);
+	assert_true(pl.has_notify);
+	assert_int_equal(pl.notify_type, 0x4004); /* NAT_DETECTION_SOURCE_IP */
+
+	/* no payloads at all */
+	len = build_chain(m, t, b, 0);
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_OK);
+	assert_int_equal(pl.n, 0);
+	assert_false(pl.has_notify);
+}
+
+static void
+test_payloads_truncated_and_bad(void **state)
+{
+	(void)state;
+	uint8_t m[512];
+	const uint8_t t[] = {IKETCP_IKE_PL_SA, IKETCP_IKE_PL_NONCE};
+	const uint16_t b[] = {40, 32};
+	size_t len = build_chain(m, t, b, 2);
+	struct iketcp_ike_payloads pl;
+
+	/* every cut short of the end fails, and never reads past the cut */
+	for (size_t cut = 0; cut < len; cut++) {
+		uint8_t *tight = malloc(cut ? cut : 1);
+		assert_non_null(tight);
+		memcpy(tight, m, cut);
+		assert_int_equal(iketcp_ike_payloads(tight, cut, &pl), IKETCP_E_SHORT);
+		free(tight);
+	}
+	/* a payload Length below its own header */
+	m[28 + 3] = 3;
+	m[28 + 2] = 0;
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_E_INVAL);
+	/* a Notify too short for its type field */
+	const uint8_t tn[] = {IKETCP_IKE_PL_NOTIFY};
+	const uint16_t bn[] = {2};
+	len = build_chain(m, tn, bn, 1);
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_E_INVAL);
+}
+
+static void
+test_payloads_stop_at_sk_and_max(void **state)
+{
+	(void)state;
+	uint8_t m[1024];
+	const uint8_t t[] = {IKETCP_IKE_PL_SK};
+	const uint16_t b[] = {64};
+	size_t len = build_chain(m, t, b, 1);
+	struct iketcp_ike_payloads pl;
+
+	/* the ciphertext's first byte would be read as a next payload: it is not */
+	m[28] = IKETCP_IKE_PL_SA;
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_OK);
+	assert_int_equal(pl.n, 1);
+	assert_int_equal(pl.types[0], IKETCP_IKE_PL_SK);
+
+	uint8_t many[20];
+	uint16_t mb[20];
+	for (int i = 0; i < 20; i++) {
+		many[i] = IKETCP_IKE_PL_NONCE;
+		mb[i] = 4;
+	}
+	len = build_chain(m, many, mb, 20);
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_OK);
+	assert_int_equal(pl.n, IKETCP_IKE_PAYLOADS_MAX);
+}
+
+/* The IKE_SA_INIT request in the libreswan capture: SA KE Ni and notifies. */
+static void
+test_payloads_libreswan_sa_init(void **state)
+{
+	(void)state;
+	size_t len;
+	uint8_t *s = tu_load_hex("libreswan-i2r.hex", &len, NULL, 0, NULL);
+	struct iketcp_ike_payloads pl;
+
+	/* "IKETCP", Length, non-ESP marker, then the message */
+	assert_true(len > 12 + 28);
+	size_t flen = (size_t)s[6] << 8 | s[7];
+	const uint8_t *msg = s + 12;
+	size_t mlen = flen - 6;
+	struct iketcp_ike_hdr h;
+	assert_int_equal(iketcp_ike_parse(msg, mlen, &h), IKETCP_OK);
+	assert_int_equal(h.exchange, IKETCP_IKE_SA_INIT);
+	assert_int_equal(iketcp_ike_payloads(msg, mlen, &pl), IKETCP_OK);
+	assert_true(pl.n >= 3);
+	assert_int_equal(pl.types[0], IKETCP_IKE_PL_SA);
+	assert_int_equal(pl.types[1], IKETCP_IKE_PL_KE);
+	assert_int_equal(pl.types[2], IKETCP_IKE_PL_NONCE);
+	free(s);
+}
+
 int
 main(void)
 {
@@ -210,6 +349,10 @@ main(void)
 		cmocka_unit_test(test_exchange_names_unknown),
 		cmocka_unit_test(test_major_version),
 		cmocka_unit_test(test_flag_helpers),
+		cmocka_unit_test(test_payloads_chain),
+		cmocka_unit_test(test_payloads_truncated_and_bad),
+		cmocka_unit_test(test_payloads_stop_at_sk_and_max),
+		cmocka_unit_test(test_payloads_libreswan_sa_init),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
