@@ -78,9 +78,9 @@ struct client {
 	struct sockaddr_storage rsrc[UDP_BATCH];
 	uint8_t *rdg;
 	/* frames from the peer to the local daemon */
-	struct mmsghdr bmsg[UDP_BATCH];
-	struct iovec biov[UDP_BATCH];
+	struct iovec biov[NET_BATCH_MAX];
 	unsigned bn;
+	int gso_off; /* the kernel refused UDP GSO on uw.fd */
 	struct flow *batch_flow;
 	/* Flows with frames queued by the current recvmmsg batch: written once
 	 * per batch, so a burst of datagrams becomes one writev, not one each. */
@@ -97,20 +97,9 @@ static void
 batch_flush(struct client *cl)
 {
 	struct flow *f = cl->batch_flow;
-	unsigned done = 0;
-	for (unsigned i = 0; i < cl->bn; i++) {
-		cl->bmsg[i].msg_hdr.msg_name = &f->local.ss;
-		cl->bmsg[i].msg_hdr.msg_namelen = f->local.len;
-	}
-	while (done < cl->bn) {
-		int r = sendmmsg(cl->uw.fd, cl->bmsg + done, cl->bn - done, 0);
-		if (r <= 0) {
-			cl->st.to_local_drops += cl->bn - done;
-			break;
-		}
-		cl->st.to_local += (unsigned)r;
-		done += (unsigned)r;
-	}
+	unsigned sent = net_send_batch(cl->uw.fd, &f->local, cl->biov, cl->bn, &cl->gso_off);
+	cl->st.to_local += sent;
+	cl->st.to_local_drops += cl->bn - sent;
 	cl->bn = 0;
 	cl->batch_flow = NULL;
 }
@@ -118,12 +107,11 @@ batch_flush(struct client *cl)
 static void
 batch_add(struct client *cl, struct flow *f, const uint8_t *p, size_t len)
 {
-	if (cl->bn && (cl->batch_flow != f || cl->bn == UDP_BATCH))
+	if (cl->bn && (cl->batch_flow != f || cl->bn == NET_BATCH_MAX))
 		batch_flush(cl);
 	cl->batch_flow = f;
 	cl->biov[cl->bn].iov_base = (void *)(uintptr_t)p;
 	cl->biov[cl->bn].iov_len = len;
-	cl->bmsg[cl->bn].msg_hdr = (struct msghdr){.msg_iov = &cl->biov[cl->bn], .msg_iovlen = 1};
 	cl->bn++;
 }
 
@@ -415,7 +403,8 @@ flow_tcp_down(struct flow *f, const char *why)
 		close(f->tw.fd);
 		f->tw.fd = -1;
 		cl->nconns--;
-		cl->st.disconnects++;
+		if (why)
+			cl->st.disconnects++; /* lost, not closed by us */
 		if (cl->batch_flow == f && cl->bn)
 			batch_flush(cl);
 	}
@@ -815,7 +804,11 @@ int
 client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 {
 	if (memcmp(&cl->cfg.udp, &cfg->udp, sizeof(cfg->udp)) != 0) {
-		log_warn("%s: the udp address cannot change on reload; restart iketcpd", cfg->name);
+		/* The caller replaces the section: its flows and TCP
+		 * connections end, the new udp address is opened. */
+		log_warn("%s: udp address changed on reload: restarting this section (its flows "
+			 "are closed)",
+			 cfg->name);
 		return -1;
 	}
 	if (strcmp(cl->cfg.peer_host, cfg->peer_host) || cl->cfg.peer_port != cfg->peer_port)

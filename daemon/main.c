@@ -59,7 +59,7 @@ usage(FILE *fp)
 		    "  -f       stay in the foreground, log to stderr\n"
 		    "  -v       more logging (debug)\n"
 		    "  -V       print the version\n"
-		    "Every --KEY is also a config keyword; see iketcpd.conf(5) / "
+		    "Every --KEY is also a config keyword; see iketcpd(8) / "
 		    "docs/iketcpd.conf.md.\n");
 }
 
@@ -311,6 +311,16 @@ main(int argc, char **argv)
 
 	iketcpd_config_init(&a.cfg);
 	a.stats.fd = -1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "--version")) {
+			printf("iketcpd %s\n", IKETCP_VERSION_STRING);
+			return 0;
+		}
+	}
 	while ((opt = getopt(argc, argv, "+c:fnvVh")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -414,17 +424,25 @@ main(int argc, char **argv)
 		failed = !(a.servers[i] = server_new(a.loop, &a.cfg.servers[i]));
 	for (int i = 0; i < a.cfg.nclients && !failed; i++)
 		failed = !(a.clients[i] = client_new(a.loop, &a.cfg.clients[i]));
-	a.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	a.sig.cb = signal_cb;
-	a.sig.data = &a;
-	if (!failed && (a.sig.fd < 0 || watcher_start(a.loop, &a.sig, EPOLLIN) < 0))
-		failed = 1;
 	if (!failed && stats_open(&a) < 0)
 		failed = 1;
 	timer_init(&a.stop_timer, stop_timer_cb, &a);
 	if (!failed && !a.cfg.foreground && daemon(0, 0) < 0) {
 		log_err("daemon: %s", strerror(errno));
 		failed = 1;
+	}
+	/* The signalfd is made after daemon(): epoll readiness of a signalfd
+	 * follows the process that created it, so one inherited across the
+	 * fork would never wake the loop for the child's signals. */
+	a.sig.fd = -1;
+	if (!failed) {
+		a.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+		a.sig.cb = signal_cb;
+		a.sig.data = &a;
+		if (a.sig.fd < 0 || watcher_start(a.loop, &a.sig, EPOLLIN) < 0) {
+			log_err("signalfd: %s", strerror(errno));
+			failed = 1;
+		}
 	}
 	int rc = failed ? 1 : 0;
 	if (!failed) {

@@ -117,3 +117,95 @@ net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b)
 	return !memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr,
 		       &((const struct sockaddr_in6 *)&b->ss)->sin6_addr, 16);
 }
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h; glibc's netinet/udp.h may lack it */
+#endif
+
+/* Fills m with the datagrams iov[0..cnt) as one message: a UDP GSO
+ * message (the kernel cuts it every seg bytes) when cnt > 1. */
+static void
+batch_msg(struct mmsghdr *m, union net_cmsg *cb, const struct iketcpd_addr *dst, struct iovec *iov,
+	  unsigned cnt)
+{
+	m->msg_hdr = (struct msghdr){.msg_iov = iov, .msg_iovlen = cnt};
+	m->msg_len = 0;
+	if (dst) {
+		m->msg_hdr.msg_name = (void *)(uintptr_t)&dst->ss;
+		m->msg_hdr.msg_namelen = dst->len;
+	}
+	if (cnt > 1) {
+		memset(cb, 0, sizeof(*cb));
+		m->msg_hdr.msg_control = cb->buf;
+		m->msg_hdr.msg_controllen = sizeof(cb->buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&m->msg_hdr);
+		c->cmsg_level = IPPROTO_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+		uint16_t seg = (uint16_t)iov[0].iov_len;
+		memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+	}
+}
+
+unsigned
+net_send_batch(int fd, const struct iketcpd_addr *dst, struct iovec *iov, unsigned n, int *gso_off)
+{
+	struct mmsghdr m[NET_BATCH_MAX];
+	union net_cmsg cb[NET_BATCH_MAX];
+	unsigned cnt[NET_BATCH_MAX];
+	unsigned nm = 0, sent = 0, i = 0;
+	int retried = 0;
+
+	if (n > NET_BATCH_MAX)
+		n = NET_BATCH_MAX;
+	/* Runs of equal-sized datagrams (the last may be shorter) become one
+	 * GSO message: one trip through the IP stack instead of one per
+	 * datagram. A tunnel's bulk traffic is full-sized ESP, so runs are the
+	 * common case; the receiver still gets separate datagrams. */
+	while (i < n) {
+		size_t seg = iov[i].iov_len, total = seg;
+		unsigned k = 1;
+		if (!*gso_off && seg > 0 && seg <= NET_GSO_SEG_MAX) {
+			while (i + k < n && k < NET_GSO_SEGS_MAX &&
+			       total + iov[i + k].iov_len <= NET_GSO_BYTES_MAX &&
+			       iov[i + k].iov_len <= seg && iov[i + k].iov_len > 0) {
+				total += iov[i + k].iov_len;
+				k++;
+				if (iov[i + k - 1].iov_len < seg)
+					break; /* a shorter one ends the run */
+			}
+		}
+		batch_msg(&m[nm], &cb[nm], dst, &iov[i], k);
+		cnt[nm++] = k;
+		i += k;
+	}
+	unsigned done = 0;
+	while (done < nm) {
+		int r = sendmmsg(fd, m + done, nm - done, 0);
+		if (r < 0 && errno == ECONNREFUSED && !retried) {
+			/* An ICMP error caused by an earlier datagram is reported
+			 * (and cleared) by this call: it says nothing about this
+			 * batch, so try once more. */
+			retried = 1;
+			continue;
+		}
+		if (r < 0 && cnt[done] > 1 && !*gso_off &&
+		    (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP ||
+		     errno == ENOPROTOOPT)) {
+			/* The kernel or the route refuses UDP GSO (old kernel,
+			 * segment above the path MTU): stop using it on this
+			 * socket and send the rest one datagram each. */
+			*gso_off = 1;
+			unsigned first = 0;
+			for (unsigned j = 0; j < done; j++)
+				first += cnt[j];
+			return sent + net_send_batch(fd, dst, iov + first, n - first, gso_off);
+		}
+		if (r <= 0)
+			break; /* full buffer or refused: the rest is lost, as on a UDP path */
+		for (int j = 0; j < r; j++)
+			sent += cnt[done + (unsigned)j];
+		done += (unsigned)r;
+	}
+	return sent;
+}

@@ -2,6 +2,10 @@
 #ifndef IKETCPD_NET_H
 #define IKETCPD_NET_H
 
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include "config.h"
 
 /* A non-blocking, close-on-exec listening TCP socket (IPv6 sockets are
@@ -26,5 +30,29 @@ int net_resolve(const char *host, uint16_t port, struct iketcpd_addr *out);
 
 /* Compares the IP part of two addresses (not the port). Returns 1 if equal. */
 int net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b);
+
+/* net_send_batch() limits: datagrams per call, and per GSO message (the
+ * kernel's UDP_MAX_SEGMENTS is 64 on older kernels), bytes per GSO message
+ * (an IP datagram's limit), and the largest segment size grouped. */
+#define NET_BATCH_MAX 64
+#define NET_GSO_SEGS_MAX 64
+#define NET_GSO_BYTES_MAX 65000
+#define NET_GSO_SEG_MAX 9000
+
+union net_cmsg {
+	char buf[CMSG_SPACE(sizeof(uint16_t))];
+	struct cmsghdr align;
+};
+
+/*
+ * Sends the datagrams iov[0..n) (n <= NET_BATCH_MAX, one iovec each) on the
+ * UDP socket fd, to dst or, when dst is NULL, to the connected peer. Runs of
+ * equal-sized datagrams go as UDP GSO messages unless *gso_off; a kernel
+ * that refuses GSO sets *gso_off and the rest goes one datagram each.
+ * Returns how many datagrams the kernel accepted, in order; the others are
+ * lost (full socket buffer, ICMP refused), as they would be on a UDP path.
+ */
+unsigned net_send_batch(int fd, const struct iketcpd_addr *dst, struct iovec *iov, unsigned n,
+			int *gso_off);
 
 #endif

@@ -101,6 +101,7 @@ struct session {
 	struct sconn *current;
 	struct spi_ent spis[SESS_SPIS];
 	unsigned spi_next;
+	int gso_off; /* the kernel refused UDP GSO on w.fd */
 	struct {
 		uint64_t spi_i;
 		uint32_t msg_id;
@@ -134,8 +135,7 @@ struct server {
 	uint8_t rbuf[RBUF_SIZE];
 	/* TCP -> UDP batch: frames bound for one session's socket */
 	struct session *batch_sess;
-	struct mmsghdr bmsg[UDP_BATCH];
-	struct iovec biov[UDP_BATCH];
+	struct iovec biov[NET_BATCH_MAX]; /* frames of one TCP read, to one session */
 	unsigned bn;
 	/* UDP -> TCP: recvmmsg buffers */
 	struct mmsghdr rmsg[UDP_BATCH];
@@ -251,20 +251,9 @@ static void
 batch_flush(struct server *srv)
 {
 	struct session *s = srv->batch_sess;
-	unsigned done = 0;
-
-	while (done < srv->bn) {
-		int r = sendmmsg(s->w.fd, srv->bmsg + done, srv->bn - done, 0);
-		if (r <= 0) {
-			/* A full socket buffer or a backend that is down (ICMP
-			 * refused): the datagrams are lost, as they would be on
-			 * a UDP path. Count them. */
-			srv->st.to_backend_drops += srv->bn - done;
-			break;
-		}
-		srv->st.to_backend += (unsigned)r;
-		done += (unsigned)r;
-	}
+	unsigned sent = net_send_batch(s->w.fd, NULL, srv->biov, srv->bn, &s->gso_off);
+	srv->st.to_backend += sent;
+	srv->st.to_backend_drops += srv->bn - sent;
 	srv->bn = 0;
 	srv->batch_sess = NULL;
 }
@@ -272,13 +261,11 @@ batch_flush(struct server *srv)
 static void
 batch_add(struct server *srv, struct session *s, const uint8_t *p, size_t len)
 {
-	if (srv->bn && (srv->batch_sess != s || srv->bn == UDP_BATCH))
+	if (srv->bn && (srv->batch_sess != s || srv->bn == NET_BATCH_MAX))
 		batch_flush(srv);
 	srv->batch_sess = s;
 	srv->biov[srv->bn].iov_base = (void *)(uintptr_t)p;
 	srv->biov[srv->bn].iov_len = len;
-	srv->bmsg[srv->bn].msg_hdr =
-		(struct msghdr){.msg_iov = &srv->biov[srv->bn], .msg_iovlen = 1};
 	srv->bn++;
 }
 

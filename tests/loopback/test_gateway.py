@@ -183,6 +183,23 @@ def test_server_relays_both_ways():
         s.stop()
 
 
+def test_server_burst_keeps_datagram_boundaries():
+    """One TCP write of many frames: equal-sized runs go out as UDP GSO
+    batches, and the backend must still get every datagram whole, in order,
+    with its own size (runs, a shorter one ending a run, a longer one)."""
+    s = Server()
+    try:
+        t, src = s.open_session(0x5151)
+        sizes = [1000] * 70 + [999, 1000, 1000, 64, 1400, 1400, 200] + [300] * 5
+        frames = [esp(0x515, i, n) for i, n in enumerate(sizes)]
+        t.sendall(b"".join(frame(e) for e in frames))
+        got = [s.be.recvfrom(70000) for _ in frames]
+        assert [d for d, _ in got] == frames, [len(d) for d, _ in got]
+        assert all(a == src for _, a in got)
+    finally:
+        s.stop()
+
+
 def test_server_split_prefix_and_frames():
     s = Server()
     try:
@@ -499,6 +516,33 @@ def test_sighup_reload_keeps_connections():
     finally:
         p.send_signal(signal.SIGTERM)
         assert p.wait(5) == 0
+
+
+def test_daemonized_handles_signals():
+    """Without -f iketcpd forks into the background; SIGTERM must still stop
+    it (signals are read through a signalfd that must belong to the child)."""
+    port = BASE + 7
+    sock = os.path.join(TMP, "daemon-stats.sock")
+    r = subprocess.run([IKETCPD, "server", "--listen", "127.0.0.1:%d" % port,
+                        "--backend", "127.0.0.1:%d" % (BASE + 8), "--stats-socket", sock],
+                       timeout=10)
+    assert r.returncode == 0, r.returncode
+    wait_port(port)
+    out = subprocess.run(["pgrep", "-f", "--", "--listen 127.0.0.1:%d" % port],
+                         capture_output=True, text=True).stdout.split()
+    assert len(out) == 1, out
+    pid = int(out[0])
+    try:
+        assert read_stats(sock)[("server", "server", "accepted")] >= 1
+        os.kill(pid, signal.SIGTERM)
+        end = time.time() + 5
+        while os.path.exists("/proc/%d" % pid) and time.time() < end:
+            time.sleep(0.02)
+        assert not os.path.exists("/proc/%d" % pid), "daemon ignored SIGTERM"
+        assert not os.path.exists(sock), "stats socket left behind"
+    finally:
+        if os.path.exists("/proc/%d" % pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def main():
