@@ -29,6 +29,13 @@ static const struct err_row err_rows[] = {
 	ROW(IKETCP_E_STATE, "object is in a failed state", IKETCP_CAT_USAGE),
 	ROW(IKETCP_E_NOMEM, "out of memory", IKETCP_CAT_USAGE),
 	ROW(IKETCP_E_IO, "I/O error (see errno)", IKETCP_CAT_IO),
+	ROW(IKETCP_E_TLS, "TLS protocol error", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_TLS_VERIFY, "TLS peer certificate verification failed", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_TLS_PIN, "TLS peer public key does not match the pin", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_PROXY_STATUS, "HTTP proxy refused CONNECT", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_PROXY_SYNTAX, "HTTP proxy response is malformed", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_PROXY_TOOBIG, "HTTP proxy response headers too large", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_TLS_CONFIG, "TLS configuration rejected", IKETCP_CAT_USAGE),
 };
 #undef ROW
 

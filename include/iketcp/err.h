@@ -43,6 +43,16 @@ enum iketcp_err {
 	IKETCP_E_NOMEM = -32, /* allocation failed */
 	/* I/O: errno holds the system error */
 	IKETCP_E_IO = -40,
+	/* TLS and HTTP proxy (transport.h, tls.h, proxy.h): close the connection;
+	 * iketcp_transport_last_error() has the details of the TLS ones */
+	IKETCP_E_TLS = -50,          /* TLS protocol error or alert */
+	IKETCP_E_TLS_VERIFY = -51,   /* peer certificate refused (expired, unknown CA, name) */
+	IKETCP_E_TLS_PIN = -52,      /* peer public key does not match the configured pin */
+	IKETCP_E_PROXY_STATUS = -53, /* proxy answered CONNECT with a non-2xx status */
+	IKETCP_E_PROXY_SYNTAX = -54, /* proxy response is not HTTP/1.x */
+	IKETCP_E_PROXY_TOOBIG = -55, /* proxy response head above the size limit */
+	/* TLS configuration refused (bad file, key, cipher string, pin): a usage error */
+	IKETCP_E_TLS_CONFIG = -56,
 };
 
 enum iketcp_err_category {

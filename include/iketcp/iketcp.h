@@ -7,7 +7,10 @@
 #include "iketcp/err.h"
 #include "iketcp/frame.h"
 #include "iketcp/ike.h"
+#include "iketcp/proxy.h"
 #include "iketcp/sendq.h"
+#include "iketcp/tls.h"
+#include "iketcp/transport.h"
 
 #define IKETCP_VERSION_STRING "0.1.0"
 
