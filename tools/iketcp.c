@@ -6,13 +6,21 @@
  *   iketcp decode [FILE]   decode a hex dump of one stream direction
  *                          (stdin by default); whitespace is ignored and a
  *                          leading IKETCP prefix is recognised
+ *   iketcp probe [-t S] HOST[:PORT]
+ *                          does the server answer IKE over TCP? (probe.c)
+ *   iketcp stats PATH      print iketcpd's counters from its stats-socket
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include "iketcp/iketcp.h"
+#include "probe.h"
 
 static void
 print_frame(unsigned idx, const uint8_t *frame, size_t len)
@@ -265,11 +273,49 @@ cmd_decode(const char *path)
 	return parse_stream(bin, blen, with_prefix, NULL, 0, 1) < 0 ? 1 : 0;
 }
 
+/* Copies what iketcpd's stats-socket writes to stdout. */
+static int
+cmd_stats(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "iketcp stats: path too long\n");
+		return 2;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = {.tv_sec = 5};
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		fprintf(stderr, "iketcp stats: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	char buf[4096];
+	ssize_t n;
+	size_t total = 0;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		total += (size_t)n;
+	}
+	int err = n < 0 ? errno : 0;
+	close(fd);
+	if (err || !total) {
+		fprintf(stderr, "iketcp stats: %s: %s\n", path, err ? strerror(err) : "no data");
+		return 1;
+	}
+	return 0;
+}
+
 static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: iketcp demo\n"
 		    "       iketcp decode [FILE]   (hex dump of one direction; default stdin)\n"
+		    "       iketcp probe [-t SECONDS] HOST[:PORT]   (does it answer IKE over TCP? "
+		    "port 4500 by default)\n"
+		    "       iketcp stats PATH      (iketcpd's counters from its stats-socket)\n"
 		    "       iketcp version\n");
 }
 
@@ -284,6 +330,15 @@ main(int argc, char **argv)
 		return cmd_demo();
 	if (!strcmp(argv[1], "decode"))
 		return cmd_decode(argc > 2 ? argv[2] : NULL);
+	if (!strcmp(argv[1], "probe"))
+		return cmd_probe(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "stats")) {
+		if (argc != 3) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_stats(argv[2]);
+	}
 	if (!strcmp(argv[1], "version")) {
 		printf("iketcp %s\n", IKETCP_VERSION_STRING);
 		return 0;

@@ -545,6 +545,45 @@ def test_daemonized_handles_signals():
             os.kill(pid, signal.SIGKILL)
 
 
+def test_probe_cli():
+    """iketcp probe: exit 0 with the response's details when the backend
+    answers through the server; exit 1 when a TCP server is not RFC 9329."""
+    cli = os.path.join(os.path.dirname(IKETCPD), "iketcp")
+    s = Server()
+    try:
+        pr = subprocess.Popen([cli, "probe", "-t", "5", "127.0.0.1:%d" % s.port],
+                              stdout=subprocess.PIPE, text=True)
+        req, src = s.be.recvfrom(70000)
+        assert req[:4] == b"\0\0\0\0" and req[4 + 18] == 34, req[:32]
+        # answer as a responder that refuses the proposal: header + N(NO_PROPOSAL_CHOSEN)
+        hdr = bytearray(req[4:4 + 28])
+        hdr[8:16] = b"\x11" * 8
+        hdr[16] = 41
+        hdr[19] = 0x20
+        body = bytes([0, 0, 0, 8, 0, 0, 0, 14])
+        hdr[24:28] = struct.pack(">I", 28 + len(body))
+        s.be.sendto(b"\0\0\0\0" + bytes(hdr) + body, src)
+        out, _ = pr.communicate(timeout=10)
+        assert pr.returncode == 0, out
+        assert "got IKE_SA_INIT response" in out and "NO_PROPOSAL_CHOSEN" in out, out
+    finally:
+        s.stop()
+    # a TCP server that answers with something else
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", BASE + 9))
+    ls.listen(1)
+    pr = subprocess.Popen([cli, "probe", "-t", "5", "127.0.0.1:%d" % (BASE + 9)],
+                          stdout=subprocess.PIPE, text=True)
+    c, _ = ls.accept()
+    c.recv(4096)
+    c.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    c.close()
+    ls.close()
+    out, _ = pr.communicate(timeout=10)
+    assert pr.returncode == 1 and "without an IKE response" in out, (pr.returncode, out)
+
+
 def main():
     global IKETCPD
     IKETCPD = os.path.abspath(sys.argv[1])

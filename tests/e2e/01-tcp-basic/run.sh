@@ -36,4 +36,17 @@ log "TCP packets to/from port $GW_TCP_PORT on the link: $t"
 iketcpd_alive "$NS_GW" server || fail "iketcpd server died"
 iketcpd_alive "$NS_C1" client || fail "iketcpd client died"
 
+# The operator's probe gets a real IKE_SA_INIT response from charon through
+# the server, while the tunnel stays up.
+IKETCP_CLI=$(dirname "$IKETCPD")/iketcp
+if [ -x "$IKETCP_CLI" ]; then
+	out=$(nsx "$NS_C1" "$IKETCP_CLI" probe -t 5 "$(gw_addr 1):$GW_TCP_PORT") ||
+		fail "iketcp probe: exit $?: $out"
+	printf '%s\n' "$out"
+	grep -q "got IKE_SA_INIT response" <<<"$out" || fail "probe: no IKE_SA_INIT response"
+	ping_tunnel "$NS_C1" "$(inner_addr 1)" "$GW_INNER" 2 || fail "ping after the probe"
+else
+	log "iketcp CLI not built next to iketcpd: probe skipped"
+fi
+
 log "PASS"
