@@ -46,7 +46,8 @@ struct flow {
 	struct watcher tw;
 	struct timer tt; /* connect timeout, retry wait, drain deadline */
 	unsigned backoff_ms;
-	uint64_t gen; /* connection generation */
+	uint64_t gen;       /* connection generation */
+	uint32_t flowlabel; /* IPv6: kept for every reconnect (R22) */
 	size_t prefix_left;
 	struct iketcp_deframer df;
 	struct iketcp_sendq q;
@@ -341,7 +342,7 @@ flow_tcp_connect(struct flow *f)
 		}
 		cl->have_peer = 1;
 	}
-	int fd = net_tcp_connect(&cl->peer);
+	int fd = net_tcp_connect(&cl->peer, &f->flowlabel);
 	cl->st.connects++;
 	if (fd < 0) {
 		log_warn("%s: connect to %s: %s", cl->cfg.name,

@@ -1,11 +1,13 @@
 #include "net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 int
@@ -50,13 +52,78 @@ net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 	return fd;
 }
 
-int
-net_tcp_connect(const struct iketcpd_addr *a)
+/* linux/in6.h's flow label manager ABI; glibc's netinet/in.h lacks it and
+ * the two headers cannot be included together. */
+struct net_flowlabel_req {
+	struct in6_addr dst;
+	uint32_t label; /* network order */
+	uint8_t action;
+	uint8_t share;
+	uint16_t flags;
+	uint16_t expires;
+	uint16_t linger;
+	uint32_t pad;
+};
+#define NET_IPV6_FLOWLABEL_MGR 32
+#define NET_IPV6_FLOWINFO_SEND 33
+#define NET_FL_A_GET 0
+#define NET_FL_F_CREATE 1
+#define NET_FL_F_EXCL 2
+#define NET_FL_S_PROCESS 2
+#define NET_FL_LINGER_S 120 /* a reconnect within this keeps the label reserved */
+
+/* R22: attaches a fixed flow label to an IPv6 socket before connect(). A
+ * label of 0 is chosen at random from the stateful range (1..0x7FFFF,
+ * net.ipv6.flowlabel_state_ranges) and reserved for this process. Returns
+ * the label, or 0 when the kernel refuses (the connection then gets an
+ * automatic label, as before). */
+static uint32_t
+flowlabel_attach(int fd, const struct sockaddr_in6 *dst, uint32_t label)
 {
+	int one = 1;
+	for (int tries = 0; tries < 8; tries++) {
+		uint32_t l = label;
+		if (!l) {
+			uint32_t r = 0;
+			if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+				return 0;
+			l = r % 0x7FFFFu + 1;
+		}
+		struct net_flowlabel_req fr = {.dst = dst->sin6_addr,
+					       .label = htonl(l),
+					       .action = NET_FL_A_GET,
+					       .share = NET_FL_S_PROCESS,
+					       .flags = NET_FL_F_CREATE |
+							(label ? 0 : NET_FL_F_EXCL),
+					       .linger = NET_FL_LINGER_S};
+		if (setsockopt(fd, IPPROTO_IPV6, NET_IPV6_FLOWLABEL_MGR, &fr, sizeof(fr)) == 0) {
+			if (setsockopt(fd, IPPROTO_IPV6, NET_IPV6_FLOWINFO_SEND, &one,
+				       sizeof(one)) < 0)
+				return 0;
+			return l;
+		}
+		if (label || errno != EEXIST)
+			return 0; /* our label was taken meanwhile, or no permission */
+	}
+	return 0;
+}
+
+int
+net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel)
+{
+	struct iketcpd_addr to = *a;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	if (connect(fd, (const struct sockaddr *)&a->ss, a->len) < 0 && errno != EINPROGRESS) {
+	if (flowlabel && a->ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&to.ss;
+		uint32_t l = flowlabel_attach(fd, s6, *flowlabel);
+		if (!l && *flowlabel)
+			l = flowlabel_attach(fd, s6, 0); /* lost it: take a new one */
+		*flowlabel = l;
+		s6->sin6_flowinfo = htonl(l);
+	}
+	if (connect(fd, (const struct sockaddr *)&to.ss, to.len) < 0 && errno != EINPROGRESS) {
 		int e = errno;
 		close(fd);
 		errno = e;

@@ -17,8 +17,12 @@ int net_tcp_listen(const struct iketcpd_addr *a, int backlog);
 int net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 		   const struct iketcpd_addr *connect_to);
 
-/* Starts a non-blocking connect. Returns fd (connect may be in progress) or -1. */
-int net_tcp_connect(const struct iketcpd_addr *a);
+/* Starts a non-blocking connect. Returns fd (connect may be in progress) or -1.
+ * For IPv6 with flowlabel not NULL, the connection carries the flow label
+ * *flowlabel (0: pick one and store it), so that every reconnect of a flow
+ * hashes onto the same ECMP path (R22); *flowlabel is 0 after the kernel
+ * refused a fixed label. */
+int net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel);
 
 /* Sets TCP_NODELAY (frames are latency sensitive and already batched) and
  * optional SO_KEEPALIVE (R49). Returns 0 or -1. */

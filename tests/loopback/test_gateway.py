@@ -437,6 +437,59 @@ def test_client_drops_retransmit_and_resends_after_reconnect():
         p.stop()
 
 
+def test_client_ipv6_flow_label_kept_across_reconnect():
+    """R22: on IPv6 a reconnect of the same flow carries the same flow label
+    (checked on the SYNs with tcpdump; skipped without root or tcpdump)."""
+    import re
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("tcpdump"):
+        print("SKIP test_client_ipv6_flow_label_kept_across_reconnect: needs root + tcpdump")
+        return
+    port, bport, cport = BASE + 4, BASE + 5, BASE + 6
+    be = udp(bport)
+    ikd = udp(0)
+    srv = start(["server", "--listen", "[::1]:%d" % port, "--backend", "127.0.0.1:%d" % bport],
+                "server6")
+    cap = subprocess.Popen(["tcpdump", "-i", "lo", "-nn", "-v", "-l", "-c", "2",
+                            "ip6 and tcp dst port %d and ip6[53] & 2 != 0" % port],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    PROCS.append(cap)
+    try:
+        end = time.time() + 5
+        while True:  # the server is up when [::1]:port accepts; tcpdump needs a moment too
+            try:
+                socket.create_connection(("::1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < end, "server on [::1] not up"
+                time.sleep(0.05)
+        cap.terminate()
+        cap.wait(5)
+        PROCS.remove(cap)
+        cap = subprocess.Popen(["tcpdump", "-i", "lo", "-nn", "-v", "-l", "-c", "2",
+                                "ip6 and tcp dst port %d and ip6[53] & 2 != 0" % port],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        PROCS.append(cap)
+        time.sleep(1.0)  # tcpdump has no readiness signal; the SYNs come later anyway
+        start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "[::1]:%d" % port,
+               "--reconnect-min", "100ms"], "client6")
+        time.sleep(0.2)
+        m = dgram_ike(0xF6)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        assert be.recvfrom(70000)[0] == m
+        subprocess.run(["ss", "-K", "dst", "[::1]", "dport", "=", str(port)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
+        assert be.recvfrom(70000)[0] == m  # R36: resent on the new connection
+        out, _ = cap.communicate(timeout=10)
+        labels = re.findall(r"flowlabel (0x[0-9a-f]+)", out)
+        assert len(labels) == 2, out
+        assert labels[0] == labels[1] and int(labels[0], 16) != 0, labels
+    finally:
+        be.close()
+        ikd.close()
+        srv.send_signal(signal.SIGTERM)
+
+
 def test_client_fallback_udp_answers():
     """enable-tcp fallback with a peer that answers on UDP: no TCP connection."""
     peer_udp = udp(BASE + 5)
