@@ -116,8 +116,9 @@ int IKETCP_WUR iketcp_transport_tcp_init(struct iketcp_transport *t, int fd, uns
  * iketcp_transport_preread(), then from the transport.
  * Returns the number of bytes (> 0); 0 at end of stream (TCP FIN, or TLS
  * close_notify or FIN); IKETCP_E_AGAIN (see rd_want); IKETCP_E_STATE
- * (handshake not done, or t freed); IKETCP_E_INVAL (len 0); IKETCP_E_IO
- * (errno set); IKETCP_E_TLS (text in iketcp_transport_last_error()).
+ * (handshake not done, t freed, or an earlier fatal TLS error);
+ * IKETCP_E_INVAL (len 0); IKETCP_E_IO (errno set); IKETCP_E_TLS (text in
+ * iketcp_transport_last_error()).
  */
 long IKETCP_WUR iketcp_transport_read(struct iketcp_transport *t, void *buf, size_t len);
 
@@ -199,8 +200,9 @@ unsigned iketcp_transport_interest(const struct iketcp_transport *t, int reading
  * example while sniffing the first byte, or the tunnel bytes that followed
  * an HTTP CONNECT response). They are read again, first, by
  * iketcp_transport_read() or by the TLS handshake. Call before the first
- * read or handshake step. Returns IKETCP_OK, IKETCP_E_STATE (bytes already
- * given, or reading started), IKETCP_E_INVAL or IKETCP_E_NOMEM.
+ * read or handshake step. Returns IKETCP_OK, IKETCP_E_STATE (earlier bytes
+ * not yet read again, or t freed), IKETCP_E_INVAL (p NULL or n 0) or
+ * IKETCP_E_NOMEM.
  */
 int IKETCP_WUR iketcp_transport_preread(struct iketcp_transport *t, const void *p, size_t n);
 

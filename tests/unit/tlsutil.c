@@ -101,7 +101,9 @@ write_key(const char *path, EVP_PKEY *k)
 static void
 path_in(char *out, const char *dir, const char *name)
 {
-	snprintf(out, TU_PATH_MAX, "%s/%s", dir, name);
+	int n = snprintf(out, TU_PATH_MAX, "%s/%s", dir, name);
+	if (n < 0 || n >= TU_PATH_MAX)
+		fail_msg("path too long: %s/%s", dir, name);
 }
 
 /* A leaf signed by (issuer, ikey) written to cert/key paths. */
