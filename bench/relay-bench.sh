@@ -25,6 +25,8 @@
 #   --search-steps N  runs per search (default 7)
 #   --search-d S      seconds per search run (default 3)
 #   --no-pin          do not pin processes to CPUs
+#   --no-gen-gso      generator sends with sendmmsg only (no UDP GSO); its
+#                     core then caps what it can offer at about 130k/s
 #   --iketcpd-v       run iketcpd with -v (logs in the output directory)
 #
 # Pinning (2 CPUs): both relay processes on CPU 0, the load process
@@ -45,6 +47,7 @@ SEARCH_SIZES="64 512 1400"
 SEARCH_STEPS=7
 SEARCH_D=3
 PIN=1
+GEN_GSO=1
 IKETCPD_V=
 LOSS_LIMIT=1.0
 
@@ -65,6 +68,7 @@ while [ $# -gt 0 ]; do
 	--search-steps) SEARCH_STEPS=$2; shift ;;
 	--search-d) SEARCH_D=$2; shift ;;
 	--no-pin) PIN=0 ;;
+	--no-gen-gso) GEN_GSO=0 ;;
 	--iketcpd-v) IKETCPD_V=-v ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (try -h)" ;;
@@ -176,7 +180,7 @@ run_one() {
 	next_ports
 	load=$([ "$rate" = 0 ] && echo flat || echo "$rate")
 	tag=$OUT/$(printf '%03d' $RUN)-$phase-$path-$size-$load
-	local args=(--size "$size" --rate "$rate" --duration "$secs" --label "$path")
+	local args=(--size "$size" --rate "$rate" --duration "$secs" --label "$path" --gso "$GEN_GSO")
 	case $path in
 	direct)
 		args+=(--to "127.0.0.1:$SP" --listen "127.0.0.1:$SP")
@@ -278,6 +282,7 @@ path_ok() {
 	echo "machine: $(nproc) CPU ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "pinning: relays on CPU ${RELAY_CPU:-any}, load process on CPU ${LOAD_CPU:-any}"
+	echo "generator UDP GSO: $([ "$GEN_GSO" = 1 ] && echo on || echo off)"
 	echo "iketcpd: $([ $HAVE_IKETCPD = 1 ] && echo "$IKETCPD" || echo "NOT BUILT ($IKETCPD missing): path skipped")"
 	echo "udptunnel: $(command -v udptunnel || echo "not installed: path skipped") $(dpkg-query -W -f '${Version}' udptunnel 2>/dev/null)"
 	echo "busiest other processes:"
