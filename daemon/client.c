@@ -11,18 +11,35 @@
 #include "iketcp/iketcp.h"
 #include "log.h"
 #include "net.h"
+#include "tlscfg.h"
 
 #define RBUF_SIZE 65536u
 #define UDP_BATCH 32
 #define FLOW_IKE_SPIS 4
 #define FLOW_ESP_SPIS 8
 #define DRAIN_MS 2000
+/* See server.c: a TLS read is only made with room for a whole record. */
+#define TLS_RECORD_MAX 16384
+/* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
+#define PROXY_REQ_MAX 2048
 
 enum flow_mode { FM_UDP_TRYING, FM_UDP, FM_TCP };
-enum tcp_state { TS_DOWN, TS_WAIT_RETRY, TS_CONNECTING, TS_OPEN, TS_DRAINING };
+/*
+ * Connection setup, all under connect-timeout: TS_CONNECTING (TCP connect,
+ * to the peer or the proxy), TS_PROXY (HTTP CONNECT), TS_TLS (handshake),
+ * then TS_OPEN.
+ */
+enum tcp_state { TS_DOWN, TS_WAIT_RETRY, TS_CONNECTING, TS_PROXY, TS_TLS, TS_OPEN, TS_DRAINING };
 
-static const char *const tcp_state_names[] = {"down", "wait-retry", "connecting", "open",
-					      "draining"};
+static const char *const tcp_state_names[] = {"down",          "wait-retry", "connecting", "proxy",
+					      "tls-handshake", "open",       "draining"};
+
+/* An HTTP CONNECT exchange in progress. */
+struct flow_proxy {
+	char req[PROXY_REQ_MAX];
+	size_t len, off; /* request bytes, of which sent */
+	struct iketcp_proxy_parser parser;
+};
 
 struct flow {
 	struct client *cl;
@@ -46,8 +63,12 @@ struct flow {
 	struct watcher tw;
 	struct timer tt; /* connect timeout, retry wait, drain deadline */
 	unsigned backoff_ms;
-	uint64_t gen;       /* connection generation */
-	uint32_t flowlabel; /* IPv6: kept for every reconnect (R22) */
+	uint64_t gen;               /* connection generation */
+	uint32_t flowlabel;         /* IPv6: kept for every reconnect (R22) */
+	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL when down */
+	int is_tls;                 /* tr is (or will be, after the proxy) TLS */
+	int via_proxy;              /* this connection goes through the proxy */
+	struct flow_proxy *px;      /* CONNECT in progress */
 	size_t prefix_left;
 	struct iketcp_deframer df;
 	struct iketcp_sendq q;
@@ -67,6 +88,12 @@ struct client {
 	struct iketcpd_client_cfg cfg;
 	struct iketcpd_addr peer; /* resolved */
 	int have_peer;
+	struct iketcpd_addr proxy; /* resolved proxy address */
+	int have_proxy;
+	/* tls = yes: one client context per section, so every reconnect of
+	 * every flow offers the last session (R75). A reload builds a new one;
+	 * connections keep the one they started with. */
+	struct iketcp_tls_ctx *tls_ctx;
 	struct watcher uw; /* the --udp socket */
 	struct flow *flows;
 	unsigned nflows, nconns;
@@ -90,6 +117,7 @@ struct client {
 
 static void flow_tcp_down(struct flow *f, const char *why);
 static void flow_flush(struct flow *f);
+static void flow_handshake(struct flow *f);
 static void flow_destroy(struct flow *f);
 
 /* ---- to the local daemon --------------------------------------------------- */
@@ -272,40 +300,77 @@ flow_destroy(struct flow *f)
 
 /* ---- TCP connection of a flow ------------------------------------------------ */
 
-static long
-flow_writev(void *ctx, const struct iovec *iov, int cnt)
+/* "vpn.example.com:443" or "... via proxy 192.0.2.1:3128", for logs. */
+static const char *
+flow_target(const struct flow *f, char *buf, size_t len)
 {
-	struct flow *f = ctx;
-	ssize_t w = writev(f->tw.fd, iov, cnt);
-	if (w >= 0)
-		return w;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return IKETCP_E_AGAIN;
-	return IKETCP_E_IO;
+	const struct client *cl = f->cl;
+	char ps[64];
+	int v6 = strchr(cl->cfg.peer_host, ':') != NULL;
+
+	if (f->via_proxy)
+		snprintf(buf, len, "%s%s%s:%u via proxy %s", v6 ? "[" : "", cl->cfg.peer_host,
+			 v6 ? "]" : "", cl->cfg.peer_port,
+			 iketcpd_addr_str(&cl->proxy, ps, sizeof(ps)));
+	else if (cl->have_peer)
+		iketcpd_addr_str(&cl->peer, buf, len);
+	else
+		snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", cl->cfg.peer_host, v6 ? "]" : "",
+			 cl->cfg.peer_port);
+	return buf;
+}
+
+static int
+flow_connected(const struct flow *f)
+{
+	return f->ts == TS_CONNECTING || f->ts == TS_PROXY || f->ts == TS_TLS || f->ts == TS_OPEN ||
+	       f->ts == TS_DRAINING;
+}
+
+/* Epoll interest from what the transport waits for (OpenSSL's WANT_READ /
+ * WANT_WRITE included), whether output is waiting, and the setup step. */
+static void
+flow_want(struct flow *f)
+{
+	unsigned want;
+
+	if (!flow_connected(f))
+		return;
+	if (f->ts == TS_PROXY && iketcp_transport_handshake_done(&f->tr))
+		want = iketcp_transport_interest(&f->tr, f->px && f->px->off == f->px->len,
+						 f->px && f->px->off < f->px->len);
+	else
+		want = iketcp_transport_interest(&f->tr, 1,
+						 f->prefix_left || iketcp_sendq_bytes(&f->q) > 0);
+	watcher_set(f->cl->loop, &f->tw,
+		    (want & IKETCP_WANT_READ ? EPOLLIN : 0) |
+			    (want & IKETCP_WANT_WRITE ? EPOLLOUT : 0));
 }
 
 /* Writes the prefix (first time only) together with queued frames. */
 static void
 flow_flush(struct flow *f)
 {
-	struct client *cl = f->cl;
+	char e[IKETCP_TRANSPORT_ERR_MAX];
 	if (f->ts != TS_OPEN && f->ts != TS_DRAINING)
 		return;
 	while (f->prefix_left) {
-		/* R15/R24: the prefix leads, in the same writev as the first
-		 * frames so that it arrives in one segment with them. */
+		/* R15/R24/A2: the prefix leads, in the same write as the first
+		 * frames: one segment with them over TCP, one record with them
+		 * (the first application data) over TLS. */
 		struct iovec iov[1 + IKETCP_SENDQ_IOV_MAX];
 		iov[0].iov_base =
 			(void *)(uintptr_t)&IKETCP_PREFIX[IKETCP_PREFIX_LEN - f->prefix_left];
 		iov[0].iov_len = f->prefix_left;
 		int n = iketcp_sendq_iov(&f->q, iov + 1);
-		ssize_t w = writev(f->tw.fd, iov, 1 + n);
+		long w = iketcp_transport_writev(&f->tr, iov, 1 + n);
+		if (w == IKETCP_E_AGAIN || w == 0) {
+			flow_want(f);
+			return;
+		}
 		if (w < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-				watcher_set(cl->loop, &f->tw, EPOLLIN | EPOLLOUT);
-				return;
-			}
-			flow_tcp_down(f, strerror(errno));
+			iketcp_transport_last_error(&f->tr, e, sizeof(e));
+			flow_tcp_down(f, e);
 			return;
 		}
 		size_t k = (size_t)w < f->prefix_left ? (size_t)w : f->prefix_left;
@@ -315,56 +380,159 @@ flow_flush(struct flow *f)
 			return;
 		}
 	}
-	int rc = iketcp_sendq_flush(&f->q, flow_writev, f);
-	if (rc == IKETCP_E_AGAIN) {
-		watcher_set(cl->loop, &f->tw, EPOLLIN | EPOLLOUT);
-	} else if (rc == IKETCP_OK) {
-		if (f->ts == TS_DRAINING)
-			flow_destroy(f);
-		else
-			watcher_set(cl->loop, &f->tw, EPOLLIN);
+	int rc = iketcp_transport_send(&f->tr, &f->q);
+	if (rc == IKETCP_OK && f->ts == TS_DRAINING) {
+		flow_destroy(f);
+	} else if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN) {
+		flow_want(f);
 	} else {
-		flow_tcp_down(f, strerror(errno));
+		iketcp_transport_last_error(&f->tr, e, sizeof(e));
+		flow_tcp_down(f, e[0] ? e : iketcp_strerror(rc));
 	}
+}
+
+/* Waits for the next attempt (backoff, doubled up to reconnect-max). */
+static void
+flow_retry(struct flow *f)
+{
+	struct client *cl = f->cl;
+	f->ts = TS_WAIT_RETRY;
+	timer_start(cl->loop, &f->tt, f->backoff_ms);
+	f->backoff_ms = f->backoff_ms * 2 > cl->cfg.reconnect_max_ms ? cl->cfg.reconnect_max_ms
+								     : f->backoff_ms * 2;
+}
+
+/*
+ * Closes the TCP connection (if any) and drops its state. graceful: the
+ * flow ends on our side (flow-timeout, shutdown): TLS close_notify, then
+ * FIN (A15). A broken connection is just closed.
+ */
+static void
+flow_tcp_close(struct flow *f, int graceful)
+{
+	struct client *cl = f->cl;
+	if (flow_connected(f)) {
+		if (graceful && (f->ts == TS_OPEN || f->ts == TS_DRAINING) &&
+		    iketcp_transport_shutdown(&f->tr) != IKETCP_OK)
+			log_debug("%s: flow %llu: no close_notify sent", cl->cfg.name,
+				  (unsigned long long)f->id);
+		watcher_stop(cl->loop, &f->tw);
+		/* A TLS transport keeps its session resumable unless the
+		 * connection died of a TLS error (lib/tls.c tls_free). */
+		iketcp_transport_free(&f->tr);
+		close(f->tw.fd);
+		f->tw.fd = -1;
+		cl->nconns--;
+		if (cl->batch_flow == f && cl->bn)
+			batch_flush(cl);
+	}
+	free(f->px);
+	f->px = NULL;
+	timer_stop(cl->loop, &f->tt);
+	/* R23: a partial frame from the peer dies with the connection. Frames
+	 * queued but not written are lost too, except the pending request,
+	 * which the next connection resends (R36). */
+	iketcp_deframer_free(&f->df);
+	iketcp_sendq_free(&f->q);
+	f->prefix_left = 0;
+}
+
+/*
+ * The connection could not be set up (refused, timed out, the proxy said
+ * no, the certificate was refused...): one line naming the reason and the
+ * peer, counted as a connect failure, and a new attempt after the backoff.
+ */
+static void
+flow_connect_failed(struct flow *f, const char *what, const char *why)
+{
+	struct client *cl = f->cl;
+	char tgt[IKETCPD_HOST_MAX + 96];
+
+	cl->st.connect_failures++;
+	flow_target(f, tgt, sizeof(tgt));
+	flow_tcp_close(f, 0);
+	if (f->dead || cl->shutting) {
+		f->ts = TS_DOWN;
+		return;
+	}
+	log_warn("%s: flow %llu: cannot connect to %s: %s%s%s; retrying in %ums", cl->cfg.name,
+		 (unsigned long long)f->id, tgt, what, what[0] && why && why[0] ? ": " : "",
+		 why ? why : "", f->backoff_ms);
+	flow_retry(f);
 }
 
 static void
 flow_tcp_connect(struct flow *f)
 {
 	struct client *cl = f->cl;
-	char ps[64];
-	if (!cl->have_peer) {
-		if (net_resolve(cl->cfg.peer_host, cl->cfg.peer_port, &cl->peer) < 0) {
-			log_warn("%s: cannot resolve %s", cl->cfg.name, cl->cfg.peer_host);
-			f->ts = TS_WAIT_RETRY;
-			timer_start(cl->loop, &f->tt, f->backoff_ms);
-			return;
-		}
-		cl->have_peer = 1;
+	const struct iketcpd_addr *dst;
+	int rc;
+
+	f->via_proxy = cl->cfg.proxy_host[0] != '\0';
+	f->is_tls = cl->cfg.use_tls;
+	if (f->is_tls && !cl->tls_ctx) {
+		/* tls = yes but no usable context (a reload failed): never
+		 * fall back to plain TCP silently */
+		f->ts = TS_DOWN;
+		flow_connect_failed(f, "TLS", "no TLS context (see the earlier error)");
+		return;
 	}
-	int fd = net_tcp_connect(&cl->peer, &f->flowlabel);
+	if (f->via_proxy) {
+		/* the proxy resolves the peer's name, not us */
+		if (!cl->have_proxy) {
+			if (net_resolve(cl->cfg.proxy_host, cl->cfg.proxy_port, &cl->proxy) < 0) {
+				log_warn("%s: cannot resolve proxy %s", cl->cfg.name,
+					 cl->cfg.proxy_host);
+				flow_retry(f);
+				return;
+			}
+			cl->have_proxy = 1;
+		}
+		dst = &cl->proxy;
+	} else {
+		if (!cl->have_peer) {
+			if (net_resolve(cl->cfg.peer_host, cl->cfg.peer_port, &cl->peer) < 0) {
+				log_warn("%s: cannot resolve %s", cl->cfg.name, cl->cfg.peer_host);
+				flow_retry(f);
+				return;
+			}
+			cl->have_peer = 1;
+		}
+		dst = &cl->peer;
+	}
+	int fd = net_tcp_connect(dst, &f->flowlabel);
 	cl->st.connects++;
 	if (fd < 0) {
-		log_warn("%s: connect to %s: %s", cl->cfg.name,
-			 iketcpd_addr_str(&cl->peer, ps, sizeof(ps)), strerror(errno));
-		cl->st.connect_failures++;
-		f->ts = TS_WAIT_RETRY;
-		timer_start(cl->loop, &f->tt, f->backoff_ms);
+		f->ts = TS_DOWN;
+		flow_connect_failed(f, "connect", strerror(errno));
+		return;
+	}
+	/* The non-blocking connect is the transport's first handshake step. */
+	if (f->is_tls && !f->via_proxy)
+		rc = iketcp_tls_client_init(&f->tr, cl->tls_ctx, fd, IKETCP_TRANSPORT_CONNECTING);
+	else
+		rc = iketcp_transport_tcp_init(&f->tr, fd, IKETCP_TRANSPORT_CONNECTING);
+	if (rc != IKETCP_OK) {
+		close(fd);
+		f->ts = TS_DOWN;
+		flow_connect_failed(f, "connect", iketcp_strerror(rc));
 		return;
 	}
 	f->tw = (struct watcher){.fd = fd, .cb = flow_tcp_cb, .data = f};
 	f->ts = TS_CONNECTING;
+	cl->nconns++;
 	watcher_start(cl->loop, &f->tw, EPOLLOUT);
 	timer_start(cl->loop, &f->tt, cl->cfg.connect_timeout_ms);
-	cl->nconns++;
 }
 
-/* Called once connect() completed. */
+static void flow_tcp_read(struct flow *f);
+
+/* Called once the connection (TCP, proxy tunnel, TLS) is set up. */
 static void
 flow_tcp_open(struct flow *f)
 {
 	struct client *cl = f->cl;
-	char ps[64];
+	char tgt[IKETCPD_HOST_MAX + 96], tls[160] = "";
 	struct iketcp_deframer_cfg dc = {.expect_prefix = 0, .max_frame = cl->cfg.max_frame};
 
 	timer_stop(cl->loop, &f->tt);
@@ -388,10 +556,195 @@ flow_tcp_open(struct flow *f)
 			cl->st.sendq_drops++;
 		}
 	}
-	log_info("%s: flow %llu connected to %s (connection %llu)", cl->cfg.name,
-		 (unsigned long long)f->id, iketcpd_addr_str(&cl->peer, ps, sizeof(ps)),
-		 (unsigned long long)f->gen);
+	if (f->is_tls) {
+		int resumed = iketcp_tls_resumed(&f->tr);
+		cl->st.tls_handshakes++;
+		if (resumed)
+			cl->st.tls_resumed++;
+		snprintf(tls, sizeof(tls), ", %s %s, %s", iketcp_tls_version(&f->tr),
+			 iketcp_tls_cipher(&f->tr),
+			 resumed ? "TLS session resumed" : "new TLS session (not resumed)");
+	}
+	log_info("%s: flow %llu connected to %s (connection %llu%s)", cl->cfg.name,
+		 (unsigned long long)f->id, flow_target(f, tgt, sizeof(tgt)),
+		 (unsigned long long)f->gen, tls);
 	flow_flush(f);
+	/* bytes that came behind the proxy's answer are not announced by epoll */
+	if (f->ts == TS_OPEN && f->tr.pre)
+		flow_tcp_read(f);
+}
+
+/* The connection failed during setup with transport error rc. */
+static void
+flow_setup_error(struct flow *f, int rc)
+{
+	struct client *cl = f->cl;
+	char e[IKETCP_TRANSPORT_ERR_MAX];
+	const char *what;
+
+	iketcp_transport_last_error(&f->tr, e, sizeof(e));
+	if (rc == IKETCP_E_TLS || rc == IKETCP_E_TLS_VERIFY || rc == IKETCP_E_TLS_PIN) {
+		/* "certificate verify failed: certificate has expired",
+		 * "... hostname mismatch (expected NAME)", "public key pin
+		 * mismatch: ...": the library's reason, as is */
+		cl->st.tls_failures++;
+		what = "TLS handshake failed";
+	} else if (f->ts == TS_PROXY) {
+		cl->st.proxy_failures++;
+		what = "proxy";
+	} else {
+		what = ""; /* the transport says "connect: Connection refused" */
+	}
+	flow_connect_failed(f, what, e[0] ? e : iketcp_strerror(rc));
+}
+
+/* Switches from the proxy's TCP stream to the tunnel: TLS or plain RFC
+ * 9329 on the same socket; bytes read past the proxy's answer are given to
+ * the new transport first. */
+static void
+flow_proxy_done(struct flow *f, const uint8_t *rest, size_t n)
+{
+	struct client *cl = f->cl;
+	int fd = f->tw.fd, rc;
+
+	log_debug("%s: flow %llu: proxy opened the tunnel (%d %s)", cl->cfg.name,
+		  (unsigned long long)f->id, f->px->parser.status, f->px->parser.reason);
+	free(f->px);
+	f->px = NULL;
+	iketcp_transport_free(&f->tr);
+	if (f->is_tls && !cl->tls_ctx) {
+		flow_connect_failed(f, "TLS", "no TLS context (see the earlier error)");
+		return;
+	}
+	rc = f->is_tls ? iketcp_tls_client_init(&f->tr, cl->tls_ctx, fd, 0)
+		       : iketcp_transport_tcp_init(&f->tr, fd, 0);
+	if (rc == IKETCP_OK && n > 0)
+		rc = iketcp_transport_preread(&f->tr, rest, n);
+	if (rc != IKETCP_OK) {
+		flow_connect_failed(f, "proxy", iketcp_strerror(rc));
+		return;
+	}
+	if (!f->is_tls) {
+		flow_tcp_open(f);
+		return;
+	}
+	f->ts = TS_TLS;
+	flow_handshake(f);
+}
+
+/* HTTP CONNECT: send the request, read the answer (the library's parser). */
+static void
+flow_proxy_step(struct flow *f)
+{
+	struct client *cl = f->cl;
+	struct flow_proxy *px = f->px;
+	char e[IKETCP_TRANSPORT_ERR_MAX];
+
+	while (px->off < px->len) {
+		struct iovec iov = {.iov_base = px->req + px->off, .iov_len = px->len - px->off};
+		long w = iketcp_transport_writev(&f->tr, &iov, 1);
+		if (w == IKETCP_E_AGAIN || w == 0) {
+			flow_want(f);
+			return;
+		}
+		if (w < 0) {
+			flow_setup_error(f, (int)w);
+			return;
+		}
+		px->off += (size_t)w;
+	}
+	for (;;) {
+		long n = iketcp_transport_read(&f->tr, cl->rbuf, sizeof(cl->rbuf));
+		if (n == IKETCP_E_AGAIN) {
+			flow_want(f);
+			return;
+		}
+		if (n == 0) {
+			cl->st.proxy_failures++;
+			flow_connect_failed(f, "proxy",
+					    "closed the connection before answering CONNECT");
+			return;
+		}
+		if (n < 0) {
+			flow_setup_error(f, (int)n);
+			return;
+		}
+		struct iketcp_cur in;
+		iketcp_cur_init(&in, cl->rbuf, (size_t)n);
+		int rc = iketcp_proxy_parse(&px->parser, &in);
+		if (rc == 0)
+			continue;
+		if (rc == 1) {
+			flow_proxy_done(f, iketcp_cur_ptr(&in), iketcp_cur_left(&in));
+			return;
+		}
+		cl->st.proxy_failures++;
+		if (rc == IKETCP_E_PROXY_STATUS)
+			snprintf(e, sizeof(e), "refused CONNECT: %d %s", px->parser.status,
+				 px->parser.reason);
+		else
+			snprintf(e, sizeof(e), "bad answer to CONNECT: %s", iketcp_strerror(rc));
+		flow_connect_failed(f, "proxy", e);
+		return;
+	}
+}
+
+/* Builds the CONNECT request for the peer (host and port as configured). */
+static void
+flow_proxy_start(struct flow *f)
+{
+	struct client *cl = f->cl;
+	char auth[IKETCPD_AUTH_MAX], *user = NULL, *pass = NULL;
+	long n;
+
+	f->px = calloc(1, sizeof(*f->px));
+	if (!f->px || iketcp_proxy_parser_init(&f->px->parser, 0) != IKETCP_OK) {
+		flow_connect_failed(f, "proxy", "out of memory");
+		return;
+	}
+	if (cl->cfg.proxy_auth[0]) {
+		memcpy(auth, cl->cfg.proxy_auth, sizeof(auth));
+		char *colon = strchr(auth, ':');
+		if (colon) {
+			*colon = '\0';
+			user = auth;
+			pass = colon + 1;
+		}
+	}
+	n = iketcp_proxy_request(f->px->req, sizeof(f->px->req), cl->cfg.peer_host,
+				 cl->cfg.peer_port, user, pass);
+	explicit_bzero(auth, sizeof(auth));
+	if (n < 0) {
+		cl->st.proxy_failures++;
+		flow_connect_failed(f, "proxy", "cannot build the CONNECT request");
+		return;
+	}
+	f->px->len = (size_t)n;
+	f->ts = TS_PROXY;
+	flow_proxy_step(f);
+}
+
+/* Advances the setup: TCP connect (to the peer or the proxy), TLS handshake. */
+static void
+flow_handshake(struct flow *f)
+{
+	int rc = iketcp_transport_handshake(&f->tr);
+
+	if (rc == IKETCP_E_AGAIN) {
+		if (f->is_tls && !f->via_proxy && !(f->tr.flags & IKETCP_TRANSPORT_CONNECTING))
+			f->ts = TS_TLS; /* TCP is up, the TLS handshake runs */
+		flow_want(f);
+		return;
+	}
+	if (rc != IKETCP_OK) {
+		flow_setup_error(f, rc);
+		return;
+	}
+	if (f->via_proxy && f->ts == TS_CONNECTING) {
+		flow_proxy_start(f);
+		return;
+	}
+	flow_tcp_open(f);
 }
 
 /* Closes the TCP connection; the flow stays and reconnects unless why is NULL. */
@@ -399,34 +752,17 @@ static void
 flow_tcp_down(struct flow *f, const char *why)
 {
 	struct client *cl = f->cl;
-	if (f->ts == TS_CONNECTING || f->ts == TS_OPEN || f->ts == TS_DRAINING) {
-		watcher_stop(cl->loop, &f->tw);
-		close(f->tw.fd);
-		f->tw.fd = -1;
-		cl->nconns--;
-		if (why)
-			cl->st.disconnects++; /* lost, not closed by us */
-		if (cl->batch_flow == f && cl->bn)
-			batch_flush(cl);
-	}
-	timer_stop(cl->loop, &f->tt);
-	/* R23: a partial frame from the peer dies with the connection. Frames
-	 * queued but not written are lost too, except the pending request,
-	 * which the next connection resends (R36). */
-	iketcp_deframer_free(&f->df);
-	iketcp_sendq_free(&f->q);
-	f->prefix_left = 0;
+	enum tcp_state was = f->ts;
+	if (why && flow_connected(f))
+		cl->st.disconnects++; /* lost, not closed by us */
+	flow_tcp_close(f, why == NULL);
 	if (!why || f->dead || cl->shutting) {
 		f->ts = TS_DOWN;
 		return;
 	}
 	log_warn("%s: flow %llu: connection lost in state %s (%s); reconnecting in %ums",
-		 cl->cfg.name, (unsigned long long)f->id, tcp_state_names[f->ts], why,
-		 f->backoff_ms);
-	f->ts = TS_WAIT_RETRY;
-	timer_start(cl->loop, &f->tt, f->backoff_ms);
-	f->backoff_ms = f->backoff_ms * 2 > cl->cfg.reconnect_max_ms ? cl->cfg.reconnect_max_ms
-								     : f->backoff_ms * 2;
+		 cl->cfg.name, (unsigned long long)f->id, tcp_state_names[was], why, f->backoff_ms);
+	flow_retry(f);
 }
 
 static void
@@ -439,8 +775,15 @@ flow_tt_cb(struct timer *t)
 		flow_tcp_connect(f);
 		break;
 	case TS_CONNECTING:
-		f->cl->st.connect_failures++;
-		flow_tcp_down(f, "connect timeout");
+		flow_connect_failed(f, "connect timeout", "TCP connection not established");
+		break;
+	case TS_PROXY:
+		f->cl->st.proxy_failures++;
+		flow_connect_failed(f, "connect timeout", "no answer to CONNECT from the proxy");
+		break;
+	case TS_TLS:
+		f->cl->st.tls_failures++;
+		flow_connect_failed(f, "connect timeout", "TLS handshake not finished");
 		break;
 	case TS_DRAINING:
 		flow_destroy(f);
@@ -460,77 +803,135 @@ carrier_gen(const struct flow *f)
 	return f->ts == TS_OPEN || f->ts == TS_DRAINING ? f->gen : f->gen + 1;
 }
 
+/* Reads into cl->rbuf: one recv for plain TCP; TLS records gathered while
+ * there is room for a whole one (see server.c conn_fill()). *last is the
+ * result of the last read. Returns bytes, 0 at end of stream, or an error. */
+static long
+flow_fill(struct flow *f, long *last)
+{
+	struct client *cl = f->cl;
+	size_t got = 0;
+	long r = IKETCP_E_AGAIN;
+
+	if (!f->is_tls) {
+		r = iketcp_transport_read(&f->tr, cl->rbuf, sizeof(cl->rbuf));
+		*last = r > 0 ? IKETCP_E_AGAIN : r;
+		return r;
+	}
+	while (sizeof(cl->rbuf) - got >= TLS_RECORD_MAX) {
+		r = iketcp_transport_read(&f->tr, cl->rbuf + got, sizeof(cl->rbuf) - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	*last = r > 0 ? IKETCP_E_AGAIN : r;
+	return got ? (long)got : r;
+}
+
+/* Reports the end of a connection as its read saw it (0 or an error). */
+static void
+flow_read_end(struct flow *f, long r)
+{
+	char e[IKETCP_TRANSPORT_ERR_MAX];
+	if (r == 0) {
+		flow_tcp_down(f, "peer closed");
+		return;
+	}
+	iketcp_transport_last_error(&f->tr, e, sizeof(e));
+	flow_tcp_down(f, e[0] ? e : iketcp_strerror((int)r));
+}
+
 static void
 flow_tcp_read(struct flow *f)
 {
 	struct client *cl = f->cl;
-	ssize_t n = read(f->tw.fd, cl->rbuf, sizeof(cl->rbuf));
-	if (n == 0) {
-		flow_tcp_down(f, "peer closed");
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			flow_tcp_down(f, strerror(errno));
-		return;
-	}
-	struct iketcp_cur in;
-	iketcp_cur_init(&in, cl->rbuf, (size_t)n);
-	const uint8_t *fr;
-	size_t flen;
-	int rc;
 	uint64_t gen = f->gen;
-	while ((rc = iketcp_deframer_next(&f->df, &in, &fr, &flen)) == 1) {
-		struct iketcp_frame fm;
-		if (iketcp_frame_classify(fr, flen, &fm) != IKETCP_OK)
-			continue;
-		switch (fm.kind) {
-		case IKETCP_FRAME_IKE:
-		case IKETCP_FRAME_ESP:
-			cl->st.from_peer_frames++;
-			f->backoff_ms = cl->cfg.reconnect_min_ms; /* the peer talks to us */
-			flow_from_peer(f, fm.body, fm.body_len);
-			if (fr < cl->rbuf || fr >= cl->rbuf + sizeof(cl->rbuf))
-				batch_flush(cl);
-			break;
-		case IKETCP_FRAME_RUNT:
-			cl->st.from_peer_runts++;
-			break;
-		case IKETCP_FRAME_EMPTY:
-		case IKETCP_FRAME_KEEPALIVE:
-		case IKETCP_FRAME_FATAL:
-			break;
-		}
-		if (f->gen != gen || f->ts != TS_OPEN)
+
+	do {
+		long last;
+		long n = flow_fill(f, &last);
+		if (n == IKETCP_E_AGAIN) {
+			if (f->is_tls)
+				flow_want(f); /* a TLS read may wait for writability */
 			return;
-	}
-	if (cl->bn)
-		batch_flush(cl);
-	if (rc < 0)
-		flow_tcp_down(f, iketcp_strerror(rc));
+		}
+		if (n <= 0) {
+			flow_read_end(f, n);
+			return;
+		}
+		struct iketcp_cur in;
+		iketcp_cur_init(&in, cl->rbuf, (size_t)n);
+		const uint8_t *fr;
+		size_t flen;
+		int rc;
+		while ((rc = iketcp_deframer_next(&f->df, &in, &fr, &flen)) == 1) {
+			struct iketcp_frame fm;
+			if (iketcp_frame_classify(fr, flen, &fm) != IKETCP_OK)
+				continue;
+			switch (fm.kind) {
+			case IKETCP_FRAME_IKE:
+			case IKETCP_FRAME_ESP:
+				cl->st.from_peer_frames++;
+				f->backoff_ms = cl->cfg.reconnect_min_ms; /* the peer talks to us */
+				flow_from_peer(f, fm.body, fm.body_len);
+				if (fr < cl->rbuf || fr >= cl->rbuf + sizeof(cl->rbuf))
+					batch_flush(cl);
+				break;
+			case IKETCP_FRAME_RUNT:
+				cl->st.from_peer_runts++;
+				break;
+			case IKETCP_FRAME_EMPTY:
+			case IKETCP_FRAME_KEEPALIVE:
+			case IKETCP_FRAME_FATAL:
+				break;
+			}
+			if (f->gen != gen || f->ts != TS_OPEN)
+				return;
+		}
+		if (cl->bn)
+			batch_flush(cl);
+		if (rc < 0) {
+			flow_tcp_down(f, iketcp_strerror(rc));
+			return;
+		}
+		if (last != IKETCP_E_AGAIN) {
+			flow_read_end(f, last);
+			return;
+		}
+		/* bytes handed back to the transport (the proxy's surplus) are not
+		 * announced by epoll: read on while there are some */
+	} while (f->tr.pre != NULL);
+	if (f->is_tls)
+		flow_want(f);
 }
 
 static void
 flow_tcp_cb(struct watcher *w, uint32_t ev)
 {
 	struct flow *f = w->data;
-	if (f->ts == TS_CONNECTING) {
-		int err = 0;
-		socklen_t el = sizeof(err);
-		if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
-			err = errno;
-		if (err) {
-			f->cl->st.connect_failures++;
-			flow_tcp_down(f, strerror(err));
-			return;
-		}
-		if (ev & (EPOLLOUT | EPOLLIN))
-			flow_tcp_open(f);
+
+	switch (f->ts) {
+	case TS_CONNECTING:
+	case TS_TLS:
+		flow_handshake(f);
+		return;
+	case TS_PROXY:
+		flow_proxy_step(f);
+		return;
+	case TS_OPEN:
+	case TS_DRAINING:
+		break;
+	default:
 		return;
 	}
-	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	/* TLS may need the other direction's readiness (rd_want / wr_want);
+	 * plain TCP reads on EPOLLIN and flushes on EPOLLOUT. */
+	int rd = (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+		 ((ev & EPOLLOUT) && (f->tr.rd_want & IKETCP_WANT_WRITE));
+	int wr = (ev & EPOLLOUT) || ((ev & EPOLLIN) && (f->tr.wr_want & IKETCP_WANT_READ));
+	if (rd)
 		flow_tcp_read(f);
-	if ((ev & EPOLLOUT) && (f->ts == TS_OPEN || f->ts == TS_DRAINING))
+	if (wr && (f->ts == TS_OPEN || f->ts == TS_DRAINING))
 		flow_flush(f);
 }
 
@@ -760,6 +1161,36 @@ local_udp_cb(struct watcher *w, uint32_t ev)
 
 /* ---- lifecycle ----------------------------------------------------------------- */
 
+/* What the section does on top of plain TCP, and the warnings it deserves. */
+static void
+client_tls_info(const struct iketcpd_client_cfg *cfg)
+{
+	if (cfg->proxy_host[0])
+		log_info("%s: through HTTP proxy %s%s%s:%u%s", cfg->name,
+			 strchr(cfg->proxy_host, ':') ? "[" : "", cfg->proxy_host,
+			 strchr(cfg->proxy_host, ':') ? "]" : "", cfg->proxy_port,
+			 cfg->proxy_auth[0] ? " (Basic authentication)" : "");
+	if (!cfg->use_tls)
+		return;
+	log_info("%s: TLS to the peer: server name %s, trust %s%s%s, tls-min-version %s", cfg->name,
+		 cfg->tls_server_name[0] ? cfg->tls_server_name : cfg->peer_host,
+		 cfg->tls_ca_file[0] ? cfg->tls_ca_file : "the system CA store",
+		 cfg->tls_pin[0] ? ", public key pin " : "", cfg->tls_pin,
+		 cfg->tls.min_version == IKETCPD_TLS_V13 ? "1.3" : "1.2");
+	if (!cfg->tls_verify)
+		log_warn("%s: WARNING: tls-verify = no: the peer's TLS certificate is NOT "
+			 "checked%s; "
+			 "anyone on the path can pose as the TLS server (IKE still authenticates "
+			 "the IKE peer)",
+			 cfg->name, cfg->tls_pin[0] ? " (only the public key pin is)" : "");
+	if (cfg->tls.null_cipher)
+		log_warn("%s: tls-null-cipher is on: the client offers TLS 1.2 only, NULL (no "
+			 "encryption) first (RFC 9329 Appendix A allows it, RFC 9325 forbids it; "
+			 "IKE "
+			 "and ESP inside stay encrypted)",
+			 cfg->name);
+}
+
 struct client *
 client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 {
@@ -790,14 +1221,28 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 		free(cl);
 		return NULL;
 	}
+	if (cfg->use_tls) {
+		char err[512];
+		cl->tls_ctx = tlscfg_client_ctx(cfg, err, sizeof(err));
+		if (!cl->tls_ctx) {
+			log_err("%s: TLS: %s", cfg->name, err);
+			watcher_stop(l, &cl->uw);
+			close(cl->uw.fd);
+			free(cl->rdg);
+			free(cl);
+			return NULL;
+		}
+	}
+	/* With a proxy (and TCP only) the proxy resolves the peer's name. */
 	if (net_resolve(cfg->peer_host, cfg->peer_port, &cl->peer) == 0)
 		cl->have_peer = 1;
-	else
+	else if (!cfg->proxy_host[0] || cfg->enable_tcp != IKETCPD_TCP_YES)
 		log_warn("%s: cannot resolve %s yet; will retry", cfg->name, cfg->peer_host);
 	static const char *const modes[] = {"no", "yes", "fallback"};
 	log_info("%s: UDP %s -> peer %s:%u, enable-tcp=%s", cfg->name,
 		 iketcpd_addr_str(&cfg->udp, as, sizeof(as)), cfg->peer_host, cfg->peer_port,
 		 modes[cfg->enable_tcp]);
+	client_tls_info(cfg);
 	return cl;
 }
 
@@ -814,7 +1259,30 @@ client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 	}
 	if (strcmp(cl->cfg.peer_host, cfg->peer_host) || cl->cfg.peer_port != cfg->peer_port)
 		cl->have_peer = 0; /* resolved again on the next connect */
+	if (strcmp(cl->cfg.proxy_host, cfg->proxy_host) || cl->cfg.proxy_port != cfg->proxy_port)
+		cl->have_proxy = 0;
+	/* TLS files are read again. New connections use the new context (a
+	 * full handshake: sessions belong to a context); open ones keep theirs.
+	 * A broken file keeps the old context. */
+	if (cfg->use_tls) {
+		char err[512];
+		struct iketcp_tls_ctx *n = tlscfg_client_ctx(cfg, err, sizeof(err));
+		if (n) {
+			iketcp_tls_ctx_unref(cl->tls_ctx);
+			cl->tls_ctx = n;
+		} else if (cl->tls_ctx) {
+			log_err("%s: reload: TLS: %s; keeping the previous TLS settings", cfg->name,
+				err);
+		} else {
+			log_err("%s: reload: TLS: %s; no connection until it is fixed", cfg->name,
+				err);
+		}
+	} else if (cl->tls_ctx) {
+		iketcp_tls_ctx_unref(cl->tls_ctx);
+		cl->tls_ctx = NULL;
+	}
 	cl->cfg = *cfg;
+	client_tls_info(cfg);
 	log_info("%s: configuration reloaded (%u flows kept)", cfg->name, cl->nflows);
 	return 0;
 }
@@ -873,6 +1341,11 @@ client_log_stats(const struct client *cl)
 		 (unsigned long long)s->to_local_drops, (unsigned long long)s->connects,
 		 (unsigned long long)s->connect_failures, (unsigned long long)s->disconnects,
 		 (unsigned long long)s->fallbacks_to_tcp, (unsigned long long)s->udp_answers);
+	if (cl->cfg.use_tls || cl->cfg.proxy_host[0] || s->tls_handshakes || s->proxy_failures)
+		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu); proxy failures %llu",
+			 cl->cfg.name, (unsigned long long)s->tls_handshakes,
+			 (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failures,
+			 (unsigned long long)s->proxy_failures);
 }
 
 void
@@ -901,6 +1374,10 @@ client_print_stats(const struct client *cl, FILE *fp)
 	P("udp_answers", s->udp_answers);
 	P("flows_created", s->flows_created);
 	P("flows_expired", s->flows_expired);
+	P("tls_handshakes", s->tls_handshakes);
+	P("tls_resumed", s->tls_resumed);
+	P("tls_failures", s->tls_failures);
+	P("proxy_failures", s->proxy_failures);
 #undef P
 }
 
@@ -914,6 +1391,24 @@ client_free(struct client *cl)
 		flow_destroy(cl->flows);
 	watcher_stop(cl->loop, &cl->uw);
 	close(cl->uw.fd);
+	iketcp_tls_ctx_unref(cl->tls_ctx);
 	free(cl->rdg);
 	free(cl);
+}
+
+int
+client_check(const struct iketcpd_client_cfg *cfg, char *err, size_t errlen)
+{
+	char e[512];
+	struct iketcp_tls_ctx *ctx;
+
+	if (!cfg->use_tls)
+		return 0;
+	ctx = tlscfg_client_ctx(cfg, e, sizeof(e));
+	if (!ctx) {
+		snprintf(err, errlen, "client \"%s\": %s", cfg->name, e);
+		return -1;
+	}
+	iketcp_tls_ctx_unref(ctx);
+	return 0;
 }

@@ -27,6 +27,7 @@
 #ifndef IKETCPD_CLIENT_H
 #define IKETCPD_CLIENT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -39,11 +40,17 @@ struct client_stats {
 	uint64_t from_peer_frames, from_peer_runts, to_local, to_local_drops;
 	uint64_t connects, connect_failures, disconnects, fallbacks_to_tcp, udp_answers;
 	uint64_t flows_created, flows_expired;
+	/* tls = yes / proxy: completed handshakes (of which resumed, R75),
+	 * refused ones (certificate, pin, alert, timeout) and refused or failed
+	 * CONNECTs; both failures also count in connect_failures. */
+	uint64_t tls_handshakes, tls_resumed, tls_failures, proxy_failures;
 };
 
 struct client;
 
 struct client *client_new(struct loop *l, const struct iketcpd_client_cfg *cfg);
+/* For iketcpd -n: builds the TLS context cfg would use. Returns 0 or -1 with err set. */
+int client_check(const struct iketcpd_client_cfg *cfg, char *err, size_t errlen);
 int client_reload(struct client *c, const struct iketcpd_client_cfg *cfg);
 void client_shutdown(struct client *c);
 unsigned client_conns(const struct client *c);

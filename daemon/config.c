@@ -627,6 +627,11 @@ iketcpd_server_defaults(struct iketcpd_server_cfg *s, const char *name)
 	s->ike_reserve = 131072;
 	s->max_frame = 65535;
 	s->tcp_keepalive = 0;
+	s->nlisten_tls = 0; /* listen-tls, tls-cert, tls-key, tls lists: none */
+	s->tls.min_version = IKETCPD_TLS_V12;
+	s->tls.null_cipher = 0;
+	s->tls_handshake_timeout_ms = 5000;
+	s->sniff_tls = IKETCPD_SNIFF_AUTO;
 }
 
 void
@@ -647,6 +652,17 @@ iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name)
 	c->ike_reserve = 131072;
 	c->max_frame = 65535;
 	c->tcp_keepalive = 0;
+	c->use_tls = 0; /* tls-server-name, tls-ca-file, tls-pin-sha256, proxy: none */
+	c->tls_verify = 1;
+	c->tls.min_version = IKETCPD_TLS_V12;
+	c->tls.null_cipher = 0;
+	c->proxy_port = 0;
+}
+
+int
+iketcpd_server_sniff_tls(const struct iketcpd_server_cfg *s)
+{
+	return s->sniff_tls == 1 || (s->sniff_tls == IKETCPD_SNIFF_AUTO && s->tls_cert[0] != '\0');
 }
 
 /* Section names: 1..31 bytes of letters, digits, '.', '_' and '-'. */
@@ -689,7 +705,11 @@ static kw_fn parse_backend, parse_connect_timeout, parse_enable_tcp, parse_fallb
 	parse_max_conns_per_source, parse_max_flows, parse_max_frame, parse_max_pending,
 	parse_max_sessions, parse_peer, parse_prefix_timeout, parse_reconnect_max,
 	parse_reconnect_min, parse_send_budget, parse_session_timeout, parse_stats_socket,
-	parse_tcp_keepalive, parse_udp, parse_verbose;
+	parse_tcp_keepalive, parse_udp, parse_verbose, parse_listen_tls, parse_tls_cert,
+	parse_tls_key, parse_tls_min_version, parse_tls_ciphers, parse_tls_ciphersuites,
+	parse_tls_groups, parse_tls_handshake_timeout, parse_tls_null_cipher, parse_sniff_tls,
+	parse_tls, parse_tls_server_name, parse_tls_ca_file, parse_tls_verify, parse_tls_pin_sha256,
+	parse_proxy, parse_proxy_auth;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -703,6 +723,7 @@ static const struct kw kwtab[] = {
 	{"flow-timeout", C, 0, parse_flow_timeout},
 	{"ike-reserve", S | C, 0, parse_ike_reserve},
 	{"listen", S, 1, parse_listen},
+	{"listen-tls", S, 1, parse_listen_tls},
 	{"max-bad-frames", S, 0, parse_max_bad_frames},
 	{"max-conns", S, 0, parse_max_conns},
 	{"max-conns-per-source", S, 0, parse_max_conns_per_source},
@@ -712,12 +733,28 @@ static const struct kw kwtab[] = {
 	{"max-sessions", S, 0, parse_max_sessions},
 	{"peer", C, 0, parse_peer},
 	{"prefix-timeout", S, 0, parse_prefix_timeout},
+	{"proxy", C, 0, parse_proxy},
+	{"proxy-auth", C, 0, parse_proxy_auth},
 	{"reconnect-max", C, 0, parse_reconnect_max},
 	{"reconnect-min", C, 0, parse_reconnect_min},
 	{"send-budget", S | C, 0, parse_send_budget},
 	{"session-timeout", S, 0, parse_session_timeout},
+	{"sniff-tls", S, 0, parse_sniff_tls},
 	{"stats-socket", G, 0, parse_stats_socket},
 	{"tcp-keepalive", S | C, 0, parse_tcp_keepalive},
+	{"tls", C, 0, parse_tls},
+	{"tls-ca-file", C, 0, parse_tls_ca_file},
+	{"tls-cert", S, 0, parse_tls_cert},
+	{"tls-ciphers", S | C, 0, parse_tls_ciphers},
+	{"tls-ciphersuites", S | C, 0, parse_tls_ciphersuites},
+	{"tls-groups", S | C, 0, parse_tls_groups},
+	{"tls-handshake-timeout", S, 0, parse_tls_handshake_timeout},
+	{"tls-key", S, 0, parse_tls_key},
+	{"tls-min-version", S | C, 0, parse_tls_min_version},
+	{"tls-null-cipher", S | C, 0, parse_tls_null_cipher},
+	{"tls-pin-sha256", C, 0, parse_tls_pin_sha256},
+	{"tls-server-name", C, 0, parse_tls_server_name},
+	{"tls-verify", C, 0, parse_tls_verify},
 	{"udp", C, 0, parse_udp},
 	{"verbose", G, 0, parse_verbose},
 };
@@ -915,6 +952,9 @@ parse_listen(struct parser *p, const char *val)
 	for (i = 0; i < s->nlisten; i++)
 		if (addr_eq(&s->listen[i], &a))
 			return bad_value(p, val, "is already a listen address of this server");
+	for (i = 0; i < s->nlisten_tls; i++)
+		if (addr_eq(&s->listen_tls[i], &a))
+			return bad_value(p, val, "is already a listen-tls address of this server");
 	if (s->nlisten >= IKETCPD_MAX_LISTEN)
 		return bad_value(p, val, "is one listen address too many (at most %d)",
 				 IKETCPD_MAX_LISTEN);
@@ -1067,6 +1107,302 @@ static int
 parse_max_flows(struct parser *p, const char *val)
 {
 	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->cli->max_flows);
+}
+
+/* ---- TLS and proxy keys (issue #4) ---------------------------------------------------- */
+
+#define TLS_DEFAULT_PORT 443 /* listen-tls without a port */
+#define HTTP_DEFAULT_PORT 80 /* proxy http://HOST without a port */
+#define PIN_BYTES 32         /* SHA-256 */
+
+/*
+ * Repeatable, like listen. The first listen-tls of a section that has no
+ * listen (yet) also drops the default plain pair: a server given only
+ * listen-tls is TLS-only. A later listen starts its own list as usual.
+ */
+static int
+parse_listen_tls(struct parser *p, const char *val)
+{
+	struct iketcpd_server_cfg *s = p->srv;
+	const struct kw *lk = kw_find("listen");
+	struct iketcpd_addr a;
+	int i;
+
+	if (iketcpd_parse_addr(val, TLS_DEFAULT_PORT, &a) < 0)
+		return bad_value(p, val,
+				 "is not an address (numeric IPV4[:PORT] or [IPV6][:PORT], "
+				 "port 1..65535, default 443)");
+	if (p->first) {
+		memset(s->listen_tls, 0, sizeof(s->listen_tls));
+		s->nlisten_tls = 0;
+		if (lk != NULL && p->seen[lk - kwtab] == 0) {
+			memset(s->listen, 0, sizeof(s->listen));
+			s->nlisten = 0;
+		}
+	}
+	for (i = 0; i < s->nlisten_tls; i++)
+		if (addr_eq(&s->listen_tls[i], &a))
+			return bad_value(p, val, "is already a listen-tls address of this server");
+	for (i = 0; i < s->nlisten; i++)
+		if (addr_eq(&s->listen[i], &a))
+			return bad_value(p, val, "is already a listen address of this server");
+	if (s->nlisten_tls >= IKETCPD_MAX_LISTEN)
+		return bad_value(p, val, "is one listen-tls address too many (at most %d)",
+				 IKETCPD_MAX_LISTEN);
+	s->listen_tls[s->nlisten_tls++] = a;
+	return 0;
+}
+
+/* Copies a string value that must fit in dst (size bytes with the NUL). */
+static int
+get_string(struct parser *p, const char *val, char *dst, size_t size, const char *what)
+{
+	size_t n = strnlen(val, size);
+
+	if (n >= size)
+		return bad_value(p, val, "is too long for %s (at most %zu bytes)", what, size - 1);
+	memset(dst, 0, size);
+	memcpy(dst, val, n);
+	return 0;
+}
+
+static int
+parse_tls_cert(struct parser *p, const char *val)
+{
+	return get_string(p, val, p->srv->tls_cert, sizeof(p->srv->tls_cert), "a file name");
+}
+
+static int
+parse_tls_key(struct parser *p, const char *val)
+{
+	return get_string(p, val, p->srv->tls_key, sizeof(p->srv->tls_key), "a file name");
+}
+
+static int
+parse_tls_ca_file(struct parser *p, const char *val)
+{
+	return get_string(p, val, p->cli->tls_ca_file, sizeof(p->cli->tls_ca_file), "a file name");
+}
+
+static int
+parse_tls_min_version(struct parser *p, const char *val)
+{
+	int *dst = SHARED(tls.min_version);
+
+	if (strcmp(val, "1.2") == 0)
+		*dst = IKETCPD_TLS_V12;
+	else if (strcmp(val, "1.3") == 0)
+		*dst = IKETCPD_TLS_V13;
+	else
+		return bad_value(p, val, "is not a TLS version (1.2 or 1.3)");
+	return 0;
+}
+
+/*
+ * An OpenSSL list (ciphers, TLS 1.3 suites, groups): names of letters,
+ * digits, '-', '_', '.', '+', '!', '@' and '=' separated by ':' or ','.
+ * OpenSSL checks the names when the context is built (iketcpd -n does).
+ */
+static int
+get_tls_list(struct parser *p, const char *val, char *dst, size_t size)
+{
+	for (const char *c = val; *c; c++) {
+		char ch = *c;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || strchr("-_.+!@=:,", ch) != NULL))
+			return bad_value(p, val,
+					 "is not an OpenSSL list (names separated by ':', no "
+					 "blanks)");
+	}
+	return get_string(p, val, dst, size, "a TLS list");
+}
+
+static int
+parse_tls_ciphers(struct parser *p, const char *val)
+{
+	return get_tls_list(p, val, *SHARED(tls.ciphers), IKETCPD_TLS_LIST_MAX);
+}
+
+static int
+parse_tls_ciphersuites(struct parser *p, const char *val)
+{
+	return get_tls_list(p, val, *SHARED(tls.ciphersuites), IKETCPD_TLS_LIST_MAX);
+}
+
+static int
+parse_tls_groups(struct parser *p, const char *val)
+{
+	return get_tls_list(p, val, *SHARED(tls.groups), IKETCPD_TLS_LIST_MAX);
+}
+
+static int
+parse_tls_null_cipher(struct parser *p, const char *val)
+{
+	return get_bool(p, val, SHARED(tls.null_cipher));
+}
+
+static int
+parse_tls_handshake_timeout(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->srv->tls_handshake_timeout_ms);
+}
+
+/* yes | no | auto (auto: yes when tls-cert is set; what the dump writes by default). */
+static int
+parse_sniff_tls(struct parser *p, const char *val)
+{
+	int v = dec_bool(val);
+
+	if (strcasecmp(val, "auto") == 0)
+		p->srv->sniff_tls = IKETCPD_SNIFF_AUTO;
+	else if (v >= 0)
+		p->srv->sniff_tls = v;
+	else
+		return bad_value(p, val, "is not yes, no or auto");
+	return 0;
+}
+
+static int
+parse_tls(struct parser *p, const char *val)
+{
+	return get_bool(p, val, &p->cli->use_tls);
+}
+
+static int
+parse_tls_verify(struct parser *p, const char *val)
+{
+	return get_bool(p, val, &p->cli->tls_verify);
+}
+
+/* A DNS name or an IP literal (IPv6 without brackets), as checked in the certificate. */
+static int
+parse_tls_server_name(struct parser *p, const char *val)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!valid_hostname(val) && inet_pton(AF_INET, val, &a4) != 1 &&
+	    inet_pton(AF_INET6, val, &a6) != 1)
+		return bad_value(p, val,
+				 "is not a server name (a DNS name, or an IPv4 or IPv6 address "
+				 "without brackets)");
+	return get_string(p, val, p->cli->tls_server_name, sizeof(p->cli->tls_server_name),
+			  "a server name");
+}
+
+static int
+b64val(char ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '+')
+		return 62;
+	if (ch == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * The formats libiketcp accepts (tls.h): an optional "sha256//", then 64
+ * hex digits (':' between them allowed) or 44 characters of base64 ending
+ * in one '='.
+ */
+static int
+valid_pin(const char *s)
+{
+	size_t n, digits = 0;
+
+	if (strncmp(s, "sha256//", 8) == 0)
+		s += 8;
+	n = strlen(s);
+	if (n == 44 && s[43] == '=' && s[42] != '=') {
+		for (size_t i = 0; i < 43; i++)
+			if (b64val(s[i]) < 0)
+				return 0;
+		return 1;
+	}
+	for (; *s; s++) {
+		if (*s == ':')
+			continue;
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
+		      (*s >= 'A' && *s <= 'F')))
+			return 0;
+		digits++;
+	}
+	return digits == 2 * PIN_BYTES;
+}
+
+static int
+parse_tls_pin_sha256(struct parser *p, const char *val)
+{
+	if (!valid_pin(val))
+		return bad_value(p, val,
+				 "is not a SHA-256 public key pin (64 hex digits, or 44 "
+				 "characters of base64, optionally after sha256//)");
+	return get_string(p, val, p->cli->tls_pin, sizeof(p->cli->tls_pin), "a pin");
+}
+
+/* http://HOST[:PORT][/]: the web proxy to send CONNECT to (port 80 by default). */
+static int
+parse_proxy(struct parser *p, const char *val)
+{
+	struct iketcpd_client_cfg *c = p->cli;
+	char rest[IKETCPD_HOST_MAX + 16];
+	struct hostport hp;
+	size_t n;
+
+	if (strncasecmp(val, "https://", 8) == 0)
+		return bad_value(p, val,
+				 "is not supported: only http:// proxies (TLS to the peer runs "
+				 "inside the tunnel: tls = yes)");
+	if (strncasecmp(val, "http://", 7) != 0)
+		return bad_value(p, val, "is not a proxy URL (http://HOST:PORT)");
+	n = strnlen(val + 7, sizeof(rest));
+	if (n >= sizeof(rest))
+		return bad_value(p, val, "is too long for a proxy URL");
+	memcpy(rest, val + 7, n);
+	rest[n] = '\0';
+	if (n > 0 && rest[n - 1] == '/')
+		rest[--n] = '\0';
+	if (memchr(rest, '@', n) != NULL)
+		return bad_value(p, val,
+				 "has credentials in the URL: give them with proxy-auth "
+				 "USER:PASS");
+	if (n == 0 || split_hostport(rest, HTTP_DEFAULT_PORT, &hp) < 0 ||
+	    !valid_peer_host(hp.host, hp.v6))
+		return bad_value(p, val,
+				 "is not a proxy URL (http://HOST:PORT, HOST a name, IPV4 or "
+				 "[IPV6], port 1..65535)");
+	memset(c->proxy_host, 0, sizeof(c->proxy_host));
+	memcpy(c->proxy_host, hp.host, strlen(hp.host));
+	c->proxy_port = hp.port;
+	return 0;
+}
+
+/* USER:PASS for Basic authentication (RFC 7617): the user has no ':'. */
+static int
+parse_proxy_auth(struct parser *p, const char *val)
+{
+	const char *colon = strchr(val, ':');
+	size_t n = strnlen(val, sizeof(p->cli->proxy_auth));
+
+	/* The value is a secret: messages do not quote it. */
+	if (colon == NULL || colon == val)
+		return perr(p,
+			    "%sproxy-auth: the value (not shown) is not USER:PASS (a user name, "
+			    "':', a password)",
+			    p->args ? "--" : "");
+	if (n >= sizeof(p->cli->proxy_auth))
+		return perr(p,
+			    "%sproxy-auth: the value (not shown) is too long (at most %zu bytes)",
+			    p->args ? "--" : "", sizeof(p->cli->proxy_auth) - 1);
+	memset(p->cli->proxy_auth, 0, sizeof(p->cli->proxy_auth));
+	memcpy(p->cli->proxy_auth, val, n);
+	return 0;
 }
 
 /* ---- dispatch: shared by the file and the command line ------------------------------ */
@@ -1419,6 +1755,100 @@ chk_duration(const struct chk *c, const struct iketcpd_cfg *cfg, unsigned kind, 
 	return 0;
 }
 
+/* A string field is NUL-terminated inside its array. */
+static int
+str_ok(const char *s, size_t size)
+{
+	return strnlen(s, size) < size;
+}
+
+/* The TLS settings both kinds share. Returns 0 or -1. */
+static int
+chk_tls_opts(const struct chk *c, const struct iketcpd_cfg *cfg, unsigned kind, int idx,
+	     const struct iketcpd_tls_opts *t)
+{
+	if (t->min_version != IKETCPD_TLS_V12 && t->min_version != IKETCPD_TLS_V13)
+		return cerr(c, cfg, kind, idx, "tls-min-version 0x%04x is not 1.2 or 1.3",
+			    (unsigned)t->min_version);
+	if (!str_ok(t->ciphers, sizeof(t->ciphers)) ||
+	    !str_ok(t->ciphersuites, sizeof(t->ciphersuites)) ||
+	    !str_ok(t->groups, sizeof(t->groups)))
+		return cerr(c, cfg, kind, idx, "a TLS list is not terminated");
+	if (t->null_cipher != 0 && t->null_cipher != 1)
+		return cerr(c, cfg, kind, idx, "tls-null-cipher %d is not 0 or 1", t->null_cipher);
+	if (t->null_cipher && t->min_version == IKETCPD_TLS_V13)
+		return cerr(c, cfg, kind, idx,
+			    "tls-null-cipher needs tls-min-version 1.2 (TLS 1.3 has no NULL "
+			    "cipher)");
+	return 0;
+}
+
+/* Names a TLS key of t that differs from its default, or NULL. */
+static const char *
+tls_opts_set(const struct iketcpd_tls_opts *t)
+{
+	if (t->min_version != IKETCPD_TLS_V12)
+		return "tls-min-version";
+	if (t->ciphers[0])
+		return "tls-ciphers";
+	if (t->ciphersuites[0])
+		return "tls-ciphersuites";
+	if (t->groups[0])
+		return "tls-groups";
+	if (t->null_cipher)
+		return "tls-null-cipher";
+	return NULL;
+}
+
+/* The i-th of a server's listen + listen-tls addresses (k < nlisten + nlisten_tls). */
+static const struct iketcpd_addr *
+srv_addr(const struct iketcpd_server_cfg *s, int k, const char **key)
+{
+	if (k < s->nlisten) {
+		*key = "listen";
+		return &s->listen[k];
+	}
+	*key = "listen-tls";
+	return &s->listen_tls[k - s->nlisten];
+}
+
+static int
+chk_server_tls(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
+{
+	const struct iketcpd_server_cfg *s = &cfg->servers[i];
+	const unsigned K = SECT_SERVER;
+	int cert, key;
+	const char *k;
+
+	if (!str_ok(s->tls_cert, sizeof(s->tls_cert)) || !str_ok(s->tls_key, sizeof(s->tls_key)))
+		return cerr(c, cfg, K, i, "tls-cert or tls-key is not terminated");
+	cert = s->tls_cert[0] != '\0';
+	key = s->tls_key[0] != '\0';
+	if (cert != key)
+		return cerr(c, cfg, K, i, "%s is set without %s: they go together",
+			    cert ? "tls-cert" : "tls-key", cert ? "tls-key" : "tls-cert");
+	if (chk_tls_opts(c, cfg, K, i, &s->tls) < 0 ||
+	    chk_duration(c, cfg, K, i, "tls-handshake-timeout", s->tls_handshake_timeout_ms) < 0)
+		return -1;
+	if (s->sniff_tls != IKETCPD_SNIFF_AUTO && s->sniff_tls != 0 && s->sniff_tls != 1)
+		return cerr(c, cfg, K, i, "sniff-tls %d is not yes, no or auto", s->sniff_tls);
+	if (cert)
+		return 0;
+	/* Without a certificate nothing TLS can run: refuse settings that
+	 * would be silently ignored. */
+	if (s->nlisten_tls > 0)
+		return cerr(c, cfg, K, i, "listen-tls needs tls-cert and tls-key");
+	if (s->sniff_tls == 1)
+		return cerr(c, cfg, K, i, "sniff-tls = yes needs tls-cert and tls-key");
+	k = tls_opts_set(&s->tls);
+	if (k == NULL && s->tls_handshake_timeout_ms != 5000)
+		k = "tls-handshake-timeout";
+	if (k != NULL)
+		return cerr(c, cfg, K, i,
+			    "%s is set but TLS is off (it needs tls-cert and tls-key)", k);
+	return 0;
+}
+
 static int
 chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 {
@@ -1428,12 +1858,20 @@ chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 
 	if (!valid_name(s->name))
 		return cerr(c, cfg, K, i, "bad section name");
-	if (s->nlisten < 1 || s->nlisten > IKETCPD_MAX_LISTEN)
-		return cerr(c, cfg, K, i, "%d listen addresses (need 1..%d)", s->nlisten,
-			    IKETCPD_MAX_LISTEN);
+	if (s->nlisten < 0 || s->nlisten > IKETCPD_MAX_LISTEN || s->nlisten_tls < 0 ||
+	    s->nlisten_tls > IKETCPD_MAX_LISTEN || s->nlisten + s->nlisten_tls < 1)
+		return cerr(c, cfg, K, i,
+			    "%d listen addresses and %d listen-tls addresses (need at least one, "
+			    "at most %d of each)",
+			    s->nlisten, s->nlisten_tls, IKETCPD_MAX_LISTEN);
 	for (j = 0; j < s->nlisten; j++)
 		if (!addr_valid(&s->listen[j]))
 			return cerr(c, cfg, K, i, "listen address %d is not set", j + 1);
+	for (j = 0; j < s->nlisten_tls; j++)
+		if (!addr_valid(&s->listen_tls[j]))
+			return cerr(c, cfg, K, i, "listen-tls address %d is not set", j + 1);
+	if (chk_server_tls(c, cfg, i) < 0)
+		return -1;
 	if (!addr_valid(&s->backend))
 		return cerr(c, cfg, K, i, "no backend address");
 	if (chk_duration(c, cfg, K, i, "prefix-timeout", s->prefix_timeout_ms) < 0 ||
@@ -1457,6 +1895,47 @@ chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 	if (s->max_conns_per_source > s->max_conns)
 		return cerr(c, cfg, K, i, "max-conns-per-source (%u) is larger than max-conns (%u)",
 			    s->max_conns_per_source, s->max_conns);
+	return 0;
+}
+
+static int
+chk_client_tls(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
+{
+	const struct iketcpd_client_cfg *cl = &cfg->clients[i];
+	const unsigned K = SECT_CLIENT;
+	const char *k = NULL;
+
+	if (cl->use_tls != 0 && cl->use_tls != 1)
+		return cerr(c, cfg, K, i, "tls %d is not 0 or 1", cl->use_tls);
+	if (cl->tls_verify != 0 && cl->tls_verify != 1)
+		return cerr(c, cfg, K, i, "tls-verify %d is not 0 or 1", cl->tls_verify);
+	if (!str_ok(cl->tls_server_name, sizeof(cl->tls_server_name)) ||
+	    !str_ok(cl->tls_ca_file, sizeof(cl->tls_ca_file)) ||
+	    !str_ok(cl->tls_pin, sizeof(cl->tls_pin)) ||
+	    !str_ok(cl->proxy_host, sizeof(cl->proxy_host)) ||
+	    !str_ok(cl->proxy_auth, sizeof(cl->proxy_auth)))
+		return cerr(c, cfg, K, i, "a TLS or proxy string is not terminated");
+	if (chk_tls_opts(c, cfg, K, i, &cl->tls) < 0)
+		return -1;
+	if (cl->proxy_host[0] != '\0' && cl->proxy_port == 0)
+		return cerr(c, cfg, K, i, "proxy port 0");
+	if (cl->proxy_auth[0] != '\0' && cl->proxy_host[0] == '\0')
+		return cerr(c, cfg, K, i, "proxy-auth is set without proxy");
+	if (cl->use_tls)
+		return 0;
+	/* TLS settings of a section that does not use TLS would be ignored. */
+	if (cl->tls_server_name[0])
+		k = "tls-server-name";
+	else if (cl->tls_ca_file[0])
+		k = "tls-ca-file";
+	else if (!cl->tls_verify)
+		k = "tls-verify";
+	else if (cl->tls_pin[0])
+		k = "tls-pin-sha256";
+	else
+		k = tls_opts_set(&cl->tls);
+	if (k != NULL)
+		return cerr(c, cfg, K, i, "%s is set but tls = no (set tls = yes)", k);
 	return 0;
 }
 
@@ -1498,7 +1977,7 @@ chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 		return cerr(c, cfg, K, i, "reconnect-min (%s) is larger than reconnect-max (%s)",
 			    fmt_duration(a, sizeof(a), cl->reconnect_min_ms),
 			    fmt_duration(b, sizeof(b), cl->reconnect_max_ms));
-	return 0;
+	return chk_client_tls(c, cfg, i);
 }
 
 static int
@@ -1539,22 +2018,29 @@ check_cfg(const struct iketcpd_cfg *cfg, const struct chk *c)
 					    "section name already used by a server");
 	}
 
-	/* Each (server i, listen k) against every earlier (server j, listen l). */
+	/* Each (server i, address k) against every earlier (server j, address l),
+	 * over listen and listen-tls together: one port is one or the other. */
 	for (i = 0; i < cfg->nservers; i++) {
 		const struct iketcpd_server_cfg *s = &cfg->servers[i];
-		for (k = 0; k < s->nlisten; k++) {
+		for (k = 0; k < s->nlisten + s->nlisten_tls; k++) {
+			const char *kk, *lk;
+			const struct iketcpd_addr *ak = srv_addr(s, k, &kk);
 			for (j = 0; j <= i; j++) {
 				const struct iketcpd_server_cfg *t = &cfg->servers[j];
-				int lmax = j == i ? k : t->nlisten;
+				int lmax = j == i ? k : t->nlisten + t->nlisten_tls;
 				for (l = 0; l < lmax; l++) {
-					if (!addr_eq(&s->listen[k], &t->listen[l]))
+					if (!addr_eq(ak, srv_addr(t, l, &lk)))
 						continue;
-					iketcpd_addr_str(&s->listen[k], a, sizeof(a));
+					iketcpd_addr_str(ak, a, sizeof(a));
+					if (j == i && strcmp(kk, lk) == 0)
+						return cerr(c, cfg, SECT_SERVER, i,
+							    "%s %s given twice", kk, a);
 					if (j == i)
 						return cerr(c, cfg, SECT_SERVER, i,
-							    "listen %s given twice", a);
+							    "%s %s is also a %s address", kk, a,
+							    lk);
 					return cerr(c, cfg, SECT_SERVER, i,
-						    "listen %s is also used by server \"%s\"", a,
+						    "%s %s is also used by server \"%s\"", kk, a,
 						    t->name);
 				}
 			}
@@ -1862,6 +2348,26 @@ out_size(struct out *o, const char *key, uint32_t v)
 	out_printf(o, "%s = %s\n", key, fmt_size(buf, sizeof(buf), v));
 }
 
+/* A string setting, only when set. */
+static void
+out_str(struct out *o, const char *key, const char *v, size_t size)
+{
+	size_t n = strnlen(v, size - 1);
+
+	if (n > 0)
+		out_printf(o, "%s = %.*s\n", key, (int)n, v);
+}
+
+static void
+out_tls_opts(struct out *o, const struct iketcpd_tls_opts *t)
+{
+	out_printf(o, "tls-min-version = %s\n", t->min_version == IKETCPD_TLS_V13 ? "1.3" : "1.2");
+	out_str(o, "tls-ciphers", t->ciphers, sizeof(t->ciphers));
+	out_str(o, "tls-ciphersuites", t->ciphersuites, sizeof(t->ciphersuites));
+	out_str(o, "tls-groups", t->groups, sizeof(t->groups));
+	out_printf(o, "tls-null-cipher = %s\n", t->null_cipher ? "yes" : "no");
+}
+
 void
 iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 {
@@ -1900,6 +2406,16 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_size(o, "ike-reserve", s->ike_reserve);
 		out_size(o, "max-frame", s->max_frame);
 		out_printf(o, "tcp-keepalive = %s\n", s->tcp_keepalive ? "yes" : "no");
+		for (j = 0; j < s->nlisten_tls && j < IKETCPD_MAX_LISTEN; j++)
+			out_addr(o, "listen-tls", &s->listen_tls[j]);
+		out_str(o, "tls-cert", s->tls_cert, sizeof(s->tls_cert));
+		out_str(o, "tls-key", s->tls_key, sizeof(s->tls_key));
+		out_tls_opts(o, &s->tls);
+		out_dur(o, "tls-handshake-timeout", s->tls_handshake_timeout_ms);
+		out_printf(o, "sniff-tls = %s\n",
+			   s->sniff_tls == IKETCPD_SNIFF_AUTO ? "auto"
+			   : s->sniff_tls                     ? "yes"
+							      : "no");
 	}
 	for (i = 0; i < cfg->nclients && i < IKETCPD_MAX_CLIENTS; i++) {
 		const struct iketcpd_client_cfg *c = &cfg->clients[i];
@@ -1922,6 +2438,20 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_size(o, "ike-reserve", c->ike_reserve);
 		out_size(o, "max-frame", c->max_frame);
 		out_printf(o, "tcp-keepalive = %s\n", c->tcp_keepalive ? "yes" : "no");
+		out_printf(o, "tls = %s\n", c->use_tls ? "yes" : "no");
+		out_str(o, "tls-server-name", c->tls_server_name, sizeof(c->tls_server_name));
+		out_str(o, "tls-ca-file", c->tls_ca_file, sizeof(c->tls_ca_file));
+		out_printf(o, "tls-verify = %s\n", c->tls_verify ? "yes" : "no");
+		out_str(o, "tls-pin-sha256", c->tls_pin, sizeof(c->tls_pin));
+		out_tls_opts(o, &c->tls);
+		hl = strnlen(c->proxy_host, IKETCPD_HOST_MAX - 1);
+		if (hl > 0 && memchr(c->proxy_host, ':', hl) != NULL)
+			out_printf(o, "proxy = http://[%.*s]:%u\n", (int)hl, c->proxy_host,
+				   c->proxy_port);
+		else if (hl > 0)
+			out_printf(o, "proxy = http://%.*s:%u\n", (int)hl, c->proxy_host,
+				   c->proxy_port);
+		out_str(o, "proxy-auth", c->proxy_auth, sizeof(c->proxy_auth));
 	}
 	out_flush(o);
 	free(o);

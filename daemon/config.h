@@ -20,6 +20,17 @@
 #define IKETCPD_MAX_LISTEN 8
 #define IKETCPD_NAME_MAX 32
 #define IKETCPD_HOST_MAX 256
+#define IKETCPD_PATH_MAX 256     /* tls-cert, tls-key, tls-ca-file (with the NUL) */
+#define IKETCPD_TLS_LIST_MAX 512 /* tls-ciphers, tls-ciphersuites, tls-groups */
+#define IKETCPD_PIN_MAX 128      /* tls-pin-sha256 as written */
+#define IKETCPD_AUTH_MAX 256     /* proxy-auth USER:PASS */
+
+/* tls-min-version values: the TLS wire versions (same as IKETCP_TLS_1_x). */
+#define IKETCPD_TLS_V12 0x0303
+#define IKETCPD_TLS_V13 0x0304
+
+/* sniff-tls: auto means yes when tls-cert is set. */
+#define IKETCPD_SNIFF_AUTO (-1)
 
 struct iketcpd_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port in network order */
@@ -30,6 +41,15 @@ enum iketcpd_enable_tcp {
 	IKETCPD_TCP_NO,       /* plain UDP relay */
 	IKETCPD_TCP_YES,      /* TCP only */
 	IKETCPD_TCP_FALLBACK, /* UDP first, TCP when the peer stays silent */
+};
+
+/* TLS settings both section kinds have (RFC 9329 Appendix A). "" = default. */
+struct iketcpd_tls_opts {
+	int min_version; /* "tls-min-version": IKETCPD_TLS_V12 (default) or V13 */
+	char ciphers[IKETCPD_TLS_LIST_MAX];      /* "tls-ciphers": TLS 1.2 list (OpenSSL syntax) */
+	char ciphersuites[IKETCPD_TLS_LIST_MAX]; /* "tls-ciphersuites": TLS 1.3 list */
+	char groups[IKETCPD_TLS_LIST_MAX];       /* "tls-groups": key exchange groups */
+	int null_cipher;                         /* "tls-null-cipher" (R72); default no */
 };
 
 struct iketcpd_server_cfg {
@@ -49,6 +69,14 @@ struct iketcpd_server_cfg {
 	uint32_t ike_reserve; /* "ike-reserve" bytes above the budget for IKE; default 131072 */
 	uint32_t max_frame;   /* "max-frame"; default 65535 */
 	int tcp_keepalive;    /* "tcp-keepalive" yes|no; default no (R49) */
+	/* TLS (issue #4) */
+	struct iketcpd_addr listen_tls[IKETCPD_MAX_LISTEN]; /* "listen-tls": TLS-only; none */
+	int nlisten_tls;
+	char tls_cert[IKETCPD_PATH_MAX]; /* "tls-cert": PEM chain, leaf first */
+	char tls_key[IKETCPD_PATH_MAX];  /* "tls-key": PEM private key */
+	struct iketcpd_tls_opts tls;
+	uint32_t tls_handshake_timeout_ms; /* "tls-handshake-timeout"; default 5000 */
+	int sniff_tls; /* "sniff-tls" yes|no|auto: TLS on plain listen ports; default auto */
 };
 
 struct iketcpd_client_cfg {
@@ -67,7 +95,20 @@ struct iketcpd_client_cfg {
 	uint32_t ike_reserve;
 	uint32_t max_frame;
 	int tcp_keepalive;
+	/* TLS and proxy (issue #4) */
+	int use_tls;                            /* "tls" yes|no; default no */
+	char tls_server_name[IKETCPD_HOST_MAX]; /* "tls-server-name"; "" = the peer host */
+	char tls_ca_file[IKETCPD_PATH_MAX];     /* "tls-ca-file"; "" = the system store */
+	int tls_verify;                         /* "tls-verify"; default yes */
+	char tls_pin[IKETCPD_PIN_MAX];          /* "tls-pin-sha256"; "" = none */
+	struct iketcpd_tls_opts tls;            /* tls-min-version, tls-ciphers, ... */
+	char proxy_host[IKETCPD_HOST_MAX];      /* "proxy" http://HOST:PORT; "" = none */
+	uint16_t proxy_port;
+	char proxy_auth[IKETCPD_AUTH_MAX]; /* "proxy-auth" USER:PASS; "" = none */
 };
+
+/* Returns 1 if sniff-tls is in effect for server s (yes, or auto with tls-cert). */
+int iketcpd_server_sniff_tls(const struct iketcpd_server_cfg *s);
 
 struct iketcpd_cfg {
 	struct iketcpd_server_cfg servers[IKETCPD_MAX_SERVERS];

@@ -5,7 +5,8 @@
  *   iketcpd [-f] [-v] [-n] server --listen ADDR:PORT ... --backend ADDR:PORT [--KEY VALUE ...]
  *   iketcpd [-f] [-v] [-n] client --udp ADDR:PORT --peer HOST:PORT [--KEY VALUE ...]
  *
- * Start-up order: parse and check the whole configuration (-n stops here),
+ * Start-up order: parse and check the whole configuration, build the TLS
+ * contexts once to check their files (-n stops here),
  * open every socket, then detach (unless -f) and run. Signals are read
  * through a signalfd in the loop: SIGTERM/SIGINT drain and exit 0, SIGHUP
  * re-reads the config file, SIGUSR1 logs the counters. The optional
@@ -51,9 +52,11 @@ usage(FILE *fp)
 {
 	fprintf(fp, "usage: iketcpd [-f] [-v] [-n] -c FILE\n"
 		    "       iketcpd [-f] [-v] [-n] server --listen ADDR:PORT [--listen ...] "
+		    "[--listen-tls ADDR:PORT --tls-cert FILE --tls-key FILE] "
 		    "--backend ADDR:PORT [--KEY VALUE ...]\n"
 		    "       iketcpd [-f] [-v] [-n] client --udp ADDR:PORT --peer HOST:PORT "
-		    "[--enable-tcp yes|fallback|no] [--KEY VALUE ...]\n"
+		    "[--enable-tcp yes|fallback|no] [--tls yes] [--proxy http://HOST:PORT] "
+		    "[--KEY VALUE ...]\n"
 		    "  -c FILE  run what FILE describes (several server and client sections)\n"
 		    "  -n       check the configuration and exit\n"
 		    "  -f       stay in the foreground, log to stderr\n"
@@ -395,6 +398,18 @@ main(int argc, char **argv)
 	a.cfg.verbose += verbose;
 	a.cfg.foreground |= foreground;
 	if (check_only) {
+		/* What the parser cannot see: certificate, key and CA files,
+		 * OpenSSL cipher and group names. */
+		for (int i = 0; i < a.cfg.nservers; i++)
+			if (server_check(&a.cfg.servers[i], err, sizeof(err)) < 0) {
+				fprintf(stderr, "iketcpd: %s\n", err);
+				return 1;
+			}
+		for (int i = 0; i < a.cfg.nclients; i++)
+			if (client_check(&a.cfg.clients[i], err, sizeof(err)) < 0) {
+				fprintf(stderr, "iketcpd: %s\n", err);
+				return 1;
+			}
 		if (a.cfg.verbose)
 			iketcpd_config_dump(&a.cfg, STDOUT_FILENO);
 		printf("configuration OK: %d server and %d client sections\n", a.cfg.nservers,

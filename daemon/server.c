@@ -12,6 +12,7 @@
 #include "iketcp/iketcp.h"
 #include "log.h"
 #include "net.h"
+#include "tlscfg.h"
 
 #define RBUF_SIZE 65536u /* one TCP read; frames whole in it are not copied */
 #define UDP_BATCH 32     /* datagrams per recvmmsg / sendmmsg */
@@ -21,6 +22,10 @@
 #define SESS_REQS 4   /* recent IKE requests remembered per session */
 #define DRAIN_MS 2000 /* shutdown: time to write queued frames */
 #define ACCEPT_BURST 64
+/* The largest TLS record plaintext: a TLS read is only made with at least
+ * this much room, so OpenSSL never keeps decrypted bytes that epoll cannot
+ * announce (see conn_fill()). */
+#define TLS_RECORD_MAX 16384
 
 enum close_reason {
 	CR_EOF,
@@ -33,6 +38,8 @@ enum close_reason {
 	CR_WRITE,
 	CR_NOMEM,
 	CR_SHUTDOWN,
+	CR_TLS_HANDSHAKE,
+	CR_TLS_TIMEOUT,
 	CR_COUNT
 };
 
@@ -47,12 +54,28 @@ static const char *const close_names[CR_COUNT] = {
 	"write error",
 	"out of memory",
 	"shutdown",
+	"TLS handshake failed",
+	"no TLS handshake in time",
 };
 
-enum conn_state { SC_WAIT_PREFIX, SC_WAIT_FRAME, SC_OPEN, SC_DRAINING, SC_CLOSED };
+/*
+ * SC_SNIFF: a plain listener that also takes TLS (sniff-tls) waits for the
+ * first byte. SC_TLS_HANDSHAKE: under tls-handshake-timeout. Both count as
+ * pending (max-pending) like SC_WAIT_PREFIX, whose prefix-timeout starts
+ * when the handshake is done.
+ */
+enum conn_state {
+	SC_SNIFF,
+	SC_TLS_HANDSHAKE,
+	SC_WAIT_PREFIX,
+	SC_WAIT_FRAME,
+	SC_OPEN,
+	SC_DRAINING,
+	SC_CLOSED
+};
 
-static const char *const state_names[] = {"wait-prefix", "wait-frame", "open", "draining",
-					  "closed"};
+static const char *const state_names[] = {"sniff", "tls-handshake", "wait-prefix", "wait-frame",
+					  "open",  "draining",      "closed"};
 
 struct session;
 
@@ -72,6 +95,8 @@ struct sconn {
 	int pending; /* counted in srv->npending (no prefix yet) */
 	char peer_str[64];
 	struct src_ent *src;
+	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL while sniffing */
+	int is_tls;
 	struct iketcp_deframer df;
 	struct iketcp_sendq q;
 	unsigned bad_run;
@@ -116,14 +141,19 @@ struct session {
 struct listener {
 	struct watcher w;
 	struct iketcpd_addr addr;
+	int tls; /* listen-tls: TLS only */
 	struct server *srv;
 };
 
 struct server {
 	struct loop *loop;
 	struct iketcpd_server_cfg cfg;
-	struct listener ls[IKETCPD_MAX_LISTEN];
+	struct listener ls[2 * IKETCPD_MAX_LISTEN]; /* listen, then listen-tls */
 	int nls;
+	/* Server TLS context (tls-cert); NULL without one. A reload swaps it;
+	 * each TLS connection holds its own reference. */
+	struct iketcp_tls_ctx *tls_ctx;
+	int sniff; /* plain listeners also take TLS (sniff-tls and a context) */
 	int shutting;
 	struct sconn *conns;
 	unsigned nconns, npending, nsessions;
@@ -144,7 +174,9 @@ struct server {
 };
 
 static void conn_close(struct sconn *c, enum close_reason why);
+static void conn_close_msg(struct sconn *c, enum close_reason why, const char *detail);
 static void conn_flush(struct sconn *c);
+static void conn_read(struct sconn *c);
 static void session_destroy(struct session *s);
 
 /* ---- small tables --------------------------------------------------------- */
@@ -491,62 +523,92 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 
 /* ---- connections ------------------------------------------------------------- */
 
-static long
-conn_writev(void *ctx, const struct iovec *iov, int cnt)
+/* Sets the epoll interest from what the transport waits for (OpenSSL's
+ * WANT_READ/WANT_WRITE included) and whether frames are queued. */
+static void
+conn_want(struct sconn *c)
 {
-	struct sconn *c = ctx;
-	ssize_t w = writev(c->w.fd, iov, cnt);
-	if (w >= 0)
-		return w;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		return IKETCP_E_AGAIN;
-	return IKETCP_E_IO;
+	unsigned want;
+
+	if (c->state == SC_CLOSED)
+		return;
+	if (c->state == SC_SNIFF)
+		want = IKETCP_WANT_READ;
+	else
+		want = iketcp_transport_interest(&c->tr, c->state != SC_DRAINING,
+						 iketcp_sendq_bytes(&c->q) > 0);
+	watcher_set(c->srv->loop, &c->w,
+		    (want & IKETCP_WANT_READ ? EPOLLIN : 0) |
+			    (want & IKETCP_WANT_WRITE ? EPOLLOUT : 0));
+}
+
+/* The transport's last error text, for a close message. */
+static const char *
+conn_err(struct sconn *c, char *buf, size_t len)
+{
+	if (iketcp_transport_last_error(&c->tr, buf, len) == 0)
+		snprintf(buf, len, "%s", strerror(errno));
+	return buf;
 }
 
 static void
 conn_flush(struct sconn *c)
 {
+	char e[IKETCP_TRANSPORT_ERR_MAX];
+
 	if (c->state == SC_CLOSED)
 		return;
-	int rc = iketcp_sendq_flush(&c->q, conn_writev, c);
-	uint32_t in = c->state == SC_DRAINING ? 0 : EPOLLIN;
-	if (rc == IKETCP_E_AGAIN) {
-		watcher_set(c->srv->loop, &c->w, in | EPOLLOUT);
-	} else if (rc == IKETCP_OK) {
+	if (!iketcp_transport_handshake_done(&c->tr)) {
+		/* still sniffing or in the TLS handshake: nothing to write yet */
 		if (c->state == SC_DRAINING)
 			conn_close(c, CR_SHUTDOWN);
-		else
-			watcher_set(c->srv->loop, &c->w, in);
-	} else {
-		conn_close(c, CR_WRITE);
+		return;
 	}
+	int rc = iketcp_transport_send(&c->tr, &c->q);
+	if (rc == IKETCP_OK && c->state == SC_DRAINING) {
+		conn_close(c, CR_SHUTDOWN);
+		return;
+	}
+	if (rc != IKETCP_OK && rc != IKETCP_E_AGAIN) {
+		conn_close_msg(c, CR_WRITE, conn_err(c, e, sizeof(e)));
+		return;
+	}
+	conn_want(c);
 }
 
 static void
 conn_free_cb(void *arg)
 {
 	struct sconn *c = arg;
+	iketcp_transport_free(&c->tr); /* drops its TLS context reference */
 	iketcp_deframer_free(&c->df);
 	iketcp_sendq_free(&c->q);
 	free(c);
 }
 
 static void
-conn_close(struct sconn *c, enum close_reason why)
+conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 {
 	struct server *srv = c->srv;
 	if (c->state == SC_CLOSED)
 		return;
 	enum log_level lvl = why == CR_EOF || why == CR_SHUTDOWN ? LOG_LVL_INFO : LOG_LVL_WARN;
 	log_peer(lvl, LOGC_PROTO,
-		 "conn %llu %s: closed in %s: %s (frames in %llu, out %llu, esp dropped %llu)",
-		 (unsigned long long)c->id, c->peer_str, state_names[c->state], close_names[why],
+		 "conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
+		 "%llu)",
+		 (unsigned long long)c->id, c->peer_str, c->is_tls ? " (TLS)" : "",
+		 state_names[c->state], close_names[why], detail ? ": " : "", detail ? detail : "",
 		 (unsigned long long)c->frames_in,
 		 (unsigned long long)(c->q.stats.frames_out[0] + c->q.stats.frames_out[1]),
 		 (unsigned long long)c->q.stats.dropped[IKETCP_CLASS_ESP]);
 	srv->st.closed[why]++;
 	if (srv->batch_sess && srv->bn)
 		batch_flush(srv); /* frames may point into this conn's buffers */
+	/* A15: closing on our side (drain, or answering the peer's close) is
+	 * TLS close_notify, then FIN. Best effort: the socket is closed next. */
+	if ((why == CR_SHUTDOWN || why == CR_EOF) && iketcp_transport_handshake_done(&c->tr) &&
+	    iketcp_transport_shutdown(&c->tr) != IKETCP_OK)
+		log_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
 	detach(c);
 	if (c->pending)
 		srv->npending--;
@@ -567,10 +629,113 @@ conn_close(struct sconn *c, enum close_reason why)
 }
 
 static void
+conn_close(struct sconn *c, enum close_reason why)
+{
+	conn_close_msg(c, why, NULL);
+}
+
+static void
 conn_timer_cb(struct timer *t)
 {
 	struct sconn *c = t->data;
-	conn_close(c, c->state == SC_DRAINING ? CR_SHUTDOWN : CR_PREFIX_TIMEOUT);
+	switch (c->state) {
+	case SC_DRAINING:
+		conn_close(c, CR_SHUTDOWN);
+		break;
+	case SC_TLS_HANDSHAKE:
+		c->srv->st.tls_handshake_timeouts++;
+		conn_close(c, CR_TLS_TIMEOUT);
+		break;
+	default:
+		conn_close(c, CR_PREFIX_TIMEOUT);
+		break;
+	}
+}
+
+/* Advances the TLS handshake; when it is done, the prefix timeout starts. */
+static void
+conn_handshake(struct sconn *c)
+{
+	struct server *srv = c->srv;
+	char e[IKETCP_TRANSPORT_ERR_MAX];
+	int rc = iketcp_transport_handshake(&c->tr);
+
+	if (rc == IKETCP_E_AGAIN) {
+		conn_want(c);
+		return;
+	}
+	if (rc != IKETCP_OK) {
+		srv->st.tls_handshakes_failed++;
+		conn_close_msg(c, CR_TLS_HANDSHAKE, conn_err(c, e, sizeof(e)));
+		return;
+	}
+	srv->st.tls_handshakes++;
+	if (iketcp_tls_resumed(&c->tr))
+		srv->st.tls_resumed++;
+	log_debug("conn %llu %s: TLS handshake done: %s, %s%s", (unsigned long long)c->id,
+		  c->peer_str, iketcp_tls_version(&c->tr), iketcp_tls_cipher(&c->tr),
+		  iketcp_tls_resumed(&c->tr) ? ", resumed session" : "");
+	c->state = SC_WAIT_PREFIX;
+	if (timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
+		conn_close(c, CR_NOMEM);
+		return;
+	}
+	conn_read(c); /* the prefix may have come with the client's Finished */
+}
+
+/* Starts the TLS server side on c's socket (listen-tls, or sniffed 0x16). */
+static void
+conn_start_tls(struct sconn *c)
+{
+	struct server *srv = c->srv;
+
+	if (!srv->tls_ctx) { /* a reload turned TLS off meanwhile */
+		conn_close_msg(c, CR_TLS_HANDSHAKE, "TLS is not configured");
+		return;
+	}
+	if (iketcp_tls_server_init(&c->tr, srv->tls_ctx, c->w.fd) != IKETCP_OK) {
+		conn_close(c, CR_NOMEM);
+		return;
+	}
+	c->is_tls = 1;
+	c->state = SC_TLS_HANDSHAKE;
+	if (timer_start(srv->loop, &c->timer, srv->cfg.tls_handshake_timeout_ms) < 0) {
+		conn_close(c, CR_NOMEM);
+		return;
+	}
+	conn_handshake(c);
+}
+
+/* sniff-tls: the first byte, peeked (it stays in the socket for OpenSSL or
+ * the deframer), tells TLS (0x16) from plain RFC 9329. */
+static void
+conn_sniff(struct sconn *c)
+{
+	struct server *srv = c->srv;
+	int k = iketcp_stream_peek(c->w.fd);
+
+	if (k == IKETCP_E_AGAIN)
+		return;
+	if (k == IKETCP_STREAM_EOF) {
+		conn_close(c, CR_EOF);
+		return;
+	}
+	if (k < 0) {
+		conn_close_msg(c, CR_ERROR, strerror(errno));
+		return;
+	}
+	if (k == IKETCP_STREAM_TLS) {
+		srv->st.sniffed_tls++;
+		conn_start_tls(c);
+		return;
+	}
+	srv->st.sniffed_plain++;
+	if (iketcp_transport_tcp_init(&c->tr, c->w.fd, 0) != IKETCP_OK) {
+		conn_close(c, CR_NOMEM);
+		return;
+	}
+	c->state = SC_WAIT_PREFIX;
+	conn_read(c); /* anything else than 'I' fails as a bad prefix there */
 }
 
 /* Finds (or, for an IKE_SA_INIT request, creates) the session of a frame. */
@@ -677,62 +842,136 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 	return 0;
 }
 
+/*
+ * Reads into srv->rbuf. Plain TCP: one recv, as many bytes as are there (up
+ * to 64 KiB), parsed in place. TLS: SSL_read gives one record at a time, so
+ * records are gathered until the socket is empty or less than one record's
+ * room is left. A read is only made with room for a whole record, so no
+ * decrypted bytes stay inside OpenSSL where epoll cannot see them.
+ * Returns the bytes read (> 0), 0 at end of stream, or an IKETCP_E_* code;
+ * *last is the result of the last read (0 or an error after some bytes:
+ * the caller acts on it once those bytes are handled).
+ */
+static long
+conn_fill(struct sconn *c, long *last)
+{
+	struct server *srv = c->srv;
+	size_t got = 0;
+	long r = IKETCP_E_AGAIN;
+
+	if (!c->is_tls) {
+		r = iketcp_transport_read(&c->tr, srv->rbuf, sizeof(srv->rbuf));
+		*last = r > 0 ? IKETCP_E_AGAIN : r;
+		return r;
+	}
+	while (sizeof(srv->rbuf) - got >= TLS_RECORD_MAX) {
+		r = iketcp_transport_read(&c->tr, srv->rbuf + got, sizeof(srv->rbuf) - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	/* *last: how the gathering ended (AGAIN also when the buffer filled) */
+	*last = r > 0 ? IKETCP_E_AGAIN : r;
+	return got ? (long)got : r;
+}
+
 static void
 conn_read(struct sconn *c)
 {
 	struct server *srv = c->srv;
-	ssize_t n = read(c->w.fd, srv->rbuf, sizeof(srv->rbuf));
+	char e[IKETCP_TRANSPORT_ERR_MAX];
 
-	if (n == 0) {
-		conn_close(c, CR_EOF);
-		return;
-	}
-	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-			conn_close(c, CR_ERROR);
-		return;
-	}
-	c->bytes_in += (size_t)n;
-	struct iketcp_cur in;
-	iketcp_cur_init(&in, srv->rbuf, (size_t)n);
-	const uint8_t *fr;
-	size_t flen;
-	int rc;
-	while ((rc = iketcp_deframer_next(&c->df, &in, &fr, &flen)) == 1) {
+	do {
+		long last;
+		long n = conn_fill(c, &last);
+		if (n == 0) {
+			conn_close(c, CR_EOF);
+			return;
+		}
+		if (n < 0) {
+			if (n != IKETCP_E_AGAIN)
+				conn_close_msg(c, CR_ERROR, conn_err(c, e, sizeof(e)));
+			else if (c->is_tls)
+				conn_want(c); /* a TLS read may wait for writability */
+			return;
+		}
+		c->bytes_in += (size_t)n;
+		struct iketcp_cur in;
+		iketcp_cur_init(&in, srv->rbuf, (size_t)n);
+		const uint8_t *fr;
+		size_t flen;
+		int rc;
+		while ((rc = iketcp_deframer_next(&c->df, &in, &fr, &flen)) == 1) {
+			if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
+				c->pending = 0;
+				srv->npending--;
+				c->state = SC_WAIT_FRAME;
+			}
+			if (conn_frame(c, fr, flen) < 0)
+				return;
+		}
 		if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
 			c->pending = 0;
 			srv->npending--;
 			c->state = SC_WAIT_FRAME;
 		}
-		if (conn_frame(c, fr, flen) < 0)
+		if (srv->bn)
+			batch_flush(srv);
+		if (rc < 0) {
+			enum close_reason why = rc == IKETCP_E_BADPREFIX ? CR_BAD_PREFIX
+						: rc == IKETCP_E_BADLEN  ? CR_BADLEN
+						: rc == IKETCP_E_TOOBIG  ? CR_TOOBIG
+									 : CR_NOMEM;
+			conn_close(c, why);
 			return;
-	}
-	if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
-		c->pending = 0;
-		srv->npending--;
-		c->state = SC_WAIT_FRAME;
-	}
-	if (srv->bn)
-		batch_flush(srv);
-	if (rc < 0) {
-		enum close_reason why = rc == IKETCP_E_BADPREFIX ? CR_BAD_PREFIX
-					: rc == IKETCP_E_BADLEN  ? CR_BADLEN
-					: rc == IKETCP_E_TOOBIG  ? CR_TOOBIG
-								 : CR_NOMEM;
-		conn_close(c, why);
-	}
+		}
+		if (last == 0) {
+			conn_close(c, CR_EOF);
+			return;
+		}
+		if (last != IKETCP_E_AGAIN) {
+			conn_close_msg(c, CR_ERROR, conn_err(c, e, sizeof(e)));
+			return;
+		}
+		/* bytes handed back to the transport (iketcp_transport_preread())
+		 * are not announced by epoll: read on while there are some */
+	} while (c->tr.pre != NULL);
+	if (c->is_tls)
+		conn_want(c);
 }
 
 static void
 conn_cb(struct watcher *w, uint32_t ev)
 {
 	struct sconn *c = w->data;
-	if ((ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) && c->state != SC_DRAINING)
+
+	switch (c->state) {
+	case SC_SNIFF:
+		conn_sniff(c);
+		return;
+	case SC_TLS_HANDSHAKE:
+		conn_handshake(c);
+		return;
+	case SC_DRAINING:
+		conn_flush(c); /* closes once everything is written */
+		if (c->state == SC_DRAINING && (ev & (EPOLLERR | EPOLLHUP)))
+			conn_close(c, CR_SHUTDOWN);
+		return;
+	case SC_CLOSED:
+		return;
+	default:
+		break;
+	}
+	/* TLS may need the other direction's readiness (rd_want / wr_want):
+	 * a read can wait for EPOLLOUT and a write for EPOLLIN. Plain TCP
+	 * never does, so this is read on EPOLLIN and flush on EPOLLOUT. */
+	int rd = (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+		 ((ev & EPOLLOUT) && (c->tr.rd_want & IKETCP_WANT_WRITE));
+	int wr = (ev & EPOLLOUT) || ((ev & EPOLLIN) && (c->tr.wr_want & IKETCP_WANT_READ));
+	if (rd)
 		conn_read(c);
-	if ((ev & EPOLLOUT) && c->state != SC_CLOSED)
+	if (wr && c->state != SC_CLOSED)
 		conn_flush(c);
-	else if ((ev & (EPOLLERR | EPOLLHUP)) && c->state == SC_DRAINING)
-		conn_close(c, CR_SHUTDOWN);
 }
 
 static void
@@ -805,17 +1044,34 @@ listener_cb(struct watcher *w, uint32_t ev)
 		c->w.fd = fd;
 		c->w.cb = conn_cb;
 		c->w.data = c;
-		c->state = SC_WAIT_PREFIX;
 		c->pending = 1;
 		c->src = src;
 		src->count++;
 		(void)net_tcp_tune(fd, srv->cfg.tcp_keepalive);
 		timer_init(&c->timer, conn_timer_cb, c);
-		if (watcher_start(srv->loop, &c->w, EPOLLIN) < 0 ||
-		    timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
+		/* listen-tls: TLS at once. A plain port with sniff-tls: first byte.
+		 * Otherwise plain TCP, exactly as without TLS support. */
+		int rc = IKETCP_OK;
+		uint32_t tmo = srv->cfg.prefix_timeout_ms;
+		if (ls->tls) {
+			rc = iketcp_tls_server_init(&c->tr, srv->tls_ctx, fd);
+			c->is_tls = 1;
+			c->state = SC_TLS_HANDSHAKE;
+			tmo = srv->cfg.tls_handshake_timeout_ms;
+		} else if (srv->sniff) {
+			c->state = SC_SNIFF; /* transport chosen by the first byte */
+		} else {
+			rc = iketcp_transport_tcp_init(&c->tr, fd, 0);
+			c->state = SC_WAIT_PREFIX;
+		}
+		if (rc != IKETCP_OK || watcher_start(srv->loop, &c->w, EPOLLIN) < 0 ||
+		    timer_start(srv->loop, &c->timer, tmo) < 0) {
 			watcher_stop(srv->loop, &c->w);
+			timer_stop(srv->loop, &c->timer);
 			src_put(srv, src);
+			iketcp_transport_free(&c->tr);
 			iketcp_deframer_free(&c->df);
+			iketcp_sendq_free(&c->q);
 			close(fd);
 			free(c);
 			continue;
@@ -827,15 +1083,15 @@ listener_cb(struct watcher *w, uint32_t ev)
 		srv->nconns++;
 		srv->npending++;
 		srv->st.accepted++;
-		log_debug("conn %llu %s: accepted on %s", (unsigned long long)c->id, ps,
-			  srv->cfg.name);
+		log_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps,
+			  srv->cfg.name, ls->tls ? " (TLS)" : "");
 	}
 }
 
 /* ---- listeners and lifecycle -------------------------------------------------- */
 
 static int
-listener_open(struct server *srv, const struct iketcpd_addr *a)
+listener_open(struct server *srv, const struct iketcpd_addr *a, int tls)
 {
 	char as[64];
 	struct listener *ls = &srv->ls[srv->nls];
@@ -846,13 +1102,16 @@ listener_open(struct server *srv, const struct iketcpd_addr *a)
 		return -1;
 	}
 	*ls = (struct listener){
-		.w = {.fd = fd, .cb = listener_cb, .data = ls}, .addr = *a, .srv = srv};
+		.w = {.fd = fd, .cb = listener_cb, .data = ls}, .addr = *a, .tls = tls, .srv = srv};
 	if (watcher_start(srv->loop, &ls->w, EPOLLIN) < 0) {
 		close(fd);
 		return -1;
 	}
 	srv->nls++;
-	log_info("%s: listening on %s (RFC 9329 over TCP)", srv->cfg.name, as);
+	log_info("%s: listening on %s (%s)", srv->cfg.name, as,
+		 tls          ? "RFC 9329 over TLS"
+		 : srv->sniff ? "RFC 9329 over TCP, and over TLS by the first byte"
+			      : "RFC 9329 over TCP");
 	return 0;
 }
 
@@ -878,6 +1137,57 @@ same_addr(const struct iketcpd_addr *a, const struct iketcpd_addr *b)
 	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
 }
 
+/* Does cfg (with TLS available or not) have this listener? */
+static int
+cfg_has_listener(const struct iketcpd_server_cfg *cfg, const struct listener *l, int tls_ok)
+{
+	if (l->tls) {
+		for (int k = 0; tls_ok && k < cfg->nlisten_tls; k++)
+			if (same_addr(&l->addr, &cfg->listen_tls[k]))
+				return 1;
+		return 0;
+	}
+	for (int k = 0; k < cfg->nlisten; k++)
+		if (same_addr(&l->addr, &cfg->listen[k]))
+			return 1;
+	return 0;
+}
+
+static int
+srv_has_listener(const struct server *srv, const struct iketcpd_addr *a, int tls)
+{
+	for (int i = 0; i < srv->nls; i++)
+		if (srv->ls[i].tls == tls && same_addr(&srv->ls[i].addr, a))
+			return 1;
+	return 0;
+}
+
+/* Opens what cfg lists and srv does not have yet. Returns 0 or -1. */
+static int
+listeners_open(struct server *srv, const struct iketcpd_server_cfg *cfg)
+{
+	int rc = 0;
+	for (int k = 0; k < cfg->nlisten; k++)
+		if (!srv_has_listener(srv, &cfg->listen[k], 0) &&
+		    listener_open(srv, &cfg->listen[k], 0) < 0)
+			rc = -1;
+	for (int k = 0; srv->tls_ctx && k < cfg->nlisten_tls; k++)
+		if (!srv_has_listener(srv, &cfg->listen_tls[k], 1) &&
+		    listener_open(srv, &cfg->listen_tls[k], 1) < 0)
+			rc = -1;
+	return rc;
+}
+
+static void
+tls_warnings(const struct iketcpd_server_cfg *cfg)
+{
+	if (cfg->tls_cert[0] && cfg->tls.null_cipher)
+		log_warn("%s: tls-null-cipher is on: TLS 1.2 clients that ask for it get no TLS "
+			 "encryption (RFC 9329 Appendix A allows it, RFC 9325 forbids it; IKE and "
+			 "ESP inside stay encrypted)",
+			 cfg->name);
+}
+
 struct server *
 server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 {
@@ -891,16 +1201,31 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 		free(srv);
 		return NULL;
 	}
-	for (int i = 0; i < cfg->nlisten; i++) {
-		if (listener_open(srv, &cfg->listen[i]) < 0) {
+	if (cfg->tls_cert[0]) {
+		char err[512];
+		srv->tls_ctx = tlscfg_server_ctx(cfg, err, sizeof(err));
+		if (!srv->tls_ctx) {
+			log_err("%s: TLS: %s", cfg->name, err);
 			server_free(srv);
 			return NULL;
 		}
+		tls_warnings(cfg);
+	}
+	srv->sniff = srv->tls_ctx && iketcpd_server_sniff_tls(cfg);
+	if (listeners_open(srv, cfg) < 0) {
+		server_free(srv);
+		return NULL;
 	}
 	char bs[64];
 	log_info("%s: backend %s, prefix-timeout %ums, max-conns %u (%u per source, %u pending)",
 		 cfg->name, iketcpd_addr_str(&cfg->backend, bs, sizeof(bs)), cfg->prefix_timeout_ms,
 		 cfg->max_conns, cfg->max_conns_per_source, cfg->max_pending);
+	if (srv->tls_ctx)
+		log_info("%s: TLS certificate %s, key %s, tls-min-version %s, "
+			 "tls-handshake-timeout %ums",
+			 cfg->name, cfg->tls_cert, cfg->tls_key,
+			 cfg->tls.min_version == IKETCPD_TLS_V13 ? "1.3" : "1.2",
+			 cfg->tls_handshake_timeout_ms);
 	return srv;
 }
 
@@ -908,20 +1233,37 @@ int
 server_reload(struct server *srv, const struct iketcpd_server_cfg *cfg)
 {
 	int rc = 0;
-	for (int i = srv->nls - 1; i >= 0; i--) {
-		int keep = 0;
-		for (int k = 0; k < cfg->nlisten; k++)
-			keep |= same_addr(&srv->ls[i].addr, &cfg->listen[k]);
-		if (!keep)
-			listener_close(srv, i);
-	}
-	for (int k = 0; k < cfg->nlisten; k++) {
-		int have = 0;
-		for (int i = 0; i < srv->nls; i++)
-			have |= same_addr(&srv->ls[i].addr, &cfg->listen[k]);
-		if (!have && listener_open(srv, &cfg->listen[k]) < 0)
+	/* The certificate and key files are read again on every reload (a
+	 * renewed certificate under the same name). New connections get the new
+	 * context; established ones keep theirs (they hold a reference). A
+	 * broken new file keeps the old context. */
+	if (cfg->tls_cert[0]) {
+		char err[512];
+		struct iketcp_tls_ctx *n = tlscfg_server_ctx(cfg, err, sizeof(err));
+		if (n) {
+			iketcp_tls_ctx_unref(srv->tls_ctx);
+			srv->tls_ctx = n;
+			log_info("%s: TLS certificate %s loaded", cfg->name, cfg->tls_cert);
+			tls_warnings(cfg);
+		} else if (srv->tls_ctx) {
+			log_err("%s: reload: %s; keeping the previous TLS certificate and key",
+				cfg->name, err);
 			rc = -1;
+		} else {
+			log_err("%s: reload: %s; TLS stays off", cfg->name, err);
+			rc = -1;
+		}
+	} else if (srv->tls_ctx) {
+		iketcp_tls_ctx_unref(srv->tls_ctx);
+		srv->tls_ctx = NULL;
 	}
+	int sniff = srv->tls_ctx && iketcpd_server_sniff_tls(cfg);
+	for (int i = srv->nls - 1; i >= 0; i--)
+		if (!cfg_has_listener(cfg, &srv->ls[i], srv->tls_ctx != NULL))
+			listener_close(srv, i);
+	srv->sniff = sniff;
+	if (listeners_open(srv, cfg) < 0)
+		rc = -1;
 	/* New limits and timeouts apply to new connections and sessions;
 	 * the backend address applies to new sessions only. */
 	srv->cfg = *cfg;
@@ -943,6 +1285,23 @@ server_shutdown(struct server *srv)
 		timer_start(srv->loop, &c->timer, DRAIN_MS);
 		conn_flush(c); /* closes at once when nothing is queued */
 	}
+}
+
+int
+server_check(const struct iketcpd_server_cfg *cfg, char *err, size_t errlen)
+{
+	char e[512];
+	struct iketcp_tls_ctx *ctx;
+
+	if (!cfg->tls_cert[0])
+		return 0;
+	ctx = tlscfg_server_ctx(cfg, e, sizeof(e));
+	if (!ctx) {
+		snprintf(err, errlen, "server \"%s\": %s", cfg->name, e);
+		return -1;
+	}
+	iketcp_tls_ctx_unref(ctx);
+	return 0;
 }
 
 unsigned
@@ -982,6 +1341,15 @@ server_log_stats(const struct server *srv)
 		 (unsigned long long)st->to_backend_drops, (unsigned long long)st->from_backend,
 		 (unsigned long long)st->backend_keepalives, (unsigned long long)st->sendq_drops,
 		 (unsigned long long)st->no_conn_drops, (unsigned long long)st->path_switches);
+	if (srv->tls_ctx || st->tls_handshakes || st->tls_handshakes_failed)
+		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu, timed out %llu); "
+			 "sniffed TLS %llu, plain %llu",
+			 srv->cfg.name, (unsigned long long)st->tls_handshakes,
+			 (unsigned long long)st->tls_resumed,
+			 (unsigned long long)st->tls_handshakes_failed,
+			 (unsigned long long)st->tls_handshake_timeouts,
+			 (unsigned long long)st->sniffed_tls,
+			 (unsigned long long)st->sniffed_plain);
 	for (int r = 0; r < CR_COUNT; r++)
 		if (st->closed[r])
 			log_info("%s: closed: %s: %llu", srv->cfg.name, close_names[r],
@@ -990,8 +1358,9 @@ server_log_stats(const struct server *srv)
 
 /* Short machine-readable names for close reasons, same order as close_names. */
 static const char *const close_keys[CR_COUNT] = {
-	"eof",     "read_error", "prefix_timeout", "bad_prefix", "bad_length",
-	"too_big", "bad_frames", "write_error",    "no_memory",  "shutdown",
+	"eof",        "read_error", "prefix_timeout", "bad_prefix",
+	"bad_length", "too_big",    "bad_frames",     "write_error",
+	"no_memory",  "shutdown",   "tls_handshake",  "tls_handshake_timeout",
 };
 
 void
@@ -1023,6 +1392,12 @@ server_print_stats(const struct server *srv, FILE *fp)
 	P("sessions_expired", st->sessions_expired);
 	P("sessions_refused", st->sessions_refused);
 	P("path_switches", st->path_switches);
+	P("sniffed_tls", st->sniffed_tls);
+	P("sniffed_plain", st->sniffed_plain);
+	P("tls_handshakes", st->tls_handshakes);
+	P("tls_resumed", st->tls_resumed);
+	P("tls_handshakes_failed", st->tls_handshakes_failed);
+	P("tls_handshake_timeouts", st->tls_handshake_timeouts);
 	for (int r = 0; r < CR_COUNT; r++) {
 		char k[48];
 		snprintf(k, sizeof(k), "closed_%s", close_keys[r]);
@@ -1049,6 +1424,7 @@ server_free(struct server *srv)
 			free(e);
 		}
 	}
+	iketcp_tls_ctx_unref(srv->tls_ctx);
 	free(srv->rdg);
 	free(srv);
 }

@@ -22,6 +22,7 @@
 #ifndef IKETCPD_SERVER_H
 #define IKETCPD_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -37,7 +38,18 @@ struct server_stats {
 	uint64_t to_backend, to_backend_drops;
 	uint64_t from_backend, backend_keepalives, sendq_drops, no_conn_drops;
 	uint64_t sessions_created, sessions_expired, sessions_refused, path_switches;
+	/* TLS (listen-tls, sniff-tls) */
+	uint64_t sniffed_tls, sniffed_plain;  /* first byte on sniffing ports */
+	uint64_t tls_handshakes, tls_resumed; /* completed; of which resumed a session */
+	uint64_t tls_handshakes_failed, tls_handshake_timeouts;
 };
+
+/*
+ * Checks what server_new() would build from cfg beyond the config parser's
+ * checks: the TLS context (certificate, key, cipher lists). For iketcpd -n.
+ * Returns 0, or -1 with err set.
+ */
+int server_check(const struct iketcpd_server_cfg *cfg, char *err, size_t errlen);
 
 struct server;
 
@@ -46,7 +58,9 @@ struct server;
 struct server *server_new(struct loop *l, const struct iketcpd_server_cfg *cfg);
 
 /* Applies a reloaded configuration: limits and timeouts at once, listeners
- * opened/closed by address; established connections are kept. Returns 0/-1. */
+ * opened/closed by address; the TLS certificate and key are read again (a
+ * broken new one keeps the old); established connections are kept, TLS
+ * ones with the context they started with. Returns 0/-1. */
 int server_reload(struct server *s, const struct iketcpd_server_cfg *cfg);
 
 /* Stops accepting and starts draining: every connection is closed once its

@@ -376,6 +376,7 @@ class Pair:
     def stop(self):
         self.c.send_signal(signal.SIGTERM)
         rc = self.c.wait(5)
+        self.ikd.close()
         self.s.stop()
         assert rc == 0, "client exit status %d" % rc
 
@@ -635,6 +636,667 @@ def test_probe_cli():
     ls.close()
     out, _ = pr.communicate(timeout=10)
     assert pr.returncode == 1 and "without an IKE response" in out, (pr.returncode, out)
+
+
+# ---- TLS and HTTP CONNECT (issue #4) ----------------------------------------------------
+
+PKI = None
+
+
+def openssl(*args, cwd=None):
+    r = subprocess.run(["openssl"] + list(args), cwd=cwd, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr)
+    return r.stdout
+
+
+def pki():
+    """Certificates made once per run with the openssl CLI, in the run's temp dir:
+    ca (the trust anchor), gw (gw.test + IP 127.0.0.1), gw2 (same names, new key:
+    the SIGHUP test), expired (January 2020), wrong (other.test only), and
+    other-ca with a gw certificate of its own (an issuer the client does not know)."""
+    global PKI
+    if PKI:
+        return PKI
+    d = os.path.join(TMP, "pki")
+    os.makedirs(os.path.join(d, "db"))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", *ec, "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+                "-subj", "/CN=iketcp loopback " + ca, "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+
+    def leaf(name, san, ca="ca"):
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                    "extendedKeyUsage=serverAuth\nsubjectAltName=%s\n" % san)
+        openssl("req", "-new", *ec, "-keyout", name + ".key", "-out", name + ".csr",
+                "-subj", "/CN=" + san.split(",")[0].split(":")[1], cwd=d)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+                "-set_serial", str(0x1000 + len(os.listdir(d))), "-days", "2",
+                "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+
+    leaf("gw", "DNS:gw.test,IP:127.0.0.1")
+    leaf("gw2", "DNS:gw.test,IP:127.0.0.1")
+    leaf("wrong", "DNS:other.test")
+    leaf("stranger", "DNS:gw.test,IP:127.0.0.1", ca="other-ca")
+    # an expired certificate needs explicit dates: "openssl ca" has them
+    openssl("req", "-new", *ec, "-keyout", "expired.key", "-out", "expired.csr",
+            "-subj", "/CN=gw.test", cwd=d)
+    open(os.path.join(d, "db", "index.txt"), "w").close()
+    with open(os.path.join(d, "db", "serial"), "w") as f:
+        f.write("2001\n")
+    with open(os.path.join(d, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = lb\n[lb]\ndatabase = %s/db/index.txt\nserial = %s/db/serial\n"
+                "new_certs_dir = %s/db\ncertificate = %s/ca.pem\nprivate_key = %s/ca.key\n"
+                "default_md = sha256\npolicy = any\nunique_subject = no\n"
+                "[any]\ncommonName = supplied\n" % (d, d, d, d, d))
+    openssl("ca", "-batch", "-notext", "-config", "ca.cnf", "-in", "expired.csr", "-out",
+            "expired.pem", "-startdate", "20200101000000Z", "-enddate", "20200201000000Z",
+            "-extfile", "gw.ext", cwd=d)
+    PKI = d
+    return d
+
+
+def pkf(name):
+    return os.path.join(pki(), name)
+
+
+def spki_pin(cert):
+    """sha256//BASE64 of a certificate's SubjectPublicKeyInfo (curl's pin format)."""
+    pub = openssl("x509", "-in", cert, "-pubkey", "-noout")
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub.encode(),
+                         capture_output=True, timeout=10, check=True).stdout
+    import base64
+    import hashlib
+    return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def tls_files(cert="gw"):
+    return ["--tls-cert", pkf(cert + ".pem"), "--tls-key", pkf(cert + ".key")]
+
+
+def tls_client_ctx():
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pkf("ca.pem"))
+    return ctx
+
+
+def tls_connect(port, name="gw.test"):
+    """A TLS connection (Python's ssl, verifying against the test CA)."""
+    t = tls_client_ctx().wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=3),
+                                     server_hostname=name)
+    t.settimeout(3)
+    return t
+
+
+def client_hello():
+    """The bytes of a real TLS ClientHello (made with a memory BIO, never sent)."""
+    import ssl
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    o = tls_client_ctx().wrap_bio(inc, out, server_hostname="gw.test")
+    try:
+        o.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def wait_log(proc, needle, timeout=5.0):
+    """Waits until the process's log contains needle; returns the matching line."""
+    end = time.time() + timeout
+    while True:
+        with open(proc.logname) as f:
+            for ln in f:
+                if needle in ln:
+                    return ln.rstrip("\n")
+        assert time.time() < end, "%s: no log line with %r" % (proc.logname, needle)
+        time.sleep(0.05)
+
+
+def log_count(proc, needle):
+    with open(proc.logname) as f:
+        return sum(needle in ln for ln in f)
+
+
+def no_datagram(sock, secs=0.7):
+    sock.settimeout(secs)
+    try:
+        d = sock.recvfrom(70000)
+        raise AssertionError("unexpected datagram: %r" % (d[0][:40],))
+    except socket.timeout:
+        pass
+    finally:
+        sock.settimeout(3)
+
+
+def server_stats(sock, name="server"):
+    return {k[2]: v for k, v in read_stats(sock).items() if k[:2] == ("server", name)}
+
+
+def client_stats(sock, name="client"):
+    return {k[2]: v for k, v in read_stats(sock).items() if k[:2] == ("client", name)}
+
+
+TLS_PORT = BASE + 10
+
+
+def test_tls_server_relays_both_ways():
+    """listen-tls: a Python TLS client sends the prefix and frames inside TLS;
+    the backend gets the datagrams and its answers come back framed, inside TLS."""
+    s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT] + tls_files())
+    try:
+        t = tls_connect(TLS_PORT)
+        assert t.version() in ("TLSv1.3", "TLSv1.2"), t.version()
+        m = dgram_ike(0x7151)
+        t.sendall(b"IKETCP" + frame(m))
+        d, src = s.be.recvfrom(70000)
+        assert d == m
+        s.be.sendto(response_of(m), src)
+        assert recv_frame(t) == response_of(m)
+        big = [esp(0x715, i, 1400) for i in range(60)]  # several TLS records
+        t.sendall(b"".join(frame(e) for e in big))
+        assert [s.be.recvfrom(70000)[0] for _ in big] == big
+        for e in big:
+            s.be.sendto(e, src)
+        assert [recv_frame(t) for _ in big] == big
+        t.close()
+        # a plain RFC 9329 client on the TLS-only port is refused (no ClientHello)
+        p = tcp(TLS_PORT)
+        p.sendall(b"IKETCP" + frame(dgram_ike(0x7152)))
+        assert closed_within(p, 2.0)
+        no_datagram(s.be)
+    finally:
+        s.stop()
+
+
+def test_tls_sniff_plain_and_tls_on_one_port():
+    """A certificate without listen-tls: the plain listen port tells TLS (first
+    byte 0x16) from RFC 9329 ('I'); both kinds relay, no byte is lost."""
+    sock = os.path.join(TMP, "sniff.sock")
+    s = Server(tls_files() + ["--stats-socket", sock])
+    try:
+        plain, psrc = s.open_session(0x5101)
+        t = tls_connect(s.port)
+        m = dgram_ike(0x5102)
+        t.sendall(b"IKETCP" + frame(m))
+        d, tsrc = s.be.recvfrom(70000)
+        assert d == m and tsrc != psrc
+        s.be.sendto(esp(0x51, 1), tsrc)
+        assert recv_frame(t) == esp(0x51, 1)
+        s.be.sendto(esp(0x52, 1), psrc)
+        assert recv_frame(plain) == esp(0x52, 1)
+        # one byte per segment on a plain connection: the peeked 'I' is not lost
+        p2 = tcp(s.port)
+        for b in b"IKETCP" + frame(dgram_ike(0x5103)):
+            p2.sendall(bytes([b]))
+            time.sleep(0.002)
+        assert s.be.recvfrom(70000)[0] == dgram_ike(0x5103)
+        st = server_stats(sock)
+        assert st["sniffed_tls"] == 1 and st["sniffed_plain"] >= 2, st
+        assert st["tls_handshakes"] == 1, st
+        # the opt-out: sniff-tls no makes the port plain only
+    finally:
+        s.stop()
+    s = Server(tls_files() + ["--sniff-tls", "no"])
+    try:
+        raw = tcp(s.port)
+        raw.sendall(client_hello())
+        assert closed_within(raw, 2.0)  # 0x16 is a bad prefix there
+    finally:
+        s.stop()
+
+
+def test_tls_handshake_timeout_and_pending():
+    """A TLS connection that does not finish its handshake in time is closed
+    and counted, on the TLS port and on a sniffing plain port; while in the
+    handshake it counts against max-pending; another tunnel keeps working."""
+    sock = os.path.join(TMP, "hs.sock")
+    s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT, "--tls-handshake-timeout", "1s",
+                "--prefix-timeout", "5s", "--max-pending", "3", "--stats-socket", sock]
+               + tls_files())
+    try:
+        good = tls_connect(TLS_PORT)
+        good.sendall(b"IKETCP" + frame(dgram_ike(0x4701)))
+        _, src = s.be.recvfrom(70000)
+        hello = client_hello()
+        t0 = time.time()
+        silent = tcp(TLS_PORT)
+        half = tcp(TLS_PORT)
+        half.sendall(hello[:len(hello) // 2])
+        sniffed = tcp(s.port)  # the plain port: 0x16 then half a ClientHello
+        sniffed.sendall(hello[:20])
+        time.sleep(0.2)
+        # three connections in the handshake: max-pending (3) is reached
+        extra = tcp(TLS_PORT)
+        assert closed_within(extra, 0.5), "a fourth pending connection was accepted"
+        for name, c in (("silent", silent), ("half hello", half), ("sniffed half", sniffed)):
+            assert closed_within(c, 3.0), name
+        took = time.time() - t0
+        assert 0.9 < took < 2.5, took
+        # the tunnel did not notice
+        good.sendall(frame(esp(0x470, 1)))
+        assert s.be.recvfrom(70000) == (esp(0x470, 1), src)
+        s.be.sendto(esp(0x47, 2), src)
+        assert recv_frame(good) == esp(0x47, 2)
+        st = server_stats(sock)
+        assert st["closed_tls_handshake_timeout"] == 3, st
+        assert st["tls_handshake_timeouts"] == 3, st
+        assert st["refused_pending"] == 1, st
+        assert st["connections_pending"] == 0, st
+        # the prefix timeout starts after the handshake: a handshake that
+        # took most of a second still gets the whole prefix-timeout
+        late = tls_connect(TLS_PORT)
+        time.sleep(1.3)  # more than tls-handshake-timeout, less than prefix-timeout
+        assert still_open(late, 0.2)
+        late.sendall(b"IKETCP" + frame(dgram_ike(0x4702)))
+        assert s.be.recvfrom(70000)[0] == dgram_ike(0x4702)
+    finally:
+        s.stop()
+
+
+def test_tls_garbage_after_0x16_closes():
+    """0x16 followed by bytes that are not a ClientHello: the handshake fails
+    at once (not after the timeout) and is counted; nothing reaches the backend."""
+    sock = os.path.join(TMP, "garbage.sock")
+    s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT, "--tls-handshake-timeout", "5s",
+                "--stats-socket", sock] + tls_files())
+    try:
+        for port in (TLS_PORT, s.port):
+            g = tcp(port)
+            g.sendall(b"\x16\x03\x01\x00\x30" + b"IKETCP" * 8)
+            t0 = time.time()
+            assert closed_within(g, 2.0)
+            assert time.time() - t0 < 1.5
+        g = tcp(s.port)
+        g.sendall(b"\x16" + b"\xff" * 300)
+        assert closed_within(g, 2.0)
+        no_datagram(s.be, 0.3)
+        st = server_stats(sock)
+        assert st["closed_tls_handshake"] == 3, st
+        assert st["tls_handshakes_failed"] == 3, st
+        # still serving
+        t = tls_connect(TLS_PORT)
+        t.sendall(b"IKETCP" + frame(dgram_ike(0x6a)))
+        assert s.be.recvfrom(70000)[0] == dgram_ike(0x6a)
+    finally:
+        s.stop()
+
+
+class TlsPair:
+    """iketcpd client --tls yes -> iketcpd server listen-tls -> scripted backend."""
+
+    def __init__(self, client_extra=(), server_extra=(), cert="gw"):
+        self.s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT] + tls_files(cert)
+                        + list(server_extra))
+        self.ikd = udp(BASE + 3)
+        self.cport = BASE + 2
+        self.csock = os.path.join(TMP, "client-%d.sock" % len(os.listdir(TMP)))
+        self.c = start(["client", "--udp", "127.0.0.1:%d" % self.cport,
+                        "--peer", "127.0.0.1:%d" % TLS_PORT, "--stats-socket", self.csock]
+                       + list(client_extra), "client")
+        time.sleep(0.2)
+
+    def send(self, d):
+        self.ikd.sendto(d, ("127.0.0.1", self.cport))
+
+    def stop(self):
+        self.c.send_signal(signal.SIGTERM)
+        rc = self.c.wait(5)
+        self.ikd.close()
+        self.s.stop()
+        assert rc == 0, "client exit status %d" % rc
+
+
+TLS_CLIENT = ["--tls", "yes", "--tls-ca-file", None, "--reconnect-min", "100ms",
+              "--reconnect-max", "400ms"]
+
+
+def tls_client_args(*extra):
+    a = list(TLS_CLIENT)
+    a[3] = pkf("ca.pem")
+    return a + list(extra)
+
+
+def test_client_tls_relays_and_resumes():
+    """Client mode with --tls yes against an iketcpd TLS server: relays both
+    ways; after ss -K the flow reconnects, resends its request (R36) and the
+    TLS handshake resumes the session (R75), which the client logs."""
+    p = TlsPair(tls_client_args("--tls-server-name", "gw.test"))
+    try:
+        m = dgram_ike(0xE1)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m
+        p.s.be.sendto(response_of(m), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        line = wait_log(p.c, "connected to 127.0.0.1:%d (connection 1, TLSv1.3" % TLS_PORT)
+        assert "new TLS session (not resumed)" in line, line
+        for i in range(100):
+            p.send(esp(0xE00, i, 1300))
+        assert [p.s.be.recvfrom(70000)[0] for _ in range(100)] == \
+            [esp(0xE00, i, 1300) for i in range(100)]
+        for i in range(100):
+            p.s.be.sendto(esp(0xE01, i, 1300), src)
+        assert [p.ikd.recvfrom(70000)[0] for _ in range(100)] == \
+            [esp(0xE01, i, 1300) for i in range(100)]
+        req = dgram_ike(0xE1, spi_r=0x99, ex=37, msgid=1)
+        p.send(req)
+        assert p.s.be.recvfrom(70000)[0] == req
+        subprocess.run(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(TLS_PORT)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
+        d, src2 = p.s.be.recvfrom(70000)
+        assert d == req and src2 == src
+        line = wait_log(p.c, "(connection 2, TLSv1.3")
+        assert "TLS session resumed" in line, line
+        p.s.be.sendto(response_of(req), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(req)
+        st = client_stats(p.csock)
+        assert st["tls_handshakes"] == 2 and st["tls_resumed"] == 1, st
+        assert st["tls_failures"] == 0, st
+    finally:
+        p.stop()
+
+
+def refused(cert, client_extra, reason, server_extra=()):
+    """The client must refuse the server's certificate: one clear line with
+    the reason and the peer, retries with backoff, nothing relayed."""
+    p = TlsPair(client_extra, server_extra, cert=cert)
+    try:
+        p.send(dgram_ike(0xBAD))
+        line = wait_log(p.c, reason)
+        assert "cannot connect to 127.0.0.1:%d: TLS handshake failed" % TLS_PORT in line, line
+        wait_log(p.c, "retrying in")
+        no_datagram(p.s.be, 1.0)
+        end = time.time() + 5
+        while log_count(p.c, reason) < 2:  # it retries (backoff 100ms, 200ms, ...)
+            assert time.time() < end, "no retry"
+            time.sleep(0.05)
+        st = client_stats(p.csock)
+        assert st["tls_failures"] >= 2 and st["connect_failures"] >= 2, st
+        assert st["tls_handshakes"] == 0, st
+        return line
+    finally:
+        p.stop()
+
+
+def test_client_tls_refuses_bad_certificates():
+    refused("expired", tls_client_args("--tls-server-name", "gw.test"),
+            "certificate has expired")
+    refused("wrong", tls_client_args("--tls-server-name", "gw.test"),
+            "hostname mismatch (expected gw.test)")
+    # no tls-server-name: the peer host (127.0.0.1) is checked against the IP SAN
+    refused("wrong", tls_client_args(), "IP address mismatch (expected 127.0.0.1)")
+    refused("stranger", tls_client_args("--tls-server-name", "gw.test"),
+            "unable to get local issuer certificate")
+
+
+def test_client_tls_verify_no_connects_anyway():
+    p = TlsPair(tls_client_args("--tls-verify", "no"), cert="expired")
+    try:
+        wait_log(p.c, "tls-verify = no: the peer's TLS certificate is NOT checked")
+        m = dgram_ike(0xE2)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m
+        p.s.be.sendto(response_of(m), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+    finally:
+        p.stop()
+
+
+def test_client_tls_pin():
+    """tls-pin-sha256: the right SPKI pin connects (also with tls-verify no);
+    another key's pin is refused with a clear line."""
+    good = spki_pin(pkf("gw.pem"))
+    for extra in (["--tls-pin-sha256", good],
+                  ["--tls-pin-sha256", good.split("//")[1], "--tls-verify", "no"]):
+        p = TlsPair(tls_client_args(*extra))
+        try:
+            m = dgram_ike(0xE3)
+            p.send(m)
+            d, src = p.s.be.recvfrom(70000)
+            assert d == m
+            p.s.be.sendto(response_of(m), src)
+            assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        finally:
+            p.stop()
+    refused("gw", tls_client_args("--tls-pin-sha256", spki_pin(pkf("gw2.pem"))),
+            "public key pin mismatch")
+
+
+class ConnectProxy:
+    """A tiny HTTP CONNECT proxy (threads): records each request head; with
+    auth set, answers 407 unless the right Proxy-Authorization is there."""
+
+    def __init__(self, port, auth=None):
+        import threading
+        self.auth = auth
+        self.heads = []
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", port))
+        self.ls.listen(16)
+        self.port = port
+        self.stopped = False
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        import threading
+        while not self.stopped:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        import base64
+        import threading
+        c.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            b = c.recv(4096)
+            if not b:
+                c.close()
+                return
+            head += b
+        text = head.split(b"\r\n\r\n")[0].decode()
+        self.heads.append(text)
+        lines = text.split("\r\n")
+        method, target, _ = lines[0].split(" ")
+        if self.auth:
+            want = "Proxy-Authorization: Basic " + base64.b64encode(self.auth.encode()).decode()
+            if want not in lines[1:]:
+                c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                          b"Proxy-Authenticate: Basic realm=\"lb\"\r\nContent-Length: 0\r\n\r\n")
+                c.close()
+                return
+        host, port = target.rsplit(":", 1)
+        try:
+            u = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+        except OSError:
+            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+            c.close()
+            return
+        c.sendall(b"HTTP/1.1 200 Connection established\r\nX-Test: 1\r\n\r\n")
+        c.settimeout(None)
+        u.settimeout(None)
+
+        def pump(a, b):
+            try:
+                while True:
+                    d = a.recv(65536)
+                    if not d:
+                        break
+                    b.sendall(d)
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=pump, args=(c, u), daemon=True).start()
+        pump(u, c)
+
+    def close(self):
+        self.stopped = True
+        try:
+            self.ls.shutdown(socket.SHUT_RDWR)  # wakes the accept() thread
+        except OSError:
+            pass
+        self.ls.close()
+
+
+def test_client_through_http_proxy():
+    """proxy http://HOST:PORT: CONNECT to the peer (as given), then TLS inside
+    the tunnel; a 407 (no proxy-auth) is logged with its reason and retried,
+    nothing relayed; with proxy-auth the proxy sees Basic credentials."""
+    pport = BASE + 11
+    px = ConnectProxy(pport)
+    try:
+        p = TlsPair(tls_client_args("--tls-server-name", "gw.test",
+                                    "--proxy", "http://127.0.0.1:%d" % pport))
+        try:
+            m = dgram_ike(0xF1)
+            p.send(m)
+            d, src = p.s.be.recvfrom(70000)
+            assert d == m
+            p.s.be.sendto(response_of(m), src)
+            assert p.ikd.recvfrom(70000)[0] == response_of(m)
+            assert px.heads[0].startswith("CONNECT 127.0.0.1:%d HTTP/1.1\r\n" % TLS_PORT), px.heads
+            assert "Proxy-Authorization" not in px.heads[0]
+            wait_log(p.c, "via proxy 127.0.0.1:%d (connection 1, TLSv1.3" % pport)
+        finally:
+            p.stop()
+    finally:
+        px.close()
+    # plain RFC 9329 through the proxy as well
+    px = ConnectProxy(pport)
+    try:
+        p = Pair(["--proxy", "http://127.0.0.1:%d" % pport])
+        try:
+            m = dgram_ike(0xF2)
+            p.send(m)
+            d, src = p.s.be.recvfrom(70000)
+            assert d == m
+            p.s.be.sendto(response_of(m), src)
+            assert p.ikd.recvfrom(70000)[0] == response_of(m)
+            assert px.heads[0].startswith("CONNECT 127.0.0.1:%d " % p.s.port), px.heads
+        finally:
+            p.stop()
+    finally:
+        px.close()
+    px = ConnectProxy(pport, auth="alice:s3cr:et")
+    try:
+        p = TlsPair(tls_client_args("--tls-server-name", "gw.test",
+                                    "--proxy", "http://127.0.0.1:%d" % pport))
+        try:
+            p.send(dgram_ike(0xF3))
+            line = wait_log(p.c, "407")
+            assert "proxy: refused CONNECT: 407 Proxy Authentication Required" in line, line
+            assert "via proxy 127.0.0.1:%d" % pport in line, line
+            no_datagram(p.s.be, 1.0)
+            st = client_stats(p.csock)
+            assert st["proxy_failures"] >= 1 and st["connect_failures"] >= 1, st
+        finally:
+            p.stop()
+        p = TlsPair(tls_client_args("--tls-server-name", "gw.test",
+                                    "--proxy", "http://127.0.0.1:%d" % pport,
+                                    "--proxy-auth", "alice:s3cr:et"))
+        try:
+            m = dgram_ike(0xF4)
+            p.send(m)
+            d, src = p.s.be.recvfrom(70000)
+            assert d == m
+            p.s.be.sendto(response_of(m), src)
+            assert p.ikd.recvfrom(70000)[0] == response_of(m)
+            assert "Proxy-Authorization: Basic YWxpY2U6czNjcjpldA==" in px.heads[-1], px.heads
+            assert log_count(p.c, "s3cr") == 0, "the password is in the log"
+        finally:
+            p.stop()
+    finally:
+        px.close()
+
+
+def test_tls_sighup_new_certificate():
+    """SIGHUP reads the certificate again: new connections get the new one, an
+    established TLS connection keeps relaying; a broken file keeps the last
+    good certificate and the error names the file."""
+    import shutil
+    import ssl
+    d = os.path.join(TMP, "hup")
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    shutil.copy(pkf("gw.pem"), cert)
+    shutil.copy(pkf("gw.key"), key)
+    conf = os.path.join(d, "hup.conf")
+    be_port = BASE + 9
+    with open(conf, "w") as f:
+        f.write("[server gw]\nlisten-tls = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                "tls-cert = %s\ntls-key = %s\n" % (TLS_PORT, be_port, cert, key))
+    be = udp(be_port)
+    p = start(["-c", conf], "hup")
+
+    def der(name):
+        return ssl.PEM_cert_to_DER_cert(open(pkf(name)).read())
+
+    try:
+        wait_port(TLS_PORT)
+        old = tls_connect(TLS_PORT)
+        assert old.getpeercert(binary_form=True) == der("gw.pem")
+        old.sendall(b"IKETCP" + frame(dgram_ike(0x4B1)))
+        _, src = be.recvfrom(70000)
+        shutil.copy(pkf("gw2.pem"), cert)
+        shutil.copy(pkf("gw2.key"), key)
+        p.send_signal(signal.SIGHUP)
+        wait_log(p, "TLS certificate %s loaded" % cert)
+        new = tls_connect(TLS_PORT)
+        assert new.getpeercert(binary_form=True) == der("gw2.pem")
+        old.sendall(frame(esp(0x4B0, 1)))
+        assert be.recvfrom(70000) == (esp(0x4B0, 1), src)
+        be.sendto(esp(0x4B, 2), src)
+        assert recv_frame(old) == esp(0x4B, 2)
+        # a broken certificate file: refused, the last good one stays
+        with open(cert, "w") as f:
+            f.write("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+        p.send_signal(signal.SIGHUP)
+        line = wait_log(p, "keeping the previous TLS certificate")
+        assert "tls-cert %s" % cert in line, line
+        again = tls_connect(TLS_PORT)
+        assert again.getpeercert(binary_form=True) == der("gw2.pem")
+        again.sendall(b"IKETCP" + frame(dgram_ike(0x4B2)))
+        assert be.recvfrom(70000)[0] == dgram_ike(0x4B2)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+        be.close()
+
+
+def test_tls_config_checks():
+    """iketcpd -n builds the TLS contexts: a missing or mismatched file is an
+    error naming the key and the file; the options are the documented words."""
+    r = subprocess.run([IKETCPD, "server", "--listen-tls", "127.0.0.1:1", "--tls-cert",
+                        "/nonexistent/c.pem", "--tls-key", pkf("gw.key"), "-n"],
+                       capture_output=True, text=True, timeout=5)
+    assert r.returncode == 1 and "tls-cert /nonexistent/c.pem" in r.stderr, r.stderr
+    r = subprocess.run([IKETCPD, "server", "--listen-tls", "127.0.0.1:1", "--tls-cert",
+                        pkf("gw.pem"), "--tls-key", pkf("gw2.key"), "-n"],
+                       capture_output=True, text=True, timeout=5)
+    assert r.returncode == 1 and "tls-key" in r.stderr, r.stderr
+    r = subprocess.run([IKETCPD, "-v", "server", "--listen-tls", "127.0.0.1:1", "--tls-cert",
+                        pkf("gw.pem"), "--tls-key", pkf("gw.key"), "--tls-ciphers", "NOPE", "-n"],
+                       capture_output=True, text=True, timeout=5)
+    assert r.returncode == 1 and "tls-ciphers NOPE" in r.stderr, r.stderr
+    r = subprocess.run([IKETCPD, "-v", "client", "--udp", "127.0.0.1:1", "--peer",
+                        "gw.test:443", "--tls", "yes", "--tls-ca-file", pkf("ca.pem"),
+                        "--proxy", "http://127.0.0.1:3128", "-n"],
+                       capture_output=True, text=True, timeout=5)
+    assert r.returncode == 0, r.stderr
+    assert "proxy = http://127.0.0.1:3128\n" in r.stdout and "tls = yes\n" in r.stdout, r.stdout
 
 
 def main():

@@ -1428,6 +1428,221 @@ test_args_errors(void **state)
 			"--udp", "127.0.0.1:9", "--peer", "x");
 }
 
+/* ---- TLS and proxy keys (issue #4) --------------------------------------------------- */
+
+#define TLS_FILES "tls-cert = /etc/iketcpd/cert.pem\ntls-key = /etc/iketcpd/key.pem\n"
+#define PIN_HEX "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define PIN_B64 "ASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8="
+
+static void
+test_tls_server_keys(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg;
+	const struct iketcpd_server_cfg *s;
+
+	/* listen-tls alone: TLS only (the default plain pair is dropped) */
+	cfg = parse_ok(
+		"[server]\nlisten-tls = 192.0.2.1\nlisten-tls = [2001:db8::1]:8443\n" TLS_FILES
+		"tls-min-version = 1.3\n"
+		"tls-ciphers = ECDHE-RSA-AES128-GCM-SHA256:!aNULL\n"
+		"tls-ciphersuites = TLS_AES_128_GCM_SHA256\n"
+		"tls-groups = X25519:P-256\n"
+		"tls-handshake-timeout = 2s\n"
+		"sniff-tls = no\n");
+	s = &cfg->servers[0];
+	assert_int_equal(s->nlisten, 0);
+	assert_int_equal(s->nlisten_tls, 2);
+	assert_addr(&s->listen_tls[0], "192.0.2.1:443");
+	assert_addr(&s->listen_tls[1], "[2001:db8::1]:8443");
+	assert_string_equal(s->tls_cert, "/etc/iketcpd/cert.pem");
+	assert_string_equal(s->tls_key, "/etc/iketcpd/key.pem");
+	assert_int_equal(s->tls.min_version, IKETCPD_TLS_V13);
+	assert_string_equal(s->tls.ciphers, "ECDHE-RSA-AES128-GCM-SHA256:!aNULL");
+	assert_string_equal(s->tls.ciphersuites, "TLS_AES_128_GCM_SHA256");
+	assert_string_equal(s->tls.groups, "X25519:P-256");
+	assert_int_equal(s->tls_handshake_timeout_ms, 2000);
+	assert_int_equal(s->sniff_tls, 0);
+	assert_false(iketcpd_server_sniff_tls(s));
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	/* listen before and after listen-tls: both lists as written */
+	cfg = parse_ok("[server]\nlisten = 192.0.2.1\nlisten-tls = 192.0.2.1\n" TLS_FILES);
+	assert_int_equal(cfg->servers[0].nlisten, 1);
+	assert_int_equal(cfg->servers[0].nlisten_tls, 1);
+	assert_roundtrip(cfg);
+	free(cfg);
+	cfg = parse_ok("[server]\nlisten-tls = 192.0.2.1\nlisten = 192.0.2.2\nlisten = 192.0.2.3\n"
+		       "tls-null-cipher = yes\n" TLS_FILES);
+	assert_int_equal(cfg->servers[0].nlisten, 2);
+	assert_addr(&cfg->servers[0].listen[0], "192.0.2.2:4500");
+	assert_int_equal(cfg->servers[0].tls.null_cipher, 1);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	/* a certificate without listen-tls: the plain ports sniff (auto) */
+	cfg = parse_ok("[server]\n" TLS_FILES);
+	s = &cfg->servers[0];
+	assert_int_equal(s->nlisten, 2);
+	assert_int_equal(s->sniff_tls, IKETCPD_SNIFF_AUTO);
+	assert_true(iketcpd_server_sniff_tls(s));
+	assert_int_equal(s->tls_handshake_timeout_ms, 5000);
+	assert_int_equal(s->tls.min_version, IKETCPD_TLS_V12);
+	assert_roundtrip(cfg);
+	free(cfg);
+	cfg = parse_ok("[server]\nsniff-tls = Auto\n");
+	assert_false(iketcpd_server_sniff_tls(&cfg->servers[0]));
+	free(cfg);
+
+	/* bad values */
+	expect_err("[server x]\nlisten-tls = 192.0.2.1:0\n",
+		   SRC ":2:", "listen-tls: \"192.0.2.1:0\"", "default 443");
+	expect_err("[server x]\ntls-min-version = 1.1\n", SRC ":2:", "\"1.1\" is not a TLS version",
+		   NULL);
+	expect_err("[server x]\ntls-ciphers = AES128 SHA\n", SRC ":2:", "not an OpenSSL list",
+		   NULL);
+	expect_err("[server x]\nsniff-tls = maybe\n", "not yes, no or auto", NULL, NULL);
+	expect_err("[server x]\ntls-handshake-timeout = 0\n", "out of range (1ms..24h)", NULL,
+		   NULL);
+	expect_err("[server x]\nlisten = 192.0.2.1:443\nlisten-tls = 192.0.2.1\n" TLS_FILES,
+		   SRC ":3:", "already a listen address", NULL);
+	expect_err("[server x]\nlisten-tls = 192.0.2.1\nlisten = 192.0.2.1:443\n" TLS_FILES,
+		   SRC ":3:", "already a listen-tls address", NULL);
+	/* checks across keys, reported at the section header */
+	expect_err("[server x]\nlisten-tls = 192.0.2.1\n",
+		   SRC ":1:", "server \"x\": listen-tls needs tls-cert and tls-key", NULL);
+	expect_err("[server x]\ntls-cert = /c.pem\n", "tls-cert is set without tls-key", NULL,
+		   NULL);
+	expect_err("[server x]\ntls-key = /k.pem\n", "tls-key is set without tls-cert", NULL, NULL);
+	expect_err("[server x]\ntls-ciphers = AES128\n", "tls-ciphers is set but TLS is off", NULL,
+		   NULL);
+	expect_err("[server x]\ntls-handshake-timeout = 1s\n", "tls-handshake-timeout is set but",
+		   NULL, NULL);
+	expect_err("[server x]\nsniff-tls = yes\n", "sniff-tls = yes needs tls-cert", NULL, NULL);
+	expect_err("[server x]\n" TLS_FILES "tls-min-version = 1.3\ntls-null-cipher = yes\n",
+		   "tls-null-cipher needs tls-min-version 1.2", NULL, NULL);
+	expect_err("[server a]\nlisten = 192.0.2.1:443\n[server b]\nlisten-tls = "
+		   "192.0.2.1\n" TLS_FILES,
+		   SRC ":3:", "listen-tls 192.0.2.1:443 is also used by server \"a\"", NULL);
+}
+
+static void
+test_tls_client_keys(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg;
+	const struct iketcpd_client_cfg *c;
+	char err[512];
+
+	cfg = parse_ok(CLIENT_HDR "tls = yes\ntls-server-name = gw.example\n"
+				  "tls-ca-file = /etc/ca.pem\ntls-verify = no\n"
+				  "tls-pin-sha256 = sha256//" PIN_B64 "\n"
+				  "tls-null-cipher = yes\ntls-ciphers = ECDHE-RSA-NULL-SHA\n"
+				  "proxy = http://proxy.example:3128/\nproxy-auth = user:pa:ss\n");
+	c = &cfg->clients[0];
+	assert_int_equal(c->use_tls, 1);
+	assert_string_equal(c->tls_server_name, "gw.example");
+	assert_string_equal(c->tls_ca_file, "/etc/ca.pem");
+	assert_int_equal(c->tls_verify, 0);
+	assert_string_equal(c->tls_pin, "sha256//" PIN_B64);
+	assert_int_equal(c->tls.null_cipher, 1);
+	assert_string_equal(c->proxy_host, "proxy.example");
+	assert_int_equal(c->proxy_port, 3128);
+	assert_string_equal(c->proxy_auth, "user:pa:ss");
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	/* defaults; other pin forms; proxy to an IPv6 address, default port 80 */
+	cfg = parse_ok(CLIENT_HDR "tls = on\ntls-pin-sha256 = " PIN_HEX "\n");
+	c = &cfg->clients[0];
+	assert_int_equal(c->tls_verify, 1);
+	assert_int_equal(c->tls.min_version, IKETCPD_TLS_V12);
+	assert_string_equal(c->tls_server_name, "");
+	assert_roundtrip(cfg);
+	free(cfg);
+	cfg = parse_ok(CLIENT_HDR
+		       "tls = yes\ntls-server-name = 2001:db8::1\n"
+		       "tls-pin-sha256 = 01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:"
+		       "01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef\n"
+		       "proxy = HTTP://[2001:db8::3]\n");
+	c = &cfg->clients[0];
+	assert_string_equal(c->proxy_host, "2001:db8::3");
+	assert_int_equal(c->proxy_port, 80);
+	assert_roundtrip(cfg);
+	free(cfg);
+	/* a proxy without TLS is plain RFC 9329 through the tunnel */
+	cfg = parse_ok(CLIENT_HDR "proxy = http://192.0.2.5:8080\n");
+	assert_int_equal(cfg->clients[0].use_tls, 0);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	/* bad values */
+	expect_err(CLIENT_HDR "tls = maybe\n", SRC ":4:", "not yes/no", NULL);
+	expect_err(CLIENT_HDR "tls-pin-sha256 = abc\n", "\"abc\" is not a SHA-256 public key pin",
+		   NULL, NULL);
+	expect_err(CLIENT_HDR "tls-pin-sha256 = " PIN_HEX "0\n", "not a SHA-256 public key pin",
+		   NULL, NULL);
+	expect_err(CLIENT_HDR "tls-server-name = bad_name!\n", "is not a server name", NULL, NULL);
+	expect_err(CLIENT_HDR "proxy = https://p.example:443\n", "only http:// proxies", NULL,
+		   NULL);
+	expect_err(CLIENT_HDR "proxy = http://u:pw@p.example:3128\n", "give them with proxy-auth",
+		   NULL, NULL);
+	expect_err(CLIENT_HDR "proxy = socks5://p.example\n", "is not a proxy URL", NULL, NULL);
+	expect_err(CLIENT_HDR "proxy = http://p.example:0\n", "is not a proxy URL", NULL, NULL);
+	expect_err(CLIENT_HDR "proxy = http://\n", "is not a proxy URL", NULL, NULL);
+	/* checks across keys */
+	expect_err(CLIENT_HDR "tls-ca-file = /x.pem\n",
+		   SRC ":1:", "client \"client\": tls-ca-file is set but tls = no", NULL);
+	expect_err(CLIENT_HDR "tls-verify = no\n", "tls-verify is set but tls = no", NULL, NULL);
+	expect_err(CLIENT_HDR "tls-min-version = 1.3\n", "tls-min-version is set but tls = no",
+		   NULL, NULL);
+	expect_err(CLIENT_HDR "tls = yes\ntls-min-version = 1.3\ntls-null-cipher = yes\n",
+		   "tls-null-cipher needs tls-min-version 1.2", NULL, NULL);
+	expect_err(CLIENT_HDR "proxy-auth = u:p\n", "proxy-auth is set without proxy", NULL, NULL);
+
+	/* the password is never quoted in a message */
+	cfg = cfg_new();
+	assert_int_equal(iketcpd_config_parse_buf(cfg, SRC, CLIENT_HDR "proxy-auth = secretword\n",
+						  strlen(CLIENT_HDR "proxy-auth = secretword\n"),
+						  err, sizeof(err)),
+			 -1);
+	assert_contains(err, SRC ":4: proxy-auth: the value (not shown) is not USER:PASS");
+	assert_true(strstr(err, "secretword") == NULL);
+	free(cfg);
+}
+
+static void
+test_tls_args(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg = cfg_new();
+	char err[512];
+
+	assert_int_equal(args(cfg, "server", err, sizeof(err), "--listen-tls", "127.0.0.1:8443",
+			      "--listen-tls=127.0.0.1:8444", "--tls-cert", "/c.pem", "--tls-key",
+			      "/k.pem", "--sniff-tls", "yes", "--tls-handshake-timeout", "3s",
+			      NULL),
+			 0);
+	assert_int_equal(cfg->servers[0].nlisten, 0);
+	assert_int_equal(cfg->servers[0].nlisten_tls, 2);
+	assert_int_equal(cfg->servers[0].sniff_tls, 1);
+	assert_int_equal(args(cfg, "client", err, sizeof(err), "--udp", "127.0.0.1:4501", "--peer",
+			      "gw.test:443", "--tls", "yes", "--tls-verify", "no", "--proxy",
+			      "http://127.0.0.1:3128", "--proxy-auth", "u:p", NULL),
+			 0);
+	assert_int_equal(cfg->clients[0].use_tls, 1);
+	assert_int_equal(cfg->clients[0].proxy_port, 3128);
+	assert_roundtrip(cfg);
+	free(cfg);
+	expect_args_err("client", "--tls-cert is a server option, not valid in client mode", NULL,
+			"--udp", "127.0.0.1:2", "--peer", "x", "--tls-cert", "/c");
+	expect_args_err("server", "--tls is a client option, not valid in server mode", NULL,
+			"--tls", "yes");
+	expect_args_err("client", "--tls: \"yes\" given twice", NULL, "--udp", "127.0.0.1:2",
+			"--peer", "x", "--tls", "yes", "--tls", "yes");
+}
+
 /* Every keyword gives the same struct from the file and from the command line. */
 static void
 test_args_match_file(void **state)
@@ -2036,6 +2251,9 @@ main(void)
 		cmocka_unit_test(test_parse_file_errors),
 		cmocka_unit_test(test_parse_file_pipe),
 		cmocka_unit_test(test_failure_keeps_cfg),
+		cmocka_unit_test(test_tls_server_keys),
+		cmocka_unit_test(test_tls_client_keys),
+		cmocka_unit_test(test_tls_args),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
