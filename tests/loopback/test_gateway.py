@@ -1299,6 +1299,54 @@ def test_tls_config_checks():
     assert "proxy = http://127.0.0.1:3128\n" in r.stdout and "tls = yes\n" in r.stdout, r.stdout
 
 
+def test_tls_close_notify_on_graceful_close():
+    """A15: where iketcpd ends a TLS connection itself it sends close_notify,
+    then FIN: the server when it drains on SIGTERM, the client when a flow
+    ends (flow-timeout). The Python peers refuse a FIN without close_notify
+    (suppress_ragged_eofs=False raises SSLEOFError)."""
+    import ssl
+    s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT] + tls_files())
+    try:
+        raw = socket.create_connection(("127.0.0.1", TLS_PORT), timeout=3)
+        t = tls_client_ctx().wrap_socket(raw, server_hostname="gw.test",
+                                          suppress_ragged_eofs=False)
+        t.settimeout(3)
+        t.sendall(b"IKETCP" + frame(dgram_ike(0xC10)))
+        s.be.recvfrom(70000)
+    finally:
+        s.stop()
+    assert t.recv(100) == b"", "no clean TLS close"  # SSLEOFError without close_notify
+    # the client: a Python TLS responder sees the flow end with close_notify
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(pkf("gw.pem"), pkf("gw.key"))
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", TLS_PORT))
+    ls.listen(4)
+    ls.settimeout(5)
+    ikd = udp(BASE + 3)
+    c = start(["client", "--udp", "127.0.0.1:%d" % (BASE + 2), "--peer",
+               "127.0.0.1:%d" % TLS_PORT, "--flow-timeout", "1s"] + tls_client_args(), "client")
+    try:
+        time.sleep(0.2)
+        m = dgram_ike(0xC11)
+        ikd.sendto(m, ("127.0.0.1", BASE + 2))
+        conn, _ = ls.accept()
+        tc = sctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        tc.settimeout(5)
+        assert recv_exact(tc, 6) == b"IKETCP"  # the first application data (A2)
+        assert recv_frame(tc) == m
+        t0 = time.time()
+        assert tc.recv(100) == b"", "no clean TLS close"
+        assert 0.5 < time.time() - t0 < 4, time.time() - t0
+        wait_log(c, "idle for")
+    finally:
+        ls.close()
+        ikd.close()
+        c.send_signal(signal.SIGTERM)
+        assert c.wait(5) == 0
+
+
 def main():
     global IKETCPD
     IKETCPD = os.path.abspath(sys.argv[1])
