@@ -63,7 +63,8 @@ while getopts t:r:b:h o; do
 	esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "iperf-tunnel: needs root" >&2; exit 2; }
-export IKETCPD=$PWD/$BUILD/iketcpd
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+export IKETCPD=$BUILD/iketcpd
 [ -x "$IKETCPD" ] || { echo "iperf-tunnel: build $IKETCPD first" >&2; exit 2; }
 echo "machine: $(nproc) CPU, kernel $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "strongSwan $(dpkg-query -W -f='${Version}' strongswan-charon 2>/dev/null), iperf3 $SECS s per run, $ROUNDS rounds"
