@@ -53,6 +53,8 @@ PACKAGES=(
 	# end-to-end tests (tests/e2e)
 	strongswan-charon strongswan-swanctl libcharon-extra-plugins
 	nftables iproute2 iputils-ping tshark iperf3 udptunnel tcpdump
+	# TLS and HTTP-proxy scenarios (tests/e2e/08-11)
+	openssl tinyproxy-bin
 )
 
 STEPS=(deps format release asan fuzz e2e)

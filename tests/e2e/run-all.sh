@@ -39,6 +39,7 @@ declare -A PKG=(
 	[swanctl]=strongswan-swanctl [/usr/lib/ipsec/charon]=strongswan-charon
 	[/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so]=libcharon-extra-plugins
 	[python3]=python3 [iperf3]=iperf3 [timeout]=coreutils
+	[openssl]=openssl [tcpdump]=tcpdump [tshark]=tshark [tinyproxy]=tinyproxy-bin
 )
 have() {
 	case "$1" in
