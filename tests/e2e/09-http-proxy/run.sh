@@ -11,6 +11,8 @@ PROXY=192.168.77.2 # px, on c1's link
 GW=192.168.88.2    # gw, on px's other link (c1 has no route there)
 PORT_OPEN=3128     # tinyproxy without authentication
 PORT_AUTH=3129     # tinyproxy with BasicAuth
+# The status 407 as a word (not inside a timestamp like 02:05:48.407).
+R407='(^|[^0-9.:])407([^0-9.:]|$)'
 PUSER=e2euser
 PPASS=e2e-not-a-secret
 
@@ -135,10 +137,10 @@ iketcpd_tls_client "$NS_C1" client-noauth "$GW:$TLS_PORT" "${TLS_ARGS[@]}" \
 SWAN_TIMEOUT=10 swan "$NS_C1" --initiate --child net --timeout 4 >"$RUN/c1/initiate-noauth.out" 2>&1 &
 ini=$!
 track_pid "$ini"
-must_wait "grep -q 407 $RUN/c1/iketcpd-client-noauth.log" 10 "(b) the client logs the proxy's 407"
-log "(b) client log: $(grep -m 1 407 "$RUN/c1/iketcpd-client-noauth.log")"
+must_wait "grep -Eq '$R407' $RUN/c1/iketcpd-client-noauth.log" 10 "(b) the client logs the proxy's 407"
+log "(b) client log: $(grep -E -m 1 "$R407" "$RUN/c1/iketcpd-client-noauth.log")"
 wait "$ini" 2>/dev/null || true
-n407=$(grep -c 407 "$RUN/c1/iketcpd-client-noauth.log" || true)
+n407=$(grep -Ec "$R407" "$RUN/c1/iketcpd-client-noauth.log" || true)
 no_sa "$NS_GW" || fail "(b) the responder has an SA although the proxy refused"
 sa_established "$NS_C1" && fail "(b) the initiator has an SA although the proxy refused"
 log "(b) 407 logged $n407 time(s) while the initiator tried (retries with backoff); no SA"
@@ -161,7 +163,7 @@ after=$(grep -c "CONNECT $GW:$TLS_PORT" "$PXLOG/tinyproxy-auth.log" || true)
 log "(c) proxy log: $(grep "CONNECT $GW:$TLS_PORT" "$PXLOG/tinyproxy-auth.log" | tail -n 1)"
 p=$(gw_peers)
 [ "$p" = "192.168.88.1 " ] || fail "(c) expected the gateway to see only the proxy, saw '$p'"
-grep -q 407 "$RUN/c1/iketcpd-client-auth.log" && fail "(c) the client got a 407 with credentials"
+grep -Eq "$R407" "$RUN/c1/iketcpd-client-auth.log" && fail "(c) the client got a 407 with credentials"
 
 # ---- the link, over the whole run
 u=$(udp_count "$NS_C1")
