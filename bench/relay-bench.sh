@@ -19,7 +19,11 @@
 #   -o DIR        where logs and results go (default: a new /tmp/relay-bench.XXXXXX)
 #   --sizes "..."     datagram sizes (default "64 512 1400")
 #   --loads "..."     0 = flat out, else datagrams/s (default "0 20000 100000")
-#   --paths "..."     any of direct iketcpd udptunnel (default: all three)
+#   --paths "..."     any of direct iketcpd udptunnel iketcpd-tls iketcpd-null
+#                     (default: direct iketcpd udptunnel); iketcpd-tls runs the
+#                     pair over TLS (--listen-tls / --tls yes, ECDSA P-256
+#                     certificate made by this script, TLS 1.3 AES-GCM),
+#                     iketcpd-null over TLS 1.2 with the NULL cipher (R72)
 #   --search-sizes "..."  sizes for the < 1 % loss rate search (default: all;
 #                         "" = no search)
 #   --search-steps N  runs per search (default 7)
@@ -198,6 +202,23 @@ run_one() {
 			echo "relay-bench: iketcpd did not come up (see $tag.*.log)" >&2
 		args+=(--to "127.0.0.1:$CP" --listen "127.0.0.1:$SP" --pids "$spid,$cpid")
 		;;
+	iketcpd-tls | iketcpd-null)
+		local null=()
+		[ "$path" = iketcpd-null ] && null=(--tls-null-cipher yes)
+		"${PIN_RELAY[@]}" "$IKETCPD" server --listen-tls 127.0.0.1:$TP \
+			--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server.key" "${null[@]}" \
+			--backend 127.0.0.1:$SP -f $IKETCPD_V >"$tag.server.log" 2>&1 &
+		spid=$!
+		PIDS+=("$spid")
+		"${PIN_RELAY[@]}" "$IKETCPD" client --udp 127.0.0.1:$CP --peer 127.0.0.1:$TP \
+			--enable-tcp yes --tls yes --tls-ca-file "$CERTS/ca.pem" "${null[@]}" \
+			-f $IKETCPD_V >"$tag.client.log" 2>&1 &
+		cpid=$!
+		PIDS+=("$cpid")
+		waitfor 50 tcp_listening $TP && waitfor 50 udp_bound $CP ||
+			echo "relay-bench: iketcpd ($path) did not come up (see $tag.*.log)" >&2
+		args+=(--to "127.0.0.1:$CP" --listen "127.0.0.1:$SP" --pids "$spid,$cpid")
+		;;
 	udptunnel)
 		# udptunnel binds UDP-PORT on 0.0.0.0 (SO_REUSEADDR/PORT) and sends
 		# what comes out of the tunnel to UDP-ADDR/UDP-PORT from another
@@ -270,7 +291,7 @@ field() { # field KEY LINE
 
 path_ok() {
 	case $1 in
-	iketcpd) [ $HAVE_IKETCPD = 1 ] ;;
+	iketcpd | iketcpd-tls | iketcpd-null) [ $HAVE_IKETCPD = 1 ] ;;
 	udptunnel) [ $HAVE_UDPTUNNEL = 1 ] ;;
 	*) true ;;
 	esac
@@ -288,6 +309,25 @@ path_ok() {
 	echo "busiest other processes:"
 	ps -eo pid,pcpu,etime,comm --sort=-pcpu | head -4 | sed 's/^/  /'
 } | tee "$OUT/machine.txt" >&2
+
+# ---- certificates for the TLS paths ---------------------------------------------
+CERTS=$OUT/certs
+case " $PATHS " in
+*" iketcpd-tls "* | *" iketcpd-null "*)
+	mkdir -p "$CERTS"
+	(
+		cd "$CERTS" || exit 1
+		ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+		openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.pem -days 2 \
+			-subj "/CN=relay-bench CA" 2>/dev/null &&
+			openssl req -new "${ec[@]}" -keyout server.key -out server.csr \
+				-subj "/CN=127.0.0.1" 2>/dev/null &&
+			printf 'subjectAltName=IP:127.0.0.1\n' >ext.cnf &&
+			openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+				-days 2 -extfile ext.cnf -out server.pem 2>/dev/null
+	) || die "cannot make the TLS certificates (openssl)"
+	;;
+esac
 
 # ---- grid: every size x load x path ------------------------------------------------
 for size in $SIZES; do
@@ -421,6 +461,24 @@ END {
 			ratio(kv(G[ki], "dps"), kv(G[ku], "dps")), ratio(kv(G[ki], "dps"), kv(G[kd], "dps")),
 			fmt(kv(G[kd], "loss_pct")), fmt(kv(G[ki], "loss_pct")), fmt(kv(G[ku], "loss_pct")),
 			us(kv(G[kd], "p99_us")), us(kv(G[ki], "p99_us")), us(kv(G[ku], "p99_us"))
+	}
+	if (("flat" in seen_l) && (("iketcpd-tls" in seen_p) || ("iketcpd-null" in seen_p))) {
+		print ""
+		print "### TLS against plain TCP (delivered datagrams/s, same load)"
+		print ""
+		print "| size B | load | TLS / TCP | NULL / TCP | relay CPU ns/dgram TCP / TLS / NULL | p99 µs TCP / TLS / NULL |"
+		print "|---:|---|---:|---:|---|---|"
+		for (i = 1; i <= ns; i++) for (j = 1; j <= nl; j++) {
+			ki = sizes[i] SUBSEP loads[j] SUBSEP "iketcpd"
+			kt = sizes[i] SUBSEP loads[j] SUBSEP "iketcpd-tls"
+			kn = sizes[i] SUBSEP loads[j] SUBSEP "iketcpd-null"
+			lname = loads[j] == "flat" ? "flat out" : loads[j] " pps"
+			printf "| %s | %s | %s | %s | %s / %s / %s | %s / %s / %s |\n", sizes[i], lname,
+				ratio(kv(G[kt], "dps"), kv(G[ki], "dps")), ratio(kv(G[kn], "dps"), kv(G[ki], "dps")),
+				fmt(kv(G[ki], "relay_ns_per_dgram")), fmt(kv(G[kt], "relay_ns_per_dgram")),
+				fmt(kv(G[kn], "relay_ns_per_dgram")),
+				us(kv(G[ki], "p99_us")), us(kv(G[kt], "p99_us")), us(kv(G[kn], "p99_us"))
+		}
 	}
 	if (nbs == 0) exit
 	print ""
