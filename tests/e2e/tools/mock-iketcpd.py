@@ -12,15 +12,30 @@ ignored):
 
     mock-iketcpd.py server --listen ADDR:PORT [--listen ...] --backend ADDR:PORT
                     [--prefix-timeout 5s] [--max-frame N] [-f] [-v]
+                    [--listen-tls ADDR:PORT ... --tls-cert PEM --tls-key PEM]
+                    [--tls-handshake-timeout 5s] [--sniff-tls yes|no]
+                    [--tls-min-version 1.2|1.3] [--stats-socket PATH]
     mock-iketcpd.py client --udp ADDR:PORT --peer HOST:PORT
                     [--enable-tcp yes|fallback|no] [--fallback-wait 2s] [-f] [-v]
+                    [--tls yes|no] [--tls-server-name NAME] [--tls-ca-file PEM]
+                    [--tls-verify yes|no] [--proxy http://HOST:PORT]
+                    [--proxy-auth USER:PASS] [--stats-socket PATH]
+
+TLS (issue #4) uses Python's ssl module; a certificate refusal or a proxy's
+refusal is logged (always, also without -v) with OpenSSL's reason or the
+proxy's status line. The stats-socket writes a few of iketcpd's counters in
+its format ("server default KEY VALUE"). No TLS session resumption.
 
 Simplifications: the client keeps one flow per local UDP source (not per
 IKE SA); the server routes backend replies to the connection that last sent
 something for the session (iketcpd is meant to be stricter, R31-R33).
 """
 import asyncio
+import base64
+import collections
+import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -32,6 +47,30 @@ VERBOSE = 0
 def log(*a):
     if VERBOSE:
         print("%.3f" % time.monotonic(), *a, file=sys.stderr, flush=True)
+
+
+def warn(*a):
+    print("%.3f" % time.monotonic(), *a, file=sys.stderr, flush=True)
+
+
+def opt(a, key, default=None):
+    return a.get(key, [default])[-1]
+
+
+def stats_lines(kind, counters):
+    return "".join("%s default %s %d\n" % (kind, k, v) for k, v in counters.items())
+
+
+async def stats_socket(path, obj):
+    """A Unix socket that writes the counters of obj and closes."""
+    if os.path.exists(path):
+        os.unlink(path)
+
+    async def answer(reader, writer):
+        writer.write(("iketcpd mock\n" + obj.stats_text()).encode())
+        await writer.drain()
+        writer.close()
+    return await asyncio.start_unix_server(answer, path)
 
 
 def parse_addr(s, default_port=4500):
@@ -102,6 +141,7 @@ class Session:
                 return
             if data == b"\xff":  # NAT keepalive from the backend: never framed
                 continue
+            self.srv.st["from_backend"] += 1
             if self.conn and not self.conn.closed:
                 self.conn.writer.write(frame(data))
 
@@ -113,30 +153,33 @@ class ServerConn:
         self.closed = False
 
     async def run(self):
+        """Relays until the connection ends; returns the close reason."""
         peer = self.writer.get_extra_info("peername")
         try:
             try:
                 p = await asyncio.wait_for(self.reader.readexactly(6), self.srv.prefix_timeout)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+            except asyncio.TimeoutError:
                 log(peer, "no prefix in time")
-                return
+                return "prefix_timeout"
+            except asyncio.IncompleteReadError:
+                return "eof"
             if p != PREFIX:
                 log(peer, "bad prefix", p)
-                return
+                return "bad_prefix"
             d = Deframer(self.srv.max_frame)
             while True:
                 data = await self.reader.read(65536)
                 if not data:
-                    return
+                    return "eof"
                 try:
                     bodies = d.feed(data)
                 except ValueError as e:
                     log(peer, e)
-                    return
+                    return "bad_length"
                 for b in bodies:
                     self.dispatch(b)
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, ssl.SSLError):
+            return "read_error"
         finally:
             self.closed = True
             self.writer.close()
@@ -148,12 +191,14 @@ class ServerConn:
         if b[:4] == b"\0\0\0\0":
             if not is_ike(b):
                 return
+            srv.st["frames_ike"] += 1
             spi_i, exch = b[4:12], b[4 + 18]
             s = srv.by_ike.get(spi_i)
             if s is None:
                 s = self.session if (self.session and exch != 34) else Session(srv)
                 srv.by_ike[spi_i] = s
         else:
+            srv.st["frames_esp"] += 1
             s = srv.by_esp.get(b[:4]) or self.session
             if s is None:
                 return
@@ -162,31 +207,130 @@ class ServerConn:
         s.conn = self
         try:
             s.sock.send(b)
+            srv.st["to_backend"] += 1
         except OSError:
             pass
 
 
 class Server:
+    CLOSE_KEYS = ("eof", "read_error", "prefix_timeout", "bad_prefix", "bad_length",
+                  "tls_handshake", "tls_timeout")
+
     def __init__(self, a):
         self.backend = parse_addr(a["backend"][-1])
         self.listen = [parse_addr(x) for x in a.get("listen", ["0.0.0.0:4500"])]
-        self.prefix_timeout = parse_duration(a.get("prefix-timeout", ["5s"])[-1])
-        self.max_frame = int(a.get("max-frame", ["65535"])[-1])
+        self.listen_tls = [parse_addr(x) for x in a.get("listen-tls", [])]
+        self.prefix_timeout = parse_duration(opt(a, "prefix-timeout", "5s"))
+        self.hs_timeout = parse_duration(opt(a, "tls-handshake-timeout", "5s"))
+        self.max_frame = int(opt(a, "max-frame", "65535"))
+        self.stats_path = opt(a, "stats-socket")
         self.by_ike, self.by_esp = {}, {}
+        self.tls_ctx = None
+        if opt(a, "tls-cert"):
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(opt(a, "tls-cert"), opt(a, "tls-key"))
+            if opt(a, "tls-min-version", "1.2") == "1.3":
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            else:
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            self.tls_ctx = ctx
+        self.sniff = self.tls_ctx is not None and opt(a, "sniff-tls", "auto") != "no"
+        self.nconns = 0
+        self.st = collections.Counter()
+
+    def stats_text(self):
+        c = {"connections": self.nconns, "accepted": self.st["accepted"]}
+        for k in ("frames_ike", "frames_esp", "to_backend", "from_backend", "tls_handshakes",
+                  "tls_handshakes_failed", "sniffed_tls", "sniffed_plain"):
+            c[k] = self.st[k]
+        for k in self.CLOSE_KEYS:
+            c["closed_" + k] = self.st["closed_" + k]
+        return stats_lines("server", c)
 
     async def main(self):
         self.loop = asyncio.get_running_loop()
-        servers = []
-        for host, port in self.listen:
-            servers.append(await asyncio.start_server(self.accept, host, port, reuse_address=True))
-            log("listening on", host, port)
+        tasks = []
+        for (host, port), tls in ([(x, False) for x in self.listen]
+                                  + [(x, True) for x in self.listen_tls]):
+            ls = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            ls.bind((host, port))
+            ls.listen(128)
+            ls.setblocking(False)
+            tasks.append(asyncio.ensure_future(self.accept_loop(ls, tls)))
+            log("listening on", host, port, "TLS" if tls else "plain")
+        if self.stats_path:
+            await stats_socket(self.stats_path, self)
         await asyncio.Event().wait()
 
-    async def accept(self, reader, writer):
-        await ServerConn(self, reader, writer).run()
+    async def accept_loop(self, ls, tls):
+        while True:
+            sock, _ = await self.loop.sock_accept(ls)
+            asyncio.ensure_future(self.handle(sock, tls))
+
+    async def peek1(self, sock):
+        """The first byte, left in the socket; None after the prefix timeout."""
+        fut = self.loop.create_future()
+        self.loop.add_reader(sock.fileno(), lambda: fut.done() or fut.set_result(None))
+        try:
+            await asyncio.wait_for(fut, self.prefix_timeout)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self.loop.remove_reader(sock.fileno())
+        try:
+            return sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return b""
+
+    async def handle(self, sock, tls):
+        self.st["accepted"] += 1
+        self.nconns += 1
+        reason = "eof"
+        peer = sock.getpeername()
+        try:
+            if not tls and self.sniff:
+                b = await self.peek1(sock)
+                if not b:
+                    reason = "prefix_timeout" if b is None else "eof"
+                    return
+                tls = b == b"\x16"
+                self.st["sniffed_tls" if tls else "sniffed_plain"] += 1
+            reader = asyncio.StreamReader(limit=1 << 20)
+            proto = asyncio.StreamReaderProtocol(reader)
+            try:
+                transport, _ = await self.loop.connect_accepted_socket(
+                    lambda: proto, sock, ssl=self.tls_ctx if tls else None,
+                    ssl_handshake_timeout=self.hs_timeout if tls else None)
+            except (ConnectionAbortedError, asyncio.TimeoutError) as e:
+                reason = "tls_timeout" if "longer" in str(e) else "tls_handshake"
+                warn(peer, "TLS handshake:", e)
+                return
+            except (ssl.SSLError, OSError) as e:
+                reason = "tls_handshake"
+                self.st["tls_handshakes_failed"] += 1
+                warn(peer, "TLS handshake failed:", e)
+                return
+            if tls:
+                self.st["tls_handshakes"] += 1
+                log(peer, "TLS handshake done")
+            writer = asyncio.StreamWriter(transport, proto, reader, self.loop)
+            reason = await ServerConn(self, reader, writer).run()
+        finally:
+            self.nconns -= 1
+            self.st["closed_" + reason] += 1
+            log(peer, "closed:", reason)
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
 # ---------------------------------------------------------------- client ---
+
+class ProxyRefused(OSError):
+    pass
+
 
 class Flow:
     def __init__(self, cli, src):
@@ -246,17 +390,52 @@ class Flow:
             del self.queue[:-64]
             self.ensure_tcp()
 
+    async def proxy_connect(self, reader, writer):
+        host, port = self.cli.peer
+        req = "CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n" % (host, port, host, port)
+        if self.cli.proxy_auth:
+            req += "Proxy-Authorization: Basic %s\r\n" % base64.b64encode(
+                self.cli.proxy_auth.encode()).decode()
+        writer.write((req + "\r\n").encode())
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError:
+            writer.close()
+            raise ProxyRefused("connection closed before the answer")
+        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+        parts = status.split(" ", 2)
+        if len(parts) < 2 or not parts[1].startswith("2"):
+            writer.close()
+            raise ProxyRefused(status)
+        log("proxy:", status)
+
     def ensure_tcp(self):
         if self.writer is None and not self.connecting:
             self.connecting = True
             asyncio.ensure_future(self.connect())
 
     async def connect(self):
+        cli = self.cli
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(*self.cli.peer), 5)
-        except (OSError, asyncio.TimeoutError) as e:
-            log("connect failed:", e)
+            if cli.proxy:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*cli.proxy), 5)
+                await asyncio.wait_for(self.proxy_connect(reader, writer), 5)
+                if cli.tls_ctx:
+                    await asyncio.wait_for(
+                        writer.start_tls(cli.tls_ctx, server_hostname=cli.tls_name), 5)
+            else:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                    *cli.peer, ssl=cli.tls_ctx,
+                    server_hostname=cli.tls_name if cli.tls_ctx else None), 5)
+        except (OSError, asyncio.TimeoutError, ValueError) as e:
+            if isinstance(e, ssl.SSLCertVerificationError):
+                warn("TLS: certificate of %s:%d refused: %s"
+                     % (cli.peer[0], cli.peer[1], e.verify_message))
+            elif isinstance(e, ProxyRefused):
+                warn("proxy %s:%d refused CONNECT %s:%d: %s"
+                     % (cli.proxy + cli.peer + (e,)))
+            else:
+                log("connect failed:", repr(e))
             self.connecting = False
             await asyncio.sleep(self.backoff)
             self.backoff = min(self.backoff * 2, 5)
@@ -293,6 +472,22 @@ class Client:
         self.enable_tcp = a.get("enable-tcp", ["yes"])[-1]
         self.fallback_wait = parse_duration(a.get("fallback-wait", ["2s"])[-1])
         self.flows = {}
+        self.tls_ctx = None
+        self.tls_name = opt(a, "tls-server-name") or self.peer[0]
+        if opt(a, "tls", "no") == "yes":
+            ca = opt(a, "tls-ca-file")
+            ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+            if opt(a, "tls-verify", "yes") == "no":
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self.tls_ctx = ctx
+        proxy = opt(a, "proxy")
+        self.proxy = parse_addr(proxy.split("://", 1)[-1].rstrip("/"), 8080) if proxy else None
+        self.proxy_auth = opt(a, "proxy-auth")
+        self.stats_path = opt(a, "stats-socket")
+
+    def stats_text(self):
+        return stats_lines("client", {"flows": len(self.flows)})
 
     async def main(self):
         self.loop = asyncio.get_running_loop()
@@ -300,7 +495,10 @@ class Client:
         self.sock.setblocking(False)
         self.sock.bind(self.udp_addr)
         self.loop.add_reader(self.sock.fileno(), self.on_local)
-        log("UDP on", self.udp_addr, "peer", self.peer, "enable-tcp", self.enable_tcp)
+        log("UDP on", self.udp_addr, "peer", self.peer, "enable-tcp", self.enable_tcp,
+            "tls", self.tls_ctx is not None, "proxy", self.proxy)
+        if self.stats_path:
+            await stats_socket(self.stats_path, self)
         await asyncio.Event().wait()
 
     def on_local(self):
@@ -326,9 +524,14 @@ def main():
     if len(sys.argv) < 2 or sys.argv[1] not in ("server", "client"):
         sys.exit("usage: mock-iketcpd.py server|client --key value ...")
     mode, args, a = sys.argv[1], sys.argv[2:], {}
+    check_only = False
     i = 0
     while i < len(args):
         k = args[i]
+        if k == "-n":
+            check_only = True
+            i += 1
+            continue
         if k in ("-f", "--foreground"):
             i += 1
             continue
@@ -340,6 +543,9 @@ def main():
             sys.exit("mock-iketcpd: bad argument %r" % k)
         a.setdefault(k[2:], []).append(args[i + 1])
         i += 2
+    if check_only:
+        print("mock-iketcpd: configuration not checked (mock)")
+        return
     obj = Server(a) if mode == "server" else Client(a)
     try:
         asyncio.run(obj.main())
