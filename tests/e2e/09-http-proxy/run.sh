@@ -145,6 +145,7 @@ no_sa "$NS_GW" || fail "(b) the responder has an SA although the proxy refused"
 sa_established "$NS_C1" && fail "(b) the initiator has an SA although the proxy refused"
 log "(b) 407 logged $n407 time(s) while the initiator tried (retries with backoff); no SA"
 swan "$NS_C1" --terminate --ike e2e --force --timeout 5 >/dev/null 2>&1 || true
+iketcpd_alive "$NS_C1" client-noauth || fail "(b) the iketcpd client exited after the 407"
 iketcpd_stop "$NS_C1" client-noauth
 must_wait "no_sa $NS_C1" 10 "(b) the initiator gave up"
 

@@ -81,6 +81,7 @@ bad_cert() {
 	swan "$NS_C2" --terminate --ike e2e --force --timeout 5 >/dev/null 2>&1 || true
 	wait_until "! kill -0 $ini" 15 || fail "(A) $name: swanctl --initiate did not return"
 	grep -q 'established' "$RUN/c2/initiate-$name.out" && fail "(A) $name: swanctl says established"
+	iketcpd_alive "$NS_C2" "client-$name" || fail "(A) $name: the iketcpd client exited"
 	iketcpd_stop "$NS_C2" "client-$name"
 	must_wait "no_sa $NS_C2" 10 "(A) $name: c2 has no SA"
 	log "(A) $name: refused, '$reason' logged $n time(s), no SA"
