@@ -93,6 +93,25 @@ bad_cert wrong-name "$GW2:$TLS_PORT" "hostname mismatch" \
 	--tls-ca-file "$PKI/ca.pem" --tls-server-name wrong.iketcp.test
 bad_cert unknown-ca "$GW2:$TLS_PORT" "unable to get local issuer certificate" \
 	--tls-ca-file "$PKI/other-ca.pem" --tls-server-name "$TLS_NAME"
+# pin KEY: the SHA-256 of a key's SubjectPublicKeyInfo, base64 (tls-pin-sha256).
+pin() {
+	openssl pkey -in "$1" -pubout -outform DER | openssl dgst -sha256 -binary | base64
+}
+bad_cert wrong-pin "$GW2:$TLS_PORT" "pin mismatch" \
+	--tls-ca-file "$PKI/ca.pem" --tls-server-name "$TLS_NAME" --tls-pin-sha256 "$(pin "$PKI/other-ca.key")"
+
+# The pin alone (--tls-verify no): the expired certificate is accepted
+# because its key is the pinned one, and c2's tunnel comes up through it.
+log "(A) pin-only: --peer $GW2:$EXPIRED_PORT --tls-verify no --tls-pin-sha256 (the expired certificate's key)"
+iketcpd_tls_client "$NS_C2" client-pin "$GW2:$EXPIRED_PORT" --tls yes --tls-verify no \
+	--tls-pin-sha256 "$(pin "$PKI/expired.key")"
+initiate "$NS_C2" 20
+ping_tunnel "$NS_C2" "$(inner_addr 2)" "$GW_INNER" 3 || fail "(A) pin-only: ping through c2's tunnel"
+grep -q "connected to $GW2:$EXPIRED_PORT" "$RUN/c2/iketcpd-client-pin.log" ||
+	fail "(A) pin-only: the client did not connect to the expired server"
+swan "$NS_C2" --terminate --ike e2e --timeout 10 >/dev/null 2>&1 || true
+must_wait "! sas_match $NS_GW 'c2\\.iketcp\\.test'" 15 "(A) pin-only: c2's SA gone on the responder"
+iketcpd_stop "$NS_C2" client-pin
 
 # ---- (B) the server survives hostile TLS openings -----------------------------------
 wait_until "[ \$(stats_get $STATS | awk '\$1 == \"connections\" {print \$2}') -eq 1 ]" 10 ||
