@@ -18,7 +18,7 @@ ignored):
     mock-iketcpd.py client --udp ADDR:PORT --peer HOST:PORT
                     [--enable-tcp yes|fallback|no] [--fallback-wait 2s] [-f] [-v]
                     [--tls yes|no] [--tls-server-name NAME] [--tls-ca-file PEM]
-                    [--tls-verify yes|no] [--proxy http://HOST:PORT]
+                    [--tls-verify yes|no] [--tls-pin-sha256 PIN] [--proxy http://HOST:PORT]
                     [--proxy-auth USER:PASS] [--stats-socket PATH]
 
 TLS (issue #4) uses Python's ssl module; a certificate refusal or a proxy's
@@ -33,10 +33,12 @@ something for the session (iketcpd is meant to be stricter, R31-R33).
 import asyncio
 import base64
 import collections
+import hashlib
 import os
 import socket
 import ssl
 import struct
+import subprocess
 import sys
 import time
 
@@ -332,6 +334,28 @@ class ProxyRefused(OSError):
     pass
 
 
+class PinMismatch(OSError):
+    pass
+
+
+def spki_sha256(der):
+    """SHA-256 of a certificate's SubjectPublicKeyInfo (openssl does the ASN.1)."""
+    pem = subprocess.run(["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"],
+                         input=der, capture_output=True, check=True).stdout
+    spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
+                          input=pem, capture_output=True, check=True).stdout
+    return hashlib.sha256(spki).digest()
+
+
+def parse_pin(s):
+    """tls-pin-sha256: 64 hex digits (colons allowed) or base64, optionally after sha256//."""
+    s = s[len("sha256//"):] if s.startswith("sha256//") else s
+    h = s.replace(":", "")
+    if len(h) == 64:
+        return bytes.fromhex(h)
+    return base64.b64decode(s)
+
+
 class Flow:
     def __init__(self, cli, src):
         self.cli, self.src = cli, src
@@ -427,10 +451,18 @@ class Flow:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(
                     *cli.peer, ssl=cli.tls_ctx,
                     server_hostname=cli.tls_name if cli.tls_ctx else None), 5)
+            if cli.tls_pin:
+                der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+                got = spki_sha256(der)
+                if got != cli.tls_pin:
+                    writer.close()
+                    raise PinMismatch("public key pin mismatch: server key sha256 %s" % got.hex())
         except (OSError, asyncio.TimeoutError, ValueError) as e:
             if isinstance(e, ssl.SSLCertVerificationError):
                 warn("TLS: certificate of %s:%d refused: %s"
                      % (cli.peer[0], cli.peer[1], e.verify_message))
+            elif isinstance(e, PinMismatch):
+                warn("TLS: %s:%d refused: %s" % (cli.peer[0], cli.peer[1], e))
             elif isinstance(e, ProxyRefused):
                 warn("proxy %s:%d refused CONNECT %s:%d: %s"
                      % (cli.proxy + cli.peer + (e,)))
@@ -484,6 +516,8 @@ class Client:
         proxy = opt(a, "proxy")
         self.proxy = parse_addr(proxy.split("://", 1)[-1].rstrip("/"), 8080) if proxy else None
         self.proxy_auth = opt(a, "proxy-auth")
+        pin = opt(a, "tls-pin-sha256")
+        self.tls_pin = parse_pin(pin) if pin else None
         self.stats_path = opt(a, "stats-socket")
 
     def stats_text(self):
