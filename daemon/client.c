@@ -18,8 +18,6 @@
 #define FLOW_IKE_SPIS 4
 #define FLOW_ESP_SPIS 8
 #define DRAIN_MS 2000
-/* See server.c: a TLS read is only made with room for a whole record. */
-#define TLS_RECORD_MAX 16384
 /* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
 #define PROXY_REQ_MAX 2048
 
@@ -803,31 +801,6 @@ carrier_gen(const struct flow *f)
 	return f->ts == TS_OPEN || f->ts == TS_DRAINING ? f->gen : f->gen + 1;
 }
 
-/* Reads into cl->rbuf: one recv for plain TCP; TLS records gathered while
- * there is room for a whole one (see server.c conn_fill()). *last is the
- * result of the last read. Returns bytes, 0 at end of stream, or an error. */
-static long
-flow_fill(struct flow *f, long *last)
-{
-	struct client *cl = f->cl;
-	size_t got = 0;
-	long r = IKETCP_E_AGAIN;
-
-	if (!f->is_tls) {
-		r = iketcp_transport_read(&f->tr, cl->rbuf, sizeof(cl->rbuf));
-		*last = r > 0 ? IKETCP_E_AGAIN : r;
-		return r;
-	}
-	while (sizeof(cl->rbuf) - got >= TLS_RECORD_MAX) {
-		r = iketcp_transport_read(&f->tr, cl->rbuf + got, sizeof(cl->rbuf) - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	*last = r > 0 ? IKETCP_E_AGAIN : r;
-	return got ? (long)got : r;
-}
-
 /* Reports the end of a connection as its read saw it (0 or an error). */
 static void
 flow_read_end(struct flow *f, long r)
@@ -849,7 +822,7 @@ flow_tcp_read(struct flow *f)
 
 	do {
 		long last;
-		long n = flow_fill(f, &last);
+		long n = net_transport_fill(&f->tr, f->is_tls, cl->rbuf, sizeof(cl->rbuf), &last);
 		if (n == IKETCP_E_AGAIN) {
 			if (f->is_tls)
 				flow_want(f); /* a TLS read may wait for writability */

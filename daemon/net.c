@@ -10,6 +10,16 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+/* close() that keeps the errno of the failure being reported. */
+static int
+close_fail(int fd)
+{
+	int e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
 int
 net_tcp_listen(const struct iketcpd_addr *a, int backlog)
 {
@@ -21,10 +31,7 @@ net_tcp_listen(const struct iketcpd_addr *a, int backlog)
 	    (a->ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
 	    bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, backlog) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
+		return close_fail(fd);
 	}
 	return fd;
 }
@@ -44,10 +51,7 @@ net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 	if ((bind_to && bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) < 0) ||
 	    (connect_to &&
 	     connect(fd, (const struct sockaddr *)&connect_to->ss, connect_to->len) < 0)) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
+		return close_fail(fd);
 	}
 	return fd;
 }
@@ -124,10 +128,7 @@ net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel)
 		s6->sin6_flowinfo = htonl(l);
 	}
 	if (connect(fd, (const struct sockaddr *)&to.ss, to.len) < 0 && errno != EINPROGRESS) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
+		return close_fail(fd);
 	}
 	return fd;
 }
@@ -275,4 +276,25 @@ net_send_batch(int fd, const struct iketcpd_addr *dst, struct iovec *iov, unsign
 		done += (unsigned)r;
 	}
 	return sent;
+}
+
+long
+net_transport_fill(struct iketcp_transport *t, int gather_tls, uint8_t *buf, size_t cap, long *last)
+{
+	size_t got = 0;
+	long r = IKETCP_E_AGAIN;
+
+	if (!gather_tls) {
+		r = iketcp_transport_read(t, buf, cap);
+		*last = r > 0 ? IKETCP_E_AGAIN : r;
+		return r;
+	}
+	while (cap - got >= NET_TLS_RECORD_MAX) {
+		r = iketcp_transport_read(t, buf + got, cap - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	*last = r > 0 ? IKETCP_E_AGAIN : r;
+	return got ? (long)got : r;
 }

@@ -7,6 +7,7 @@
 #include <sys/uio.h>
 
 #include "config.h"
+#include "iketcp/transport.h"
 
 /* A non-blocking, close-on-exec listening TCP socket (IPv6 sockets are
  * V6ONLY so that [::]:P and 0.0.0.0:P can both be listed). Returns fd or -1. */
@@ -34,6 +35,18 @@ int net_resolve(const char *host, uint16_t port, struct iketcpd_addr *out);
 
 /* Compares the IP part of two addresses (not the port). Returns 1 if equal. */
 int net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b);
+
+/*
+ * Reads what a connection has into buf[0..cap) through its transport: one
+ * read for plain TCP; for TLS, records are gathered while there is room for
+ * a whole one (NET_TLS_RECORD_MAX), so OpenSSL never keeps decrypted bytes
+ * that epoll cannot announce. *last is the result of the last read
+ * (IKETCP_E_AGAIN also when the buffer filled). Returns the bytes read, 0 at
+ * end of stream, or an error / IKETCP_E_AGAIN when nothing was read.
+ */
+#define NET_TLS_RECORD_MAX 16384
+long net_transport_fill(struct iketcp_transport *t, int gather_tls, uint8_t *buf, size_t cap,
+			long *last);
 
 /* net_send_batch() limits: datagrams per call, and per GSO message (the
  * kernel's UDP_MAX_SEGMENTS is 64 on older kernels), bytes per GSO message

@@ -22,10 +22,6 @@
 #define SESS_REQS 4   /* recent IKE requests remembered per session */
 #define DRAIN_MS 2000 /* shutdown: time to write queued frames */
 #define ACCEPT_BURST 64
-/* The largest TLS record plaintext: a TLS read is only made with at least
- * this much room, so OpenSSL never keeps decrypted bytes that epoll cannot
- * announce (see conn_fill()). */
-#define TLS_RECORD_MAX 16384
 
 enum close_reason {
 	CR_EOF,
@@ -842,39 +838,20 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 	return 0;
 }
 
-/*
- * Reads into srv->rbuf. Plain TCP: one recv, as many bytes as are there (up
- * to 64 KiB), parsed in place. TLS: SSL_read gives one record at a time, so
- * records are gathered until the socket is empty or less than one record's
- * room is left. A read is only made with room for a whole record, so no
- * decrypted bytes stay inside OpenSSL where epoll cannot see them.
- * Returns the bytes read (> 0), 0 at end of stream, or an IKETCP_E_* code;
- * *last is the result of the last read (0 or an error after some bytes:
- * the caller acts on it once those bytes are handled).
- */
-static long
-conn_fill(struct sconn *c, long *last)
+/* A pending connection stops being pending once its prefix is complete. */
+static void
+conn_prefix_check(struct sconn *c)
 {
-	struct server *srv = c->srv;
-	size_t got = 0;
-	long r = IKETCP_E_AGAIN;
-
-	if (!c->is_tls) {
-		r = iketcp_transport_read(&c->tr, srv->rbuf, sizeof(srv->rbuf));
-		*last = r > 0 ? IKETCP_E_AGAIN : r;
-		return r;
+	if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
+		c->pending = 0;
+		c->srv->npending--;
+		c->state = SC_WAIT_FRAME;
 	}
-	while (sizeof(srv->rbuf) - got >= TLS_RECORD_MAX) {
-		r = iketcp_transport_read(&c->tr, srv->rbuf + got, sizeof(srv->rbuf) - got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	/* *last: how the gathering ended (AGAIN also when the buffer filled) */
-	*last = r > 0 ? IKETCP_E_AGAIN : r;
-	return got ? (long)got : r;
 }
 
+/* Reads what the connection has into srv->rbuf (net_transport_fill(): one
+ * recv for plain TCP, whole TLS records gathered for TLS) and parses the
+ * frames in place; bytes handed back by a proxy step are read on too. */
 static void
 conn_read(struct sconn *c)
 {
@@ -883,7 +860,7 @@ conn_read(struct sconn *c)
 
 	do {
 		long last;
-		long n = conn_fill(c, &last);
+		long n = net_transport_fill(&c->tr, c->is_tls, srv->rbuf, sizeof(srv->rbuf), &last);
 		if (n == 0) {
 			conn_close(c, CR_EOF);
 			return;
@@ -902,19 +879,11 @@ conn_read(struct sconn *c)
 		size_t flen;
 		int rc;
 		while ((rc = iketcp_deframer_next(&c->df, &in, &fr, &flen)) == 1) {
-			if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
-				c->pending = 0;
-				srv->npending--;
-				c->state = SC_WAIT_FRAME;
-			}
+			conn_prefix_check(c);
 			if (conn_frame(c, fr, flen) < 0)
 				return;
 		}
-		if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
-			c->pending = 0;
-			srv->npending--;
-			c->state = SC_WAIT_FRAME;
-		}
+		conn_prefix_check(c); /* the prefix may end a read without a frame */
 		if (srv->bn)
 			batch_flush(srv);
 		if (rc < 0) {
