@@ -11,6 +11,7 @@
 #include "iketcp/iketcp.h"
 #include "log.h"
 #include "net.h"
+#include "resolve.h"
 #include "tlscfg.h"
 
 #define RBUF_SIZE 65536u
@@ -20,17 +21,43 @@
 #define DRAIN_MS 2000
 /* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
 #define PROXY_REQ_MAX 2048
-
 enum flow_mode { FM_UDP_TRYING, FM_UDP, FM_TCP };
 /*
- * Connection setup, all under connect-timeout: TS_CONNECTING (TCP connect,
+ * Connection setup, all under connect-timeout: TS_RESOLVING (waiting for the
+ * first address of the peer's or proxy's name), TS_CONNECTING (TCP connect,
  * to the peer or the proxy), TS_PROXY (HTTP CONNECT), TS_TLS (handshake),
  * then TS_OPEN.
  */
-enum tcp_state { TS_DOWN, TS_WAIT_RETRY, TS_CONNECTING, TS_PROXY, TS_TLS, TS_OPEN, TS_DRAINING };
+enum tcp_state {
+	TS_DOWN,
+	TS_WAIT_RETRY,
+	TS_RESOLVING,
+	TS_CONNECTING,
+	TS_PROXY,
+	TS_TLS,
+	TS_OPEN,
+	TS_DRAINING
+};
 
-static const char *const tcp_state_names[] = {"down",          "wait-retry", "connecting", "proxy",
-					      "tls-handshake", "open",       "draining"};
+static const char *const tcp_state_names[] = {"down",  "wait-retry",    "resolving", "connecting",
+					      "proxy", "tls-handshake", "open",      "draining"};
+
+/*
+ * Where connections go: the peer, or the proxy. Names are looked up off the
+ * loop (resolve.h); IP literals never are. Connections use the last address
+ * that resolved while a new lookup runs.
+ */
+struct target {
+	struct client *cl;
+	const char *what; /* "peer" or "proxy", for logs */
+	char host[IKETCPD_HOST_MAX];
+	uint16_t port;
+	struct iketcpd_addr addr;
+	int have;    /* addr is usable */
+	int numeric; /* host is an IP literal */
+	struct resolve_job *job;
+	uint64_t done_ms; /* when the last lookup ended; 0 = none yet */
+};
 
 /* An HTTP CONNECT exchange in progress. */
 struct flow_proxy {
@@ -84,10 +111,8 @@ struct flow {
 struct client {
 	struct loop *loop;
 	struct iketcpd_client_cfg cfg;
-	struct iketcpd_addr peer; /* resolved */
-	int have_peer;
-	struct iketcpd_addr proxy; /* resolved proxy address */
-	int have_proxy;
+	struct target peer;
+	struct target proxy; /* host "" = no proxy */
 	/* tls = yes: one client context per section, so every reconnect of
 	 * every flow offers the last session (R75). A reload builds a new one;
 	 * connections keep the one they started with. */
@@ -114,6 +139,8 @@ struct client {
 };
 
 static void flow_tcp_down(struct flow *f, const char *why);
+static void target_lookup(struct target *t);
+static void target_refresh(struct target *t);
 static void flow_flush(struct flow *f);
 static void flow_handshake(struct flow *f);
 static void flow_destroy(struct flow *f);
@@ -181,7 +208,7 @@ static int
 flow_udp_open(struct flow *f)
 {
 	struct client *cl = f->cl;
-	f->uw.fd = net_udp_socket(cl->peer.ss.ss_family, NULL, &cl->peer);
+	f->uw.fd = net_udp_socket(cl->peer.addr.ss.ss_family, NULL, &cl->peer.addr);
 	if (f->uw.fd < 0) {
 		log_err("%s: UDP socket to peer: %s", cl->cfg.name, strerror(errno));
 		return -1;
@@ -207,6 +234,15 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 	if (cl->nflows >= cl->cfg.max_flows) {
 		log_peer(LOG_LVL_WARN, LOGC_SESSION, "%s: max-flows %u reached", cl->cfg.name,
 			 cl->cfg.max_flows);
+		return NULL;
+	}
+	if (cl->cfg.enable_tcp != IKETCPD_TCP_YES && !cl->peer.have) {
+		/* UDP to the peer needs its address; the local daemon's
+		 * retransmission finds it once the lookup has ended. */
+		target_lookup(&cl->peer);
+		log_peer(LOG_LVL_WARN, LOGC_SESSION,
+			 "%s: peer %s not resolved yet; datagram dropped", cl->cfg.name,
+			 cl->cfg.peer_host);
 		return NULL;
 	}
 	struct flow *f = calloc(1, sizeof(*f));
@@ -299,6 +335,7 @@ flow_destroy(struct flow *f)
 /* ---- TCP connection of a flow ------------------------------------------------ */
 
 /* "vpn.example.com:443" or "... via proxy 192.0.2.1:3128", for logs. */
+#define FLOW_TARGET_MAX (2 * IKETCPD_HOST_MAX + 96)
 static const char *
 flow_target(const struct flow *f, char *buf, size_t len)
 {
@@ -309,9 +346,10 @@ flow_target(const struct flow *f, char *buf, size_t len)
 	if (f->via_proxy)
 		snprintf(buf, len, "%s%s%s:%u via proxy %s", v6 ? "[" : "", cl->cfg.peer_host,
 			 v6 ? "]" : "", cl->cfg.peer_port,
-			 iketcpd_addr_str(&cl->proxy, ps, sizeof(ps)));
-	else if (cl->have_peer)
-		iketcpd_addr_str(&cl->peer, buf, len);
+			 cl->proxy.have ? iketcpd_addr_str(&cl->proxy.addr, ps, sizeof(ps))
+					: cl->cfg.proxy_host);
+	else if (cl->peer.have)
+		iketcpd_addr_str(&cl->peer.addr, buf, len);
 	else
 		snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", cl->cfg.peer_host, v6 ? "]" : "",
 			 cl->cfg.peer_port);
@@ -433,6 +471,11 @@ flow_tcp_close(struct flow *f, int graceful)
 	iketcp_deframer_free(&f->df);
 	iketcp_sendq_free(&f->q);
 	f->prefix_left = 0;
+	/* A request queued for a connection that never opened (generation
+	 * gen + 1) went with that queue: the next connection must resend it,
+	 * and must not drop the local daemon's retransmission of it (R35). */
+	if (f->req_gen > f->gen)
+		f->req_gen = 0;
 }
 
 /*
@@ -444,7 +487,7 @@ static void
 flow_connect_failed(struct flow *f, const char *what, const char *why)
 {
 	struct client *cl = f->cl;
-	char tgt[IKETCPD_HOST_MAX + 96];
+	char tgt[FLOW_TARGET_MAX];
 
 	cl->st.connect_failures++;
 	flow_target(f, tgt, sizeof(tgt));
@@ -453,10 +496,109 @@ flow_connect_failed(struct flow *f, const char *what, const char *why)
 		f->ts = TS_DOWN;
 		return;
 	}
+	target_refresh(f->via_proxy ? &cl->proxy : &cl->peer);
 	log_warn("%s: flow %llu: cannot connect to %s: %s%s%s; retrying in %ums", cl->cfg.name,
 		 (unsigned long long)f->id, tgt, what, what[0] && why && why[0] ? ": " : "",
 		 why ? why : "", f->backoff_ms);
 	flow_retry(f);
+}
+
+/* ---- names of the peer and the proxy --------------------------------------- */
+
+static void
+target_done(void *data, int rc, const struct iketcpd_addr *addr, const char *err)
+{
+	struct target *t = data;
+	struct client *cl = t->cl;
+	char as[64], was[64];
+
+	t->job = NULL;
+	t->done_ms = loop_now(cl->loop);
+	if (rc == 0) {
+		cl->st.resolves++;
+		if (!t->have)
+			log_info("%s: %s %s is %s", cl->cfg.name, t->what, t->host,
+				 iketcpd_addr_str(addr, as, sizeof(as)));
+		else if (addr->len != t->addr.len || memcmp(&addr->ss, &t->addr.ss, addr->len))
+			log_info("%s: %s %s is now %s (was %s)", cl->cfg.name, t->what, t->host,
+				 iketcpd_addr_str(addr, as, sizeof(as)),
+				 iketcpd_addr_str(&t->addr, was, sizeof(was)));
+		t->addr = *addr;
+		t->have = 1;
+	} else {
+		cl->st.resolve_failures++;
+		if (t->have)
+			log_warn("%s: cannot resolve %s %s again: %s; still using %s", cl->cfg.name,
+				 t->what, t->host, err, iketcpd_addr_str(&t->addr, as, sizeof(as)));
+	}
+	/* Flows that waited for this name go on (or fail and back off). */
+	for (struct flow *f = cl->flows, *n; f; f = n) {
+		n = f->next;
+		if (f->ts != TS_RESOLVING || (f->via_proxy ? &cl->proxy : &cl->peer) != t)
+			continue;
+		timer_stop(cl->loop, &f->tt);
+		if (t->have) {
+			flow_tcp_connect(f);
+		} else {
+			f->ts = TS_DOWN;
+			flow_connect_failed(f, "cannot resolve the name", err);
+		}
+	}
+}
+
+static void
+target_stop(struct target *t)
+{
+	resolve_cancel(t->job);
+	t->job = NULL;
+}
+
+/* Starts a lookup of t unless one runs or t is an IP literal. */
+static void
+target_lookup(struct target *t)
+{
+	struct client *cl = t->cl;
+	if (t->numeric || t->job || !t->host[0])
+		return;
+	t->job = resolve_start(cl->loop, t->host, t->port, target_done, t);
+	if (!t->job)
+		log_err("%s: cannot start a lookup of %s: %s", cl->cfg.name, t->host,
+			strerror(errno));
+}
+
+/* A connection to t failed or broke: its name may point elsewhere now
+ * (DNS-based failover, a dynamic address). At most every resolve-interval. */
+static void
+target_refresh(struct target *t)
+{
+	if (t->have && !t->numeric &&
+	    loop_now(t->cl->loop) - t->done_ms >= t->cl->cfg.resolve_interval_ms)
+		target_lookup(t);
+}
+
+/* (Re)sets t to host:port, dropping what an older name resolved to. */
+static void
+target_set(struct client *cl, struct target *t, const char *what, const char *host, uint16_t port)
+{
+	target_stop(t);
+	memset(t, 0, sizeof(*t));
+	t->cl = cl;
+	t->what = what;
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	t->port = port;
+	if (host[0] && resolve_numeric(host, port, &t->addr) == 0)
+		t->have = t->numeric = 1;
+}
+
+/* Looks up what the section's connections will need, before the first one. */
+static void
+client_lookup_targets(struct client *cl)
+{
+	if (cl->proxy.host[0])
+		target_lookup(&cl->proxy);
+	/* With a proxy and TCP only, the proxy resolves the peer's name. */
+	if (!cl->proxy.host[0] || cl->cfg.enable_tcp != IKETCPD_TCP_YES)
+		target_lookup(&cl->peer);
 }
 
 static void
@@ -475,29 +617,22 @@ flow_tcp_connect(struct flow *f)
 		flow_connect_failed(f, "TLS", "no TLS context (see the earlier error)");
 		return;
 	}
-	if (f->via_proxy) {
-		/* the proxy resolves the peer's name, not us */
-		if (!cl->have_proxy) {
-			if (net_resolve(cl->cfg.proxy_host, cl->cfg.proxy_port, &cl->proxy) < 0) {
-				log_warn("%s: cannot resolve proxy %s", cl->cfg.name,
-					 cl->cfg.proxy_host);
-				flow_retry(f);
-				return;
-			}
-			cl->have_proxy = 1;
+	/* Through a proxy, the proxy resolves the peer's name, not us. */
+	struct target *t = f->via_proxy ? &cl->proxy : &cl->peer;
+	if (!t->have) {
+		target_lookup(t);
+		if (!t->job) {
+			f->ts = TS_DOWN;
+			flow_connect_failed(f, "cannot resolve the name",
+					    "no lookup could be started");
+			return;
 		}
-		dst = &cl->proxy;
-	} else {
-		if (!cl->have_peer) {
-			if (net_resolve(cl->cfg.peer_host, cl->cfg.peer_port, &cl->peer) < 0) {
-				log_warn("%s: cannot resolve %s", cl->cfg.name, cl->cfg.peer_host);
-				flow_retry(f);
-				return;
-			}
-			cl->have_peer = 1;
-		}
-		dst = &cl->peer;
+		/* target_done() goes on; connect-timeout bounds the wait */
+		f->ts = TS_RESOLVING;
+		timer_start(cl->loop, &f->tt, cl->cfg.connect_timeout_ms);
+		return;
 	}
+	dst = &t->addr;
 	int fd = net_tcp_connect(dst, &f->flowlabel);
 	cl->st.connects++;
 	if (fd < 0) {
@@ -530,7 +665,7 @@ static void
 flow_tcp_open(struct flow *f)
 {
 	struct client *cl = f->cl;
-	char tgt[IKETCPD_HOST_MAX + 96], tls[160] = "";
+	char tgt[FLOW_TARGET_MAX], tls[160] = "";
 	struct iketcp_deframer_cfg dc = {.expect_prefix = 0, .max_frame = cl->cfg.max_frame};
 
 	timer_stop(cl->loop, &f->tt);
@@ -758,6 +893,7 @@ flow_tcp_down(struct flow *f, const char *why)
 		f->ts = TS_DOWN;
 		return;
 	}
+	target_refresh(f->via_proxy ? &cl->proxy : &cl->peer);
 	log_warn("%s: flow %llu: connection lost in state %s (%s); reconnecting in %ums",
 		 cl->cfg.name, (unsigned long long)f->id, tcp_state_names[was], why, f->backoff_ms);
 	flow_retry(f);
@@ -771,6 +907,10 @@ flow_tt_cb(struct timer *t)
 	case TS_WAIT_RETRY:
 	case TS_DOWN:
 		flow_tcp_connect(f);
+		break;
+	case TS_RESOLVING:
+		/* the lookup goes on; the next attempt waits for it again */
+		flow_connect_failed(f, "connect timeout", "name lookup not finished");
 		break;
 	case TS_CONNECTING:
 		flow_connect_failed(f, "connect timeout", "TCP connection not established");
@@ -1206,11 +1346,9 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 			return NULL;
 		}
 	}
-	/* With a proxy (and TCP only) the proxy resolves the peer's name. */
-	if (net_resolve(cfg->peer_host, cfg->peer_port, &cl->peer) == 0)
-		cl->have_peer = 1;
-	else if (!cfg->proxy_host[0] || cfg->enable_tcp != IKETCPD_TCP_YES)
-		log_warn("%s: cannot resolve %s yet; will retry", cfg->name, cfg->peer_host);
+	target_set(cl, &cl->peer, "peer", cfg->peer_host, cfg->peer_port);
+	target_set(cl, &cl->proxy, "proxy", cfg->proxy_host, cfg->proxy_port);
+	client_lookup_targets(cl);
 	static const char *const modes[] = {"no", "yes", "fallback"};
 	log_info("%s: UDP %s -> peer %s:%u, enable-tcp=%s", cfg->name,
 		 iketcpd_addr_str(&cfg->udp, as, sizeof(as)), cfg->peer_host, cfg->peer_port,
@@ -1230,10 +1368,11 @@ client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 			 cfg->name);
 		return -1;
 	}
-	if (strcmp(cl->cfg.peer_host, cfg->peer_host) || cl->cfg.peer_port != cfg->peer_port)
-		cl->have_peer = 0; /* resolved again on the next connect */
-	if (strcmp(cl->cfg.proxy_host, cfg->proxy_host) || cl->cfg.proxy_port != cfg->proxy_port)
-		cl->have_proxy = 0;
+	/* A changed name is looked up again; connections keep their address. */
+	if (strcmp(cl->peer.host, cfg->peer_host) || cl->peer.port != cfg->peer_port)
+		target_set(cl, &cl->peer, "peer", cfg->peer_host, cfg->peer_port);
+	if (strcmp(cl->proxy.host, cfg->proxy_host) || cl->proxy.port != cfg->proxy_port)
+		target_set(cl, &cl->proxy, "proxy", cfg->proxy_host, cfg->proxy_port);
 	/* TLS files are read again. New connections use the new context (a
 	 * full handshake: sessions belong to a context); open ones keep theirs.
 	 * A broken file keeps the old context. */
@@ -1255,6 +1394,7 @@ client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 		cl->tls_ctx = NULL;
 	}
 	cl->cfg = *cfg;
+	client_lookup_targets(cl);
 	client_tls_info(cfg);
 	log_info("%s: configuration reloaded (%u flows kept)", cfg->name, cl->nflows);
 	return 0;
@@ -1265,6 +1405,8 @@ client_shutdown(struct client *cl)
 {
 	cl->shutting = 1;
 	watcher_stop(cl->loop, &cl->uw);
+	target_stop(&cl->peer);
+	target_stop(&cl->proxy);
 	for (struct flow *f = cl->flows, *n; f; f = n) {
 		n = f->next;
 		if (f->ts == TS_OPEN && iketcp_sendq_bytes(&f->q)) {
@@ -1319,6 +1461,9 @@ client_log_stats(const struct client *cl)
 			 cl->cfg.name, (unsigned long long)s->tls_handshakes,
 			 (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failures,
 			 (unsigned long long)s->proxy_failures);
+	if (!cl->peer.numeric || (cl->proxy.host[0] && !cl->proxy.numeric))
+		log_info("%s: name lookups %llu (failed %llu)", cl->cfg.name,
+			 (unsigned long long)s->resolves, (unsigned long long)s->resolve_failures);
 }
 
 void
@@ -1351,6 +1496,8 @@ client_print_stats(const struct client *cl, FILE *fp)
 	P("tls_resumed", s->tls_resumed);
 	P("tls_failures", s->tls_failures);
 	P("proxy_failures", s->proxy_failures);
+	P("resolves", s->resolves);
+	P("resolve_failures", s->resolve_failures);
 #undef P
 }
 
@@ -1362,6 +1509,8 @@ client_free(struct client *cl)
 	cl->shutting = 1;
 	while (cl->flows)
 		flow_destroy(cl->flows);
+	target_stop(&cl->peer);
+	target_stop(&cl->proxy);
 	watcher_stop(cl->loop, &cl->uw);
 	close(cl->uw.fd);
 	iketcp_tls_ctx_unref(cl->tls_ctx);

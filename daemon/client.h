@@ -44,6 +44,9 @@ struct client_stats {
 	 * refused ones (certificate, pin, alert, timeout) and refused or failed
 	 * CONNECTs; both failures also count in connect_failures. */
 	uint64_t tls_handshakes, tls_resumed, tls_failures, proxy_failures;
+	/* lookups of the peer's and the proxy's names (IP literals are not
+	 * looked up) that gave an address, and that failed */
+	uint64_t resolves, resolve_failures;
 };
 
 struct client;

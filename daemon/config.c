@@ -646,6 +646,7 @@ iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name)
 	c->connect_timeout_ms = 5000;
 	c->reconnect_min_ms = 100;
 	c->reconnect_max_ms = 5000;
+	c->resolve_interval_ms = 30000;
 	c->flow_timeout_ms = 600000;
 	c->max_flows = 256;
 	c->send_budget = 262144;
@@ -704,12 +705,12 @@ static kw_fn parse_backend, parse_connect_timeout, parse_enable_tcp, parse_fallb
 	parse_flow_timeout, parse_ike_reserve, parse_listen, parse_max_bad_frames, parse_max_conns,
 	parse_max_conns_per_source, parse_max_flows, parse_max_frame, parse_max_pending,
 	parse_max_sessions, parse_peer, parse_prefix_timeout, parse_reconnect_max,
-	parse_reconnect_min, parse_send_budget, parse_session_timeout, parse_stats_socket,
-	parse_tcp_keepalive, parse_udp, parse_verbose, parse_listen_tls, parse_tls_cert,
-	parse_tls_key, parse_tls_min_version, parse_tls_ciphers, parse_tls_ciphersuites,
-	parse_tls_groups, parse_tls_handshake_timeout, parse_tls_null_cipher, parse_sniff_tls,
-	parse_tls, parse_tls_server_name, parse_tls_ca_file, parse_tls_verify, parse_tls_pin_sha256,
-	parse_proxy, parse_proxy_auth;
+	parse_reconnect_min, parse_resolve_interval, parse_send_budget, parse_session_timeout,
+	parse_stats_socket, parse_tcp_keepalive, parse_udp, parse_verbose, parse_listen_tls,
+	parse_tls_cert, parse_tls_key, parse_tls_min_version, parse_tls_ciphers,
+	parse_tls_ciphersuites, parse_tls_groups, parse_tls_handshake_timeout,
+	parse_tls_null_cipher, parse_sniff_tls, parse_tls, parse_tls_server_name, parse_tls_ca_file,
+	parse_tls_verify, parse_tls_pin_sha256, parse_proxy, parse_proxy_auth;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -737,6 +738,7 @@ static const struct kw kwtab[] = {
 	{"proxy-auth", C, 0, parse_proxy_auth},
 	{"reconnect-max", C, 0, parse_reconnect_max},
 	{"reconnect-min", C, 0, parse_reconnect_min},
+	{"resolve-interval", C, 0, parse_resolve_interval},
 	{"send-budget", S | C, 0, parse_send_budget},
 	{"session-timeout", S, 0, parse_session_timeout},
 	{"sniff-tls", S, 0, parse_sniff_tls},
@@ -1095,6 +1097,12 @@ static int
 parse_reconnect_max(struct parser *p, const char *val)
 {
 	return get_duration(p, val, &p->cli->reconnect_max_ms);
+}
+
+static int
+parse_resolve_interval(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->cli->resolve_interval_ms);
 }
 
 static int
@@ -1965,6 +1973,7 @@ chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 	    chk_duration(c, cfg, K, i, "connect-timeout", cl->connect_timeout_ms) < 0 ||
 	    chk_duration(c, cfg, K, i, "reconnect-min", cl->reconnect_min_ms) < 0 ||
 	    chk_duration(c, cfg, K, i, "reconnect-max", cl->reconnect_max_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "resolve-interval", cl->resolve_interval_ms) < 0 ||
 	    chk_duration(c, cfg, K, i, "flow-timeout", cl->flow_timeout_ms) < 0 ||
 	    chk_count(c, cfg, K, i, "max-flows", cl->max_flows, COUNT_MIN, COUNT_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "send-budget", cl->send_budget, BUDGET_MIN, BUDGET_MAX) < 0 ||
@@ -2432,6 +2441,7 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_dur(o, "connect-timeout", c->connect_timeout_ms);
 		out_dur(o, "reconnect-min", c->reconnect_min_ms);
 		out_dur(o, "reconnect-max", c->reconnect_max_ms);
+		out_dur(o, "resolve-interval", c->resolve_interval_ms);
 		out_dur(o, "flow-timeout", c->flow_timeout_ms);
 		out_printf(o, "max-flows = %u\n", c->max_flows);
 		out_size(o, "send-budget", c->send_budget);

@@ -89,6 +89,10 @@ struct iketcpd_client_cfg {
 	uint32_t connect_timeout_ms;        /* "connect-timeout"; default 5000 */
 	uint32_t reconnect_min_ms;          /* "reconnect-min"; default 100 */
 	uint32_t reconnect_max_ms;          /* "reconnect-max"; default 5000 */
+	/* "resolve-interval"; default 30000: a peer or proxy name that resolved
+	 * is looked up again after a failed or lost connection, at most this
+	 * often (DNS-based failover, dynamic addresses) */
+	uint32_t resolve_interval_ms;
 	uint32_t flow_timeout_ms; /* "flow-timeout": idle IKE SA flows expire; default 600000 */
 	uint32_t max_flows;       /* "max-flows"; default 256 */
 	uint32_t send_budget;     /* as for the server */

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -141,36 +140,6 @@ net_tcp_tune(int fd, int keepalive)
 		return -1;
 	if (keepalive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0)
 		return -1;
-	return 0;
-}
-
-int
-net_resolve(const char *host, uint16_t port, struct iketcpd_addr *out)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-	struct addrinfo *res = NULL;
-	char h[IKETCPD_HOST_MAX];
-	size_t n = strlen(host);
-
-	/* accept "[v6]" as written in HOST:PORT */
-	if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof(h)) {
-		memcpy(h, host + 1, n - 2);
-		h[n - 2] = 0;
-	} else {
-		if (n >= sizeof(h))
-			return -1;
-		memcpy(h, host, n + 1);
-	}
-	if (getaddrinfo(h, NULL, &hints, &res) != 0 || !res)
-		return -1;
-	memset(out, 0, sizeof(*out));
-	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-	out->len = res->ai_addrlen;
-	if (out->ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&out->ss)->sin_port = htons(port);
-	else
-		((struct sockaddr_in6 *)&out->ss)->sin6_port = htons(port);
-	freeaddrinfo(res);
 	return 0;
 }
 

@@ -29,10 +29,6 @@ int net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel);
  * optional SO_KEEPALIVE (R49). Returns 0 or -1. */
 int net_tcp_tune(int fd, int keepalive);
 
-/* Resolves "host" + port to the first usable address (blocking getaddrinfo,
- * used at start-up and on reconnect). Returns 0 or -1. */
-int net_resolve(const char *host, uint16_t port, struct iketcpd_addr *out);
-
 /* Compares the IP part of two addresses (not the port). Returns 1 if equal. */
 int net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b);
 

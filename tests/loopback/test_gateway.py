@@ -51,9 +51,9 @@ def response_of(d):
     return bytes(r)
 
 
-def start(args, name):
+def start(args, name, env=None):
     log = open(os.path.join(TMP, name + ".log"), "w")
-    p = subprocess.Popen([IKETCPD] + args + ["-f", "-v"], stderr=log)
+    p = subprocess.Popen([IKETCPD] + args + ["-f", "-v"], stderr=log, env=env)
     p.logname = log.name
     PROCS.append(p)
     return p
@@ -1370,6 +1370,267 @@ def test_tls_close_notify_on_graceful_close():
         ikd.close()
         c.send_signal(signal.SIGTERM)
         assert c.wait(5) == 0
+
+
+def stop_client(c, *socks):
+    """SIGTERM to an iketcpd started by start(), closes socks; returns its
+    exit status (asserted by the caller after its finally: block)."""
+    c.send_signal(signal.SIGTERM)
+    rc = c.wait(5)
+    for x in socks:
+        if x:
+            x.close()
+    return rc
+
+
+def test_client_request_survives_failed_first_connect():
+    """The peer is down when the local daemon sends its IKE_SA_INIT: the
+    attempts fail, and once the peer listens the request goes out without
+    waiting for the daemon's retransmission (R36); that retransmission then
+    finds the request on the open connection and is dropped (R35). (A bug
+    found by the name-lookup tests: the request was lost with the failed
+    attempt's queue and every retransmission was dropped as a duplicate.)"""
+    sock = os.path.join(TMP, "firstfail.sock")
+    ikd, cport, sport = udp(BASE + 3), BASE + 2, BASE
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % sport,
+               "--reconnect-max", "200ms", "--stats-socket", sock], "client")
+    s = None
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xF7)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        line = wait_log(c, "cannot connect to 127.0.0.1:%d" % sport)
+        assert "Connection refused" in line, line
+        s = Server()
+        d, src = s.be.recvfrom(70000)
+        assert d == m, d
+        wait_log(c, "connected to 127.0.0.1:%d" % sport)
+        ikd.sendto(m, ("127.0.0.1", cport))  # the daemon's retransmission
+        no_datagram(s.be, 0.5)
+        st = client_stats(sock)
+        assert st["retransmits_dropped"] == 1 and st["requests_resent"] == 1, st
+        s.be.sendto(response_of(m), src)
+        assert ikd.recvfrom(70000)[0] == response_of(m)
+    finally:
+        rc = stop_client(c, ikd)
+        if s:
+            s.stop()
+    assert rc == 0, rc
+
+
+# ---- name lookups of the client's peer and proxy -------------------------------
+
+def slowdns(mapping):
+    """Environment that preloads the resolver test double (slowdns.c) into
+    iketcpd: names in mapping ({name: (delay_ms, address or "FAIL")}) are
+    answered from a file the test may rewrite; lookups are logged."""
+    lib = os.environ.get("IKETCP_SLOWDNS") or os.path.join(os.path.dirname(IKETCPD), "slowdns.so")
+    assert os.path.exists(lib), "resolver test double not built: %s" % lib
+    env = dict(os.environ, LD_PRELOAD=lib, SLOWDNS_FILE=os.path.join(TMP, "slowdns.map"),
+               SLOWDNS_LOG=os.path.join(TMP, "slowdns.log"))
+    # a preloaded library ahead of the sanitizer runtime is intended here
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
+    slowdns_map(env, mapping)
+    if os.path.exists(env["SLOWDNS_LOG"]):
+        os.unlink(env["SLOWDNS_LOG"])
+    return env
+
+
+def slowdns_map(env, mapping):
+    tmp = env["SLOWDNS_FILE"] + ".new"
+    with open(tmp, "w") as f:
+        for name, (delay, addr) in mapping.items():
+            f.write("%s %d %s\n" % (name, delay, addr))
+    os.rename(tmp, env["SLOWDNS_FILE"])  # a lookup never sees half a file
+
+
+def slowdns_lookups(env):
+    """[(name, thread id, process id)] of the lookups made so far."""
+    try:
+        with open(env["SLOWDNS_LOG"]) as f:
+            return [(n, int(t), int(p)) for n, t, p in (ln.split() for ln in f)]
+    except FileNotFoundError:
+        return []
+
+
+def test_client_name_lookup_off_the_loop():
+    """A peer name that takes 3 s to resolve must not stall the process: a
+    server section in the same iketcpd relays at once meanwhile, and the
+    client's first IKE request goes out when the name has resolved. The
+    lookup runs in another thread than the loop's."""
+    sport, bport, cport = BASE + 12, BASE + 13, BASE + 14
+    conf, sock = os.path.join(TMP, "dns.conf"), os.path.join(TMP, "dns.sock")
+    with open(conf, "w") as f:
+        f.write("stats-socket = %s\n[server gw]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                "[client c]\nudp = 127.0.0.1:%d\npeer = gw.slowdns.test:%d\n"
+                % (sock, sport, bport, cport, sport))
+    env = slowdns({"gw.slowdns.test": (3000, "127.0.0.1")})
+    be, ikd = udp(bport), udp(BASE + 15)
+    t0 = time.time()
+    p = start(["-c", conf], "dns", env)
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xC1)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        # the server section answers while the client's name is looked up
+        wait_port(sport)
+        t = tcp(sport)
+        direct = dgram_ike(0xD1)
+        t1 = time.time()
+        t.sendall(b"IKETCP" + frame(direct))
+        d, _ = be.recvfrom(70000)
+        took = time.time() - t1
+        assert d == direct, d
+        assert took < 1.0, "the server section waited %.2fs for a name lookup" % took
+        assert time.time() - t0 < 2.5, "too slow to tell (%.2fs)" % (time.time() - t0)
+        assert log_count(p, "peer gw.slowdns.test is") == 0, "the lookup ended early"
+        # the client's request waited for the name, then went out
+        be.settimeout(8)
+        d, src = be.recvfrom(70000)
+        assert d == m, d
+        assert time.time() - t0 > 2.5, "sent before the name resolved"
+        line = wait_log(p, "peer gw.slowdns.test is 127.0.0.1:%d" % sport)
+        be.sendto(response_of(m), src)
+        assert ikd.recvfrom(70000)[0] == response_of(m)
+        looks = slowdns_lookups(env)
+        assert len(looks) == 1 and looks[0][0] == "gw.slowdns.test", looks
+        assert looks[0][1] != looks[0][2] and looks[0][2] == p.pid, \
+            "the lookup ran on the loop's thread: %s" % (looks,)
+        st = client_stats(sock, "c")
+        assert st["resolves"] == 1 and st["resolve_failures"] == 0, st
+        assert st["connect_failures"] == 0, st
+    finally:
+        rc = stop_client(p, be, ikd)
+    assert rc == 0, rc
+
+
+def test_client_name_lookup_fails_then_follows_change():
+    """A name that does not resolve: each attempt fails with the resolver's
+    reason and backs off, nothing is relayed. Once it resolves, the pending
+    request goes out (R36). When the name moves to another address and the
+    connection breaks, the next lookup finds the new one and the flow
+    reconnects there."""
+    sock = os.path.join(TMP, "dnsfail.sock")
+    env = slowdns({"gw.slowdns.test": (0, "FAIL")})
+    s = Server()
+    ikd = udp(BASE + 3)
+    cport = BASE + 2
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "gw.slowdns.test:%d" % s.port,
+               "--reconnect-max", "300ms", "--resolve-interval", "1ms",
+               "--stats-socket", sock], "client", env)
+    s2 = be2 = None
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xE1)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        line = wait_log(c, "cannot resolve the name")
+        assert "cannot connect to gw.slowdns.test:%d" % s.port in line, line
+        assert "Name or service not known" in line, line
+        wait_log(c, "retrying in")
+        no_datagram(s.be, 0.5)
+        st = client_stats(sock)
+        assert st["resolve_failures"] >= 2 and st["connect_failures"] >= 2, st
+        assert st["resolves"] == 0 and st["connects"] == 0, st
+        # the name appears: the remembered request goes out
+        slowdns_map(env, {"gw.slowdns.test": (0, "127.0.0.1")})
+        d, src = s.be.recvfrom(70000)
+        assert d == m, d
+        s.be.sendto(response_of(m), src)
+        assert ikd.recvfrom(70000)[0] == response_of(m)
+        wait_log(c, "peer gw.slowdns.test is 127.0.0.1:%d" % s.port)
+        # the name moves to 127.0.0.2, where another server listens
+        be2 = udp(BASE + 5)
+        s2 = start(["server", "--listen", "127.0.0.2:%d" % s.port,
+                    "--backend", "127.0.0.1:%d" % (BASE + 5)], "server2")
+        end = time.time() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.2", s.port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.time() < end, "second server never listened"
+                time.sleep(0.02)
+        slowdns_map(env, {"gw.slowdns.test": (0, "127.0.0.2")})
+        s.stop()  # the first server goes away: the connection breaks
+        wait_log(c, "peer gw.slowdns.test is now 127.0.0.2:%d (was 127.0.0.1:%d)"
+                 % (s.port, s.port))
+        wait_log(c, "connected to 127.0.0.2:%d" % s.port)
+        # the same IKE SA starts over there (a new server knows no session
+        # of it): its IKE_SA_INIT goes by the moved flow
+        ikd.sendto(m, ("127.0.0.1", cport))
+        assert be2.recvfrom(70000)[0] == m
+        st = client_stats(sock)
+        assert st["flows_created"] == 1, st
+        st = client_stats(sock)
+        assert st["resolves"] >= 2, st
+    finally:
+        rc = stop_client(c, be2, ikd)
+        if s2:
+            assert stop_client(s2) == 0
+        if s.p.poll() is None:
+            s.stop()
+    assert rc == 0, rc
+
+
+def test_client_udp_mode_waits_for_name():
+    """enable-tcp no: a datagram before the peer's name resolved is dropped
+    and said (the local daemon retransmits); the next one goes by UDP."""
+    pport, cport = BASE + 16, BASE + 2
+    env = slowdns({"peer.slowdns.test": (1000, "127.0.0.1")})
+    peer, ikd = udp(pport), udp(BASE + 3)
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer",
+               "peer.slowdns.test:%d" % pport, "--enable-tcp", "no"], "client", env)
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xE7)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        wait_log(c, "peer peer.slowdns.test not resolved yet; datagram dropped")
+        wait_log(c, "peer peer.slowdns.test is 127.0.0.1:%d" % pport)
+        no_datagram(peer, 0.2)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        d, src = peer.recvfrom(70000)
+        assert d == m, d
+        peer.sendto(response_of(m), src)
+        assert ikd.recvfrom(70000)[0] == response_of(m)
+    finally:
+        rc = stop_client(c, peer, ikd)
+    assert rc == 0, rc
+
+
+def test_client_reload_drops_lookup_in_flight():
+    """SIGHUP changes the peer's name while the old name is still being
+    looked up: the old answer is thrown away when it comes (its thread
+    outlives the lookup), the new name is used."""
+    conf, cport = os.path.join(TMP, "dnshup.conf"), BASE + 2
+    env = slowdns({"old.slowdns.test": (1500, "127.0.0.9"), "new.slowdns.test": (0, "127.0.0.1")})
+    s = Server()
+    ikd = udp(BASE + 3)
+
+    def write(name):
+        with open(conf, "w") as f:
+            f.write("[client c]\nudp = 127.0.0.1:%d\npeer = %s:%d\n" % (cport, name, s.port))
+    write("old.slowdns.test")
+    c = start(["-c", conf], "dnshup", env)
+    try:
+        wait_udp(cport)
+        write("new.slowdns.test")
+        c.send_signal(signal.SIGHUP)
+        wait_log(c, "peer new.slowdns.test is 127.0.0.1:%d" % s.port)
+        m = dgram_ike(0xE9)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        assert s.be.recvfrom(70000)[0] == m
+        end = time.time() + 5
+        while len(slowdns_lookups(env)) < 2:
+            assert time.time() < end, slowdns_lookups(env)
+            time.sleep(0.05)
+        time.sleep(1.8)  # the old lookup's answer arrives, to nobody
+        assert log_count(c, "old.slowdns.test is") == 0
+        assert c.poll() is None, "iketcpd died"
+        wait_log(c, "connected to 127.0.0.1:%d" % s.port)
+    finally:
+        rc = stop_client(c, ikd)
+        s.stop()
+    assert rc == 0, rc
 
 
 def main():

@@ -246,6 +246,7 @@ test_client_defaults(void **state)
 	assert_int_equal(c.connect_timeout_ms, 5000);
 	assert_int_equal(c.reconnect_min_ms, 100);
 	assert_int_equal(c.reconnect_max_ms, 5000);
+	assert_int_equal(c.resolve_interval_ms, 30000);
 	assert_int_equal(c.flow_timeout_ms, 600000);
 	assert_int_equal(c.max_flows, 256);
 	assert_int_equal(c.send_budget, 262144);
@@ -504,6 +505,8 @@ static const struct numcase good[] = {
 	CV("reconnect-max", reconnect_max_ms, "100ms", 100),
 	CVX("reconnect-max", reconnect_max_ms, "1ms", 1, "reconnect-min = 1ms\n"),
 	CV("flow-timeout", flow_timeout_ms, "1h", 3600000),
+	CV("resolve-interval", resolve_interval_ms, "1ms", 1),
+	CV("resolve-interval", resolve_interval_ms, "5m", 300000),
 	/* counts 1..1000000 */
 	SVX("max-conns", max_conns, "1", 1, "max-pending = 1\nmax-conns-per-source = 1\n"),
 	SV("max-conns", max_conns, "1000000", 1000000),
@@ -625,6 +628,7 @@ static const struct badcase bad[] = {
 	{1, "reconnect-max", "0x10", "not a duration"},
 	{1, "flow-timeout", "-5m", "not a duration"},
 	{1, "flow-timeout", "0m", "out of range"},
+	{1, "resolve-interval", "0s", "out of range"},
 	/* counts */
 	{0, "max-conns", "0", "out of range (1..1000000)"},
 	{0, "max-conns", "1000001", "out of range"},
@@ -934,6 +938,8 @@ test_key_in_wrong_section(void **state)
 }
 
 /* A valid value for each single-valued key, in its section. */
+/* one key per line, not bin-packed */
+/* clang-format off */
 static const struct {
 	int client;
 	const char *key, *val;
@@ -956,6 +962,7 @@ static const struct {
 	{0, "prefix-timeout", "2s"},
 	{1, "reconnect-max", "30s"},
 	{1, "reconnect-min", "1s"},
+	{1, "resolve-interval", "2m"},
 	{0, "send-budget", "1m"},
 	{1, "send-budget", "512k"},
 	{0, "session-timeout", "1h"},
@@ -965,6 +972,7 @@ static const struct {
 	{1, "peer", "gw.example.net:443"},
 	{0, "listen", "192.0.2.7:4500"},
 };
+/* clang-format on */
 
 static void
 test_duplicate_keys(void **state)
