@@ -55,6 +55,8 @@ PACKAGES=(
 	nftables iproute2 iputils-ping tshark iperf3 udptunnel tcpdump
 	# TLS and HTTP-proxy scenarios (tests/e2e/08-11)
 	openssl tinyproxy-bin
+	# PROXY protocol behind a load balancer (tests/e2e/12-haproxy)
+	haproxy
 )
 
 STEPS=(deps format release asan fuzz e2e)

@@ -40,6 +40,7 @@ declare -A PKG=(
 	[/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so]=libcharon-extra-plugins
 	[python3]=python3 [iperf3]=iperf3 [timeout]=coreutils
 	[openssl]=openssl [tcpdump]=tcpdump [tshark]=tshark [tinyproxy]=tinyproxy-bin
+	[haproxy]=haproxy
 )
 have() {
 	case "$1" in
