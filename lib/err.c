@@ -36,6 +36,7 @@ static const struct err_row err_rows[] = {
 	ROW(IKETCP_E_PROXY_SYNTAX, "HTTP proxy response is malformed", IKETCP_CAT_PEER),
 	ROW(IKETCP_E_PROXY_TOOBIG, "HTTP proxy response headers too large", IKETCP_CAT_PEER),
 	ROW(IKETCP_E_TLS_CONFIG, "TLS configuration rejected", IKETCP_CAT_USAGE),
+	ROW(IKETCP_E_PPHDR, "not a valid PROXY protocol header", IKETCP_CAT_PEER),
 };
 #undef ROW
 

@@ -53,6 +53,8 @@ enum iketcp_err {
 	IKETCP_E_PROXY_TOOBIG = -55, /* proxy response head above the size limit */
 	/* TLS configuration refused (bad file, key, cipher string, pin): a usage error */
 	IKETCP_E_TLS_CONFIG = -56,
+	/* PROXY protocol header from a load balancer (proxyproto.h): close the connection */
+	IKETCP_E_PPHDR = -57, /* not a valid PROXY protocol header */
 };
 
 enum iketcp_err_category {

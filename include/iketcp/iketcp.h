@@ -8,6 +8,7 @@
 #include "iketcp/frame.h"
 #include "iketcp/ike.h"
 #include "iketcp/proxy.h"
+#include "iketcp/proxyproto.h"
 #include "iketcp/sendq.h"
 #include "iketcp/tls.h"
 #include "iketcp/transport.h"
