@@ -507,6 +507,81 @@ iketcpd_parse_addr(const char *s, uint16_t default_port, struct iketcpd_addr *ou
 	return 0;
 }
 
+int
+iketcpd_parse_prefix(const char *s, struct iketcpd_prefix *out)
+{
+	struct iketcp_cur c, host;
+	struct iketcpd_prefix p;
+	char h[INET6_ADDRSTRLEN];
+	uint64_t bits;
+	size_t hl, i;
+
+	if (s == NULL || out == NULL || cur_over_str(&c, s, INET6_ADDRSTRLEN + 4) < 0)
+		return -1;
+	hl = cur_span_to(&c, '/');
+	if (hl == 0 || hl >= sizeof(h) || iketcp_cur_sub(&c, hl, &host) != IKETCP_OK ||
+	    iketcp_cur_get_bytes(&host, h, hl) != IKETCP_OK)
+		return -1;
+	h[hl] = '\0';
+	memset(&p, 0, sizeof(p));
+	if (inet_pton(AF_INET, h, p.addr) == 1)
+		p.family = AF_INET;
+	else if (inet_pton(AF_INET6, h, p.addr) == 1)
+		p.family = AF_INET6;
+	else
+		return -1;
+	p.bits = p.family == AF_INET ? 32 : 128;
+	if (iketcp_cur_left(&c) > 0) {
+		/* "/" then digits without a leading zero, at most the address size */
+		if (iketcp_cur_skip(&c, 1) != IKETCP_OK)
+			return -1;
+		if (cur_peek(&c) == '0' && iketcp_cur_left(&c) > 1)
+			return -1;
+		if (cur_get_dec(&c, &bits) == 0 || iketcp_cur_left(&c) != 0 || bits > p.bits)
+			return -1;
+		p.bits = (uint8_t)bits;
+	}
+	/* no bits after the prefix: "192.0.2.1/24" is a typo, not a network */
+	for (i = 0; i < (p.family == AF_INET ? 4u : 16u); i++) {
+		unsigned keep = p.bits >= 8 * (i + 1) ? 8 : p.bits > 8 * i ? p.bits - 8 * i : 0;
+		if (p.addr[i] & (uint8_t)(0xffu >> keep))
+			return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+const char *
+iketcpd_prefix_str(const struct iketcpd_prefix *p, char *buf, size_t len)
+{
+	char h[INET6_ADDRSTRLEN] = "?";
+
+	if (buf == NULL || len == 0)
+		return buf;
+	if (p->family == AF_INET || p->family == AF_INET6)
+		inet_ntop(p->family, p->addr, h, sizeof(h));
+	snprintf(buf, len, "%s/%u", h, p->bits);
+	return buf;
+}
+
+int
+iketcpd_prefix_match(const struct iketcpd_prefix *p, const struct iketcpd_addr *a)
+{
+	const uint8_t *ip;
+	unsigned i, full = p->bits / 8u, rest = p->bits % 8u;
+
+	if (a->ss.ss_family != p->family)
+		return 0;
+	if (p->family == AF_INET)
+		ip = (const uint8_t *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+	else
+		ip = ((const struct sockaddr_in6 *)&a->ss)->sin6_addr.s6_addr;
+	for (i = 0; i < full; i++)
+		if (ip[i] != p->addr[i])
+			return 0;
+	return rest == 0 || ((ip[full] ^ p->addr[full]) & (uint8_t)(0xffu << (8 - rest))) == 0;
+}
+
 const char *
 iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len)
 {
@@ -622,6 +697,7 @@ iketcpd_server_defaults(struct iketcpd_server_cfg *s, const char *name)
 	s->max_pending = 256;
 	s->max_bad_frames = 8;
 	s->session_timeout_ms = 600000;
+	s->replaced_idle_ms = 60000;
 	s->max_sessions = 8192;
 	s->send_budget = 262144;
 	s->ike_reserve = 131072;
@@ -705,12 +781,13 @@ static kw_fn parse_backend, parse_connect_timeout, parse_enable_tcp, parse_fallb
 	parse_flow_timeout, parse_ike_reserve, parse_listen, parse_max_bad_frames, parse_max_conns,
 	parse_max_conns_per_source, parse_max_flows, parse_max_frame, parse_max_pending,
 	parse_max_sessions, parse_peer, parse_prefix_timeout, parse_reconnect_max,
-	parse_reconnect_min, parse_resolve_interval, parse_send_budget, parse_session_timeout,
-	parse_stats_socket, parse_tcp_keepalive, parse_udp, parse_verbose, parse_listen_tls,
-	parse_tls_cert, parse_tls_key, parse_tls_min_version, parse_tls_ciphers,
+	parse_reconnect_min, parse_replaced_idle, parse_resolve_interval, parse_send_budget,
+	parse_session_timeout, parse_stats_socket, parse_tcp_keepalive, parse_udp, parse_verbose,
+	parse_listen_tls, parse_tls_cert, parse_tls_key, parse_tls_min_version, parse_tls_ciphers,
 	parse_tls_ciphersuites, parse_tls_groups, parse_tls_handshake_timeout,
-	parse_tls_null_cipher, parse_sniff_tls, parse_tls, parse_tls_server_name, parse_tls_ca_file,
-	parse_tls_verify, parse_tls_pin_sha256, parse_proxy, parse_proxy_auth;
+	parse_tls_null_cipher, parse_sniff_tls, parse_proxy_protocol, parse_proxy_protocol_from,
+	parse_tls, parse_tls_server_name, parse_tls_ca_file, parse_tls_verify, parse_tls_pin_sha256,
+	parse_proxy, parse_proxy_auth;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -736,8 +813,11 @@ static const struct kw kwtab[] = {
 	{"prefix-timeout", S, 0, parse_prefix_timeout},
 	{"proxy", C, 0, parse_proxy},
 	{"proxy-auth", C, 0, parse_proxy_auth},
+	{"proxy-protocol", S, 0, parse_proxy_protocol},
+	{"proxy-protocol-from", S, 1, parse_proxy_protocol_from},
 	{"reconnect-max", C, 0, parse_reconnect_max},
 	{"reconnect-min", C, 0, parse_reconnect_min},
+	{"replaced-idle-timeout", S, 0, parse_replaced_idle},
 	{"resolve-interval", C, 0, parse_resolve_interval},
 	{"send-budget", S | C, 0, parse_send_budget},
 	{"session-timeout", S, 0, parse_session_timeout},
@@ -1100,6 +1180,12 @@ parse_reconnect_max(struct parser *p, const char *val)
 }
 
 static int
+parse_replaced_idle(struct parser *p, const char *val)
+{
+	return get_duration(p, val, &p->srv->replaced_idle_ms);
+}
+
+static int
 parse_resolve_interval(struct parser *p, const char *val)
 {
 	return get_duration(p, val, &p->cli->resolve_interval_ms);
@@ -1267,6 +1353,32 @@ parse_sniff_tls(struct parser *p, const char *val)
 		p->srv->sniff_tls = v;
 	else
 		return bad_value(p, val, "is not yes, no or auto");
+	return 0;
+}
+
+static int
+parse_proxy_protocol(struct parser *p, const char *val)
+{
+	return get_bool(p, val, &p->srv->proxy_protocol);
+}
+
+/* Repeatable: the load balancers allowed to send PROXY headers. */
+static int
+parse_proxy_protocol_from(struct parser *p, const char *val)
+{
+	struct iketcpd_server_cfg *s = p->srv;
+	struct iketcpd_prefix x;
+
+	if (iketcpd_parse_prefix(val, &x) < 0)
+		return bad_value(p, val,
+				 "is not an address or prefix (e.g. 192.0.2.10, 10.0.0.0/8, "
+				 "2001:db8::/32; no bits set after the prefix length)");
+	if (p->first)
+		s->nproxy_from = 0;
+	if (s->nproxy_from >= IKETCPD_MAX_PROXY_FROM)
+		return bad_value(p, val, "is one proxy-protocol-from too many (at most %d)",
+				 IKETCPD_MAX_PROXY_FROM);
+	s->proxy_from[s->nproxy_from++] = x;
 	return 0;
 }
 
@@ -1890,6 +2002,7 @@ chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 	    chk_count(c, cfg, K, i, "max-bad-frames", s->max_bad_frames, COUNT_MIN, COUNT_MAX) <
 		    0 ||
 	    chk_duration(c, cfg, K, i, "session-timeout", s->session_timeout_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "replaced-idle-timeout", s->replaced_idle_ms) < 0 ||
 	    chk_count(c, cfg, K, i, "max-sessions", s->max_sessions, COUNT_MIN, COUNT_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "send-budget", s->send_budget, BUDGET_MIN, BUDGET_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "ike-reserve", s->ike_reserve, RESERVE_MIN, RESERVE_MAX) < 0 ||
@@ -1897,6 +2010,21 @@ chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 		return -1;
 	if (s->tcp_keepalive != 0 && s->tcp_keepalive != 1)
 		return cerr(c, cfg, K, i, "tcp-keepalive %d is not 0 or 1", s->tcp_keepalive);
+	if (s->proxy_protocol != 0 && s->proxy_protocol != 1)
+		return cerr(c, cfg, K, i, "proxy-protocol %d is not 0 or 1", s->proxy_protocol);
+	if (s->nproxy_from < 0 || s->nproxy_from > IKETCPD_MAX_PROXY_FROM)
+		return cerr(c, cfg, K, i, "%d proxy-protocol-from entries (at most %d)",
+			    s->nproxy_from, IKETCPD_MAX_PROXY_FROM);
+	/* Anyone could claim any client address: only listed balancers may. */
+	if (s->proxy_protocol && s->nproxy_from == 0)
+		return cerr(c, cfg, K, i,
+			    "proxy-protocol = yes needs proxy-protocol-from (the load balancers' "
+			    "addresses)");
+	if (!s->proxy_protocol && s->nproxy_from > 0)
+		return cerr(c, cfg, K, i, "proxy-protocol-from is set but proxy-protocol = no");
+	for (j = 0; j < s->nproxy_from; j++)
+		if (s->proxy_from[j].family != AF_INET && s->proxy_from[j].family != AF_INET6)
+			return cerr(c, cfg, K, i, "proxy-protocol-from %d is not set", j + 1);
 	if (s->max_pending > s->max_conns)
 		return cerr(c, cfg, K, i, "max-pending (%u) is larger than max-conns (%u)",
 			    s->max_pending, s->max_conns);
@@ -2410,6 +2538,7 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_printf(o, "max-pending = %u\n", s->max_pending);
 		out_printf(o, "max-bad-frames = %u\n", s->max_bad_frames);
 		out_dur(o, "session-timeout", s->session_timeout_ms);
+		out_dur(o, "replaced-idle-timeout", s->replaced_idle_ms);
 		out_printf(o, "max-sessions = %u\n", s->max_sessions);
 		out_size(o, "send-budget", s->send_budget);
 		out_size(o, "ike-reserve", s->ike_reserve);
@@ -2425,6 +2554,12 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 			   s->sniff_tls == IKETCPD_SNIFF_AUTO ? "auto"
 			   : s->sniff_tls                     ? "yes"
 							      : "no");
+		out_printf(o, "proxy-protocol = %s\n", s->proxy_protocol ? "yes" : "no");
+		for (j = 0; j < s->nproxy_from && j < IKETCPD_MAX_PROXY_FROM; j++) {
+			char pb[INET6_ADDRSTRLEN + 8];
+			out_printf(o, "proxy-protocol-from = %s\n",
+				   iketcpd_prefix_str(&s->proxy_from[j], pb, sizeof(pb)));
+		}
 	}
 	for (i = 0; i < cfg->nclients && i < IKETCPD_MAX_CLIENTS; i++) {
 		const struct iketcpd_client_cfg *c = &cfg->clients[i];

@@ -18,6 +18,7 @@
 #define IKETCPD_MAX_SERVERS 8
 #define IKETCPD_MAX_CLIENTS 64
 #define IKETCPD_MAX_LISTEN 8
+#define IKETCPD_MAX_PROXY_FROM 16 /* proxy-protocol-from entries per server */
 #define IKETCPD_NAME_MAX 32
 #define IKETCPD_HOST_MAX 256
 #define IKETCPD_PATH_MAX 256     /* tls-cert, tls-key, tls-ca-file (with the NUL) */
@@ -35,6 +36,14 @@
 struct iketcpd_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port in network order */
 	socklen_t len;
+};
+
+/* An address prefix, "192.0.2.0/24" or "2001:db8::/32" (a bare address is
+ * a /32 or /128). */
+struct iketcpd_prefix {
+	int family; /* AF_INET or AF_INET6; 0 = unset */
+	uint8_t addr[16];
+	uint8_t bits;
 };
 
 enum iketcpd_enable_tcp {
@@ -64,11 +73,15 @@ struct iketcpd_server_cfg {
 	uint32_t max_pending;          /* "max-pending" (waiting for the prefix); default 256 */
 	uint32_t max_bad_frames;       /* "max-bad-frames" in a row before close (R27); default 8 */
 	uint32_t session_timeout_ms;   /* "session-timeout" without a connection; default 600000 */
-	uint32_t max_sessions;         /* "max-sessions"; default 8192 */
-	uint32_t send_budget;          /* "send-budget" bytes per connection; default 262144 */
-	uint32_t ike_reserve; /* "ike-reserve" bytes above the budget for IKE; default 131072 */
-	uint32_t max_frame;   /* "max-frame"; default 65535 */
-	int tcp_keepalive;    /* "tcp-keepalive" yes|no; default no (R49) */
+	/* "replaced-idle-timeout": a connection whose session's return path
+	 * moved to a newer one is closed after this long without a frame from
+	 * it (R34); default 60000 */
+	uint32_t replaced_idle_ms;
+	uint32_t max_sessions; /* "max-sessions"; default 8192 */
+	uint32_t send_budget;  /* "send-budget" bytes per connection; default 262144 */
+	uint32_t ike_reserve;  /* "ike-reserve" bytes above the budget for IKE; default 131072 */
+	uint32_t max_frame;    /* "max-frame"; default 65535 */
+	int tcp_keepalive;     /* "tcp-keepalive" yes|no; default no (R49) */
 	/* TLS (issue #4) */
 	struct iketcpd_addr listen_tls[IKETCPD_MAX_LISTEN]; /* "listen-tls": TLS-only; none */
 	int nlisten_tls;
@@ -77,6 +90,12 @@ struct iketcpd_server_cfg {
 	struct iketcpd_tls_opts tls;
 	uint32_t tls_handshake_timeout_ms; /* "tls-handshake-timeout"; default 5000 */
 	int sniff_tls; /* "sniff-tls" yes|no|auto: TLS on plain listen ports; default auto */
+	/* Behind a load balancer: every connection starts with a PROXY
+	 * protocol header (v1 or v2) naming the client, and is accepted only
+	 * from these sources. */
+	int proxy_protocol; /* "proxy-protocol" yes|no; default no */
+	struct iketcpd_prefix proxy_from[IKETCPD_MAX_PROXY_FROM]; /* "proxy-protocol-from" */
+	int nproxy_from;
 };
 
 struct iketcpd_client_cfg {
@@ -163,6 +182,14 @@ int iketcpd_config_check(const struct iketcpd_cfg *cfg, char *err, size_t errlen
  * a numeric address (no DNS). Returns 0 or -1.
  */
 int iketcpd_parse_addr(const char *s, uint16_t default_port, struct iketcpd_addr *out);
+
+/* Parses "ADDR" or "ADDR/BITS" (numeric; no bits set after the prefix).
+ * Returns 0, or -1 when s is not a prefix. */
+int iketcpd_parse_prefix(const char *s, struct iketcpd_prefix *out);
+/* Writes "ADDR/BITS" to buf; returns buf. */
+const char *iketcpd_prefix_str(const struct iketcpd_prefix *p, char *buf, size_t len);
+/* Returns 1 if a's IP lies in prefix p, else 0. */
+int iketcpd_prefix_match(const struct iketcpd_prefix *p, const struct iketcpd_addr *a);
 
 /* Formats an address as "1.2.3.4:5" or "[::1]:5" into buf. Returns buf. */
 const char *iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len);

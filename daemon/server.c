@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "iketcp/iketcp.h"
+#include "iketcp/proxyproto.h"
 #include "log.h"
 #include "net.h"
 #include "tlscfg.h"
@@ -36,8 +37,15 @@ enum close_reason {
 	CR_SHUTDOWN,
 	CR_TLS_HANDSHAKE,
 	CR_TLS_TIMEOUT,
+	CR_PROXY_HDR,
+	CR_PROXY_SOURCE,
+	CR_REPLACED,
+	CR_HEALTH_CHECK,
 	CR_COUNT
 };
+
+_Static_assert(CR_COUNT <= sizeof(((struct server_stats *)0)->closed) / sizeof(uint64_t),
+	       "server_stats.closed has a slot per close reason");
 
 static const char *const close_names[CR_COUNT] = {
 	"peer closed",
@@ -52,15 +60,23 @@ static const char *const close_names[CR_COUNT] = {
 	"shutdown",
 	"TLS handshake failed",
 	"no TLS handshake in time",
+	"bad PROXY protocol header",
+	"max-conns-per-source of the client the PROXY header names",
+	"replaced by a newer connection and idle (R34)",
+	"the balancer's health check ended",
 };
 
 /*
+ * SC_PROXY_HDR: proxy-protocol = yes, the load balancer's PROXY header is
+ * read before anything else (under prefix-timeout); then the connection
+ * goes on as on a listener without it.
  * SC_SNIFF: a plain listener that also takes TLS (sniff-tls) waits for the
  * first byte. SC_TLS_HANDSHAKE: under tls-handshake-timeout. Both count as
  * pending (max-pending) like SC_WAIT_PREFIX, whose prefix-timeout starts
  * when the handshake is done.
  */
 enum conn_state {
+	SC_PROXY_HDR,
 	SC_SNIFF,
 	SC_TLS_HANDSHAKE,
 	SC_WAIT_PREFIX,
@@ -70,8 +86,8 @@ enum conn_state {
 	SC_CLOSED
 };
 
-static const char *const state_names[] = {"sniff", "tls-handshake", "wait-prefix", "wait-frame",
-					  "open",  "draining",      "closed"};
+static const char *const state_names[] = {"proxy-header", "sniff", "tls-handshake", "wait-prefix",
+					  "wait-frame",   "open",  "draining",      "closed"};
 
 struct session;
 
@@ -93,6 +109,10 @@ struct sconn {
 	struct src_ent *src;
 	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL while sniffing */
 	int is_tls;
+	int tls_listener; /* accepted on a listen-tls address */
+	uint8_t *pp;      /* SC_PROXY_HDR: the header bytes read so far */
+	size_t pp_len;
+	int pp_local; /* the header named no client: the balancer's own connection */
 	struct iketcp_deframer df;
 	struct iketcp_sendq q;
 	unsigned bad_run;
@@ -386,11 +406,20 @@ session_destroy(struct session *s)
 static void
 set_current(struct session *s, struct sconn *c)
 {
-	if (s->current == c)
+	struct sconn *old = s->current;
+
+	if (old == c)
 		return;
-	if (s->current && c)
+	if (old && c)
 		s->srv->st.path_switches++;
 	s->current = c;
+	/* R34: the old connection may still carry the client's retransmissions
+	 * for a while; once it has been quiet for replaced-idle-timeout it is
+	 * closed (conn_timer_cb). A frame on it re-arms the timer. */
+	if (old && c && old->state == SC_OPEN)
+		timer_start(s->srv->loop, &old->timer, s->srv->cfg.replaced_idle_ms);
+	if (c && c->state == SC_OPEN)
+		timer_stop(s->srv->loop, &c->timer);
 	if (c)
 		log_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
 			  (unsigned long long)c->id, c->peer_str);
@@ -528,7 +557,7 @@ conn_want(struct sconn *c)
 
 	if (c->state == SC_CLOSED)
 		return;
-	if (c->state == SC_SNIFF)
+	if (c->state == SC_SNIFF || c->state == SC_PROXY_HDR)
 		want = IKETCP_WANT_READ;
 	else
 		want = iketcp_transport_interest(&c->tr, c->state != SC_DRAINING,
@@ -577,6 +606,7 @@ conn_free_cb(void *arg)
 {
 	struct sconn *c = arg;
 	iketcp_transport_free(&c->tr); /* drops its TLS context reference */
+	free(c->pp);
 	iketcp_deframer_free(&c->df);
 	iketcp_sendq_free(&c->q);
 	free(c);
@@ -588,7 +618,16 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 	struct server *srv = c->srv;
 	if (c->state == SC_CLOSED)
 		return;
-	enum log_level lvl = why == CR_EOF || why == CR_SHUTDOWN ? LOG_LVL_INFO : LOG_LVL_WARN;
+	/* HAProxy ends each health check (a LOCAL header, nothing else) with
+	 * a reset: every few seconds, forever. Not a warning, not a read error. */
+	if (c->pp_local && c->frames_in == 0 && (why == CR_EOF || why == CR_ERROR)) {
+		why = CR_HEALTH_CHECK;
+		detail = NULL;
+	}
+	enum log_level lvl = why == CR_HEALTH_CHECK ? LOG_LVL_DEBUG
+			     : why == CR_EOF || why == CR_SHUTDOWN || why == CR_REPLACED
+				     ? LOG_LVL_INFO
+				     : LOG_LVL_WARN;
 	log_peer(lvl, LOGC_PROTO,
 		 "conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
 		 "%llu)",
@@ -602,7 +641,8 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 		batch_flush(srv); /* frames may point into this conn's buffers */
 	/* A15: closing on our side (drain, or answering the peer's close) is
 	 * TLS close_notify, then FIN. Best effort: the socket is closed next. */
-	if ((why == CR_SHUTDOWN || why == CR_EOF) && iketcp_transport_handshake_done(&c->tr) &&
+	if ((why == CR_SHUTDOWN || why == CR_EOF || why == CR_REPLACED) &&
+	    iketcp_transport_handshake_done(&c->tr) &&
 	    iketcp_transport_shutdown(&c->tr) != IKETCP_OK)
 		log_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
 	detach(c);
@@ -637,6 +677,18 @@ conn_timer_cb(struct timer *t)
 	switch (c->state) {
 	case SC_DRAINING:
 		conn_close(c, CR_SHUTDOWN);
+		break;
+	case SC_OPEN:
+		/* armed only while replaced (set_current); nothing is lost:
+		 * replies go to the current connection, and a queue that still
+		 * drains gets more time */
+		if (!c->sess || c->sess->current == c)
+			break;
+		if (iketcp_sendq_bytes(&c->q) > 0) {
+			timer_start(c->srv->loop, &c->timer, c->srv->cfg.replaced_idle_ms);
+			break;
+		}
+		conn_close(c, CR_REPLACED);
 		break;
 	case SC_TLS_HANDSHAKE:
 		c->srv->st.tls_handshake_timeouts++;
@@ -734,6 +786,106 @@ conn_sniff(struct sconn *c)
 	conn_read(c); /* anything else than 'I' fails as a bad prefix there */
 }
 
+/* What a connection does first once any PROXY header is behind it: TLS on
+ * a listen-tls address, the first byte with sniff-tls, else plain TCP. */
+static void
+conn_begin(struct sconn *c)
+{
+	struct server *srv = c->srv;
+
+	if (c->tls_listener) {
+		conn_start_tls(c);
+	} else if (srv->sniff) {
+		c->state = SC_SNIFF;
+		conn_sniff(c);
+	} else if (iketcp_transport_tcp_init(&c->tr, c->w.fd, 0) != IKETCP_OK) {
+		conn_close(c, CR_NOMEM);
+	} else {
+		c->state = SC_WAIT_PREFIX;
+		conn_read(c);
+	}
+}
+
+/*
+ * proxy-protocol: reads the balancer's PROXY header, exactly: bytes are
+ * peeked, and only those that belong to the header are consumed, so the
+ * client's stream (RFC 9329 prefix or TLS ClientHello) stays in the socket
+ * for what comes next. An incomplete header is consumed whole (every byte
+ * of it is header, iketcp_pp_parse() returns 0 only then), so level-
+ * triggered epoll does not report the same bytes again.
+ */
+static void
+conn_proxy_hdr(struct sconn *c)
+{
+	struct server *srv = c->srv;
+	struct iketcp_pp_info pi;
+	char why[IKETCP_PP_REASON_MAX], as[64];
+
+	if (!c->pp && !(c->pp = malloc(IKETCP_PP_MAX_DEFAULT))) {
+		conn_close(c, CR_NOMEM);
+		return;
+	}
+	ssize_t n = recv(c->w.fd, c->pp + c->pp_len, IKETCP_PP_MAX_DEFAULT - c->pp_len, MSG_PEEK);
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			conn_close_msg(c, CR_ERROR, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		conn_close(c, CR_EOF);
+		return;
+	}
+	long r = iketcp_pp_parse(c->pp, c->pp_len + (size_t)n, IKETCP_PP_MAX_DEFAULT, &pi, why);
+	if (r < 0) {
+		conn_close_msg(c, CR_PROXY_HDR, why);
+		return;
+	}
+	size_t take = r > 0 ? (size_t)r - c->pp_len : (size_t)n;
+	if (recv(c->w.fd, c->pp + c->pp_len, take, 0) != (ssize_t)take) {
+		conn_close_msg(c, CR_ERROR, "short read of a peeked PROXY header");
+		return;
+	}
+	c->pp_len += take;
+	if (r == 0)
+		return; /* more to come, under prefix-timeout */
+	free(c->pp);
+	c->pp = NULL;
+	srv->st.proxy_headers++;
+	if (pi.family == AF_INET || pi.family == AF_INET6) {
+		/* From here on the connection is the client's: logs and the
+		 * per-source limit use its address, not the balancer's. */
+		struct iketcpd_addr client = {.ss = pi.src,
+					      .len = pi.family == AF_INET
+							     ? sizeof(struct sockaddr_in)
+							     : sizeof(struct sockaddr_in6)};
+		struct src_ent *src = src_get(srv, &client, 1);
+		iketcpd_addr_str(&client, as, sizeof(as));
+		log_debug("conn %llu %s: PROXY v%d header: client %s", (unsigned long long)c->id,
+			  c->peer_str, pi.version, as);
+		if (!src || src->count >= srv->cfg.max_conns_per_source) {
+			srv->st.refused_source++;
+			if (src && src->count == 0) {
+				src->count = 1;
+				src_put(srv, src);
+			}
+			conn_close_msg(c, CR_PROXY_SOURCE, as);
+			return;
+		}
+		/* take the new entry before letting go of the old one: they are
+		 * the same when the header names the balancer's own address */
+		src->count++;
+		src_put(srv, c->src);
+		c->src = src;
+		snprintf(c->peer_str, sizeof(c->peer_str), "%s", as);
+	} else {
+		srv->st.proxy_local++;
+		c->pp_local = 1;
+		log_debug("conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
+			  (unsigned long long)c->id, c->peer_str, pi.version);
+	}
+	conn_begin(c);
+}
+
 /* Finds (or, for an IKE_SA_INIT request, creates) the session of a frame. */
 static struct session *
 route(struct sconn *c, const struct iketcp_frame *f)
@@ -821,6 +973,8 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 			c->state = SC_OPEN;
 			timer_stop(srv->loop, &c->timer);
 		}
+		if (c->sess && c->sess->current != c && timer_armed(&c->timer))
+			timer_start(srv->loop, &c->timer, srv->cfg.replaced_idle_ms);
 		batch_add(srv, s, f.body, f.body_len);
 		/* A frame assembled in the deframer's buffer is only valid until
 		 * the next call: send it now. Frames in rbuf wait for the batch. */
@@ -915,6 +1069,9 @@ conn_cb(struct watcher *w, uint32_t ev)
 	struct sconn *c = w->data;
 
 	switch (c->state) {
+	case SC_PROXY_HDR:
+		conn_proxy_hdr(c);
+		return;
 	case SC_SNIFF:
 		conn_sniff(c);
 		return;
@@ -952,6 +1109,16 @@ addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 	iketcpd_addr_str(&a, buf, len);
 }
 
+/* proxy-protocol: only the listed balancers may say who the client is. */
+static int
+proxy_trusted(const struct server *srv, const struct iketcpd_addr *a)
+{
+	for (int i = 0; i < srv->cfg.nproxy_from; i++)
+		if (iketcpd_prefix_match(&srv->cfg.proxy_from[i], a))
+			return 1;
+	return 0;
+}
+
 static void
 listener_cb(struct watcher *w, uint32_t ev)
 {
@@ -974,22 +1141,28 @@ listener_cb(struct watcher *w, uint32_t ev)
 		addr_text(&peer.ss, ps, sizeof(ps));
 		struct src_ent *src = src_get(srv, &peer, 1);
 		const char *why = NULL;
-		if (srv->nconns >= srv->cfg.max_conns) {
+		if (srv->cfg.proxy_protocol && !proxy_trusted(srv, &peer)) {
+			srv->st.refused_proxy_source++;
+			why = "not a proxy-protocol-from address";
+		} else if (srv->nconns >= srv->cfg.max_conns) {
 			srv->st.refused_total++;
-			why = "max-conns";
-		} else if (!src || src->count >= srv->cfg.max_conns_per_source) {
+			why = "max-conns reached";
+		} else if (!src || (!srv->cfg.proxy_protocol &&
+				    src->count >= srv->cfg.max_conns_per_source)) {
+			/* Behind a balancer every client comes from its address:
+			 * the limit applies to the client the header names. */
 			srv->st.refused_source++;
-			why = "max-conns-per-source";
+			why = "max-conns-per-source reached";
 		} else if (srv->npending >= srv->cfg.max_pending) {
 			srv->st.refused_pending++;
-			why = "max-pending";
+			why = "max-pending reached";
 		}
 		struct sconn *c = why ? NULL : calloc(1, sizeof(*c));
 		if (!why && !c)
 			why = "out of memory";
 		if (why) {
-			log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: refused %s: %s reached",
-				 srv->cfg.name, ps, why);
+			log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: refused %s: %s", srv->cfg.name, ps,
+				 why);
 			close(fd);
 			if (src && src->count == 0) {
 				src->count = 1;
@@ -1022,7 +1195,10 @@ listener_cb(struct watcher *w, uint32_t ev)
 		 * Otherwise plain TCP, exactly as without TLS support. */
 		int rc = IKETCP_OK;
 		uint32_t tmo = srv->cfg.prefix_timeout_ms;
-		if (ls->tls) {
+		c->tls_listener = ls->tls;
+		if (srv->cfg.proxy_protocol) {
+			c->state = SC_PROXY_HDR; /* then conn_begin() */
+		} else if (ls->tls) {
 			rc = iketcp_tls_server_init(&c->tr, srv->tls_ctx, fd);
 			c->is_tls = 1;
 			c->state = SC_TLS_HANDSHAKE;
@@ -1310,6 +1486,12 @@ server_log_stats(const struct server *srv)
 		 (unsigned long long)st->to_backend_drops, (unsigned long long)st->from_backend,
 		 (unsigned long long)st->backend_keepalives, (unsigned long long)st->sendq_drops,
 		 (unsigned long long)st->no_conn_drops, (unsigned long long)st->path_switches);
+	if (srv->cfg.proxy_protocol || st->proxy_headers)
+		log_info("%s: PROXY headers %llu (without a client %llu); refused %llu not from a "
+			 "proxy-protocol-from address",
+			 srv->cfg.name, (unsigned long long)st->proxy_headers,
+			 (unsigned long long)st->proxy_local,
+			 (unsigned long long)st->refused_proxy_source);
 	if (srv->tls_ctx || st->tls_handshakes || st->tls_handshakes_failed)
 		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu, timed out %llu); "
 			 "sniffed TLS %llu, plain %llu",
@@ -1327,9 +1509,12 @@ server_log_stats(const struct server *srv)
 
 /* Short machine-readable names for close reasons, same order as close_names. */
 static const char *const close_keys[CR_COUNT] = {
-	"eof",        "read_error", "prefix_timeout", "bad_prefix",
-	"bad_length", "too_big",    "bad_frames",     "write_error",
-	"no_memory",  "shutdown",   "tls_handshake",  "tls_handshake_timeout",
+	"eof",          "read_error",         "prefix_timeout",
+	"bad_prefix",   "bad_length",         "too_big",
+	"bad_frames",   "write_error",        "no_memory",
+	"shutdown",     "tls_handshake",      "tls_handshake_timeout",
+	"proxy_header", "proxy_source_limit", "replaced_idle",
+	"health_check",
 };
 
 void
@@ -1367,6 +1552,9 @@ server_print_stats(const struct server *srv, FILE *fp)
 	P("tls_resumed", st->tls_resumed);
 	P("tls_handshakes_failed", st->tls_handshakes_failed);
 	P("tls_handshake_timeouts", st->tls_handshake_timeouts);
+	P("refused_proxy_source", st->refused_proxy_source);
+	P("proxy_headers", st->proxy_headers);
+	P("proxy_local", st->proxy_local);
 	for (int r = 0; r < CR_COUNT; r++) {
 		char k[48];
 		snprintf(k, sizeof(k), "closed_%s", close_keys[r]);

@@ -42,6 +42,10 @@ struct server_stats {
 	uint64_t sniffed_tls, sniffed_plain;  /* first byte on sniffing ports */
 	uint64_t tls_handshakes, tls_resumed; /* completed; of which resumed a session */
 	uint64_t tls_handshakes_failed, tls_handshake_timeouts;
+	/* proxy-protocol: connections refused at accept because their source
+	 * is not a proxy-protocol-from; headers read, of which LOCAL/UNKNOWN
+	 * (the balancer's own connection, e.g. a health check) */
+	uint64_t refused_proxy_source, proxy_headers, proxy_local;
 };
 
 /*

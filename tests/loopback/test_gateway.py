@@ -288,6 +288,37 @@ def test_server_new_conn_does_not_steal_return_path():
         s.stop()
 
 
+def test_server_closes_replaced_idle_connection():
+    """R34: once the return path has moved to a newer connection, the old
+    one is closed after replaced-idle-timeout without a frame from it; a
+    frame on it postpones that; the new connection is untouched."""
+    sock = os.path.join(TMP, "r34.sock")
+    s = Server(["--replaced-idle-timeout", "600ms", "--stats-socket", sock])
+    try:
+        t, src = s.open_session(0x6161)
+        t2 = tcp(s.port)
+        req = dgram_ike(0x6161, spi_r=0x66, ex=37, flags=0x08, msgid=5)
+        t2.sendall(b"IKETCP" + frame(req))
+        assert s.be.recvfrom(70000)[0] == req
+        s.be.sendto(response_of(req), src)  # the answer moves the return path
+        assert recv_frame(t2) == response_of(req)
+        time.sleep(0.4)
+        t.sendall(frame(esp(0x610, 1)))  # the old connection is still used
+        assert s.be.recvfrom(70000)[0] == esp(0x610, 1)
+        t_frame = time.time()
+        assert closed_within(t, 3.0), "the replaced idle connection stayed"
+        took = time.time() - t_frame
+        assert took > 0.45, "closed %.2fs after its last frame (timeout 0.6s)" % took
+        assert still_open(t2)
+        s.be.sendto(esp(0x61, 2), src)
+        assert recv_frame(t2) == esp(0x61, 2)
+        st = server_stats(sock)
+        assert st["closed_replaced_idle"] == 1 and st["path_switches"] == 1, st
+        wait_log(s.p, "replaced by a newer connection and idle (R34)")
+    finally:
+        s.stop()
+
+
 def test_server_backend_keepalive_not_framed():
     """R47: the backend's 1-byte 0xFF NAT keepalive never reaches TCP."""
     s = Server()
@@ -377,6 +408,148 @@ def test_server_unknown_session_dropped():
             pass
     finally:
         s.be.settimeout(3)
+        s.stop()
+
+
+# ---- proxy-protocol: behind a load balancer ----------------------------------
+
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def pp_v1(src, sport, dst="127.0.0.1", dport=4500):
+    return ("PROXY TCP4 %s %s %d %d\r\n" % (src, dst, sport, dport)).encode()
+
+
+def pp_v2(src=None, sport=0, dst="127.0.0.1", dport=4500, local=False, tlv=b""):
+    if local:
+        return PP2_SIG + bytes([0x20, 0x00]) + struct.pack(">H", len(tlv)) + tlv
+    body = (socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack(">HH", sport, dport)
+            + tlv)
+    return PP2_SIG + bytes([0x21, 0x11]) + struct.pack(">H", len(body)) + body
+
+
+def tcp_from(src_ip, port):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    t.bind((src_ip, 0))
+    t.settimeout(3)
+    t.connect(("127.0.0.1", port))
+    return t
+
+
+def test_server_proxy_protocol():
+    """proxy-protocol = yes: each connection from a listed balancer starts
+    with a PROXY header (v1 or v2, in any pieces); the client it names is
+    used for logs and max-conns-per-source, and exactly the header is
+    consumed (the prefix and frames behind it in the same segment are
+    relayed). Health checks (LOCAL) are counted; a connection without a
+    header, or from an address not listed, is closed and counted; a tunnel
+    through the balancer keeps working."""
+    sock = os.path.join(TMP, "pp.sock")
+    s = Server(["--proxy-protocol", "yes", "--proxy-protocol-from", "127.0.0.1",
+                "--proxy-protocol-from", "10.0.0.0/8", "--max-conns-per-source", "2",
+                "--stats-socket", sock, "-v"])
+    try:
+        # v2, the header split over two writes, then the client's stream
+        t = tcp(s.port)
+        h = pp_v2("198.51.100.7", 40000, tlv=bytes([0x04, 0x00, 0x02, 0, 0]))  # a NOOP TLV
+        t.sendall(h[:7])
+        time.sleep(0.1)
+        m = dgram_ike(0x5101)
+        t.sendall(h[7:] + b"IKETCP" + frame(m))
+        d, src = s.be.recvfrom(70000)
+        assert d == m, d
+        s.be.sendto(response_of(m), src)
+        assert recv_frame(t) == response_of(m)
+        wait_log(s.p, "PROXY v2 header: client 198.51.100.7:40000")
+        # v1, header + prefix + frame in one segment
+        t1 = tcp(s.port)
+        m1 = dgram_ike(0x5102)
+        t1.sendall(pp_v1("198.51.100.7", 40001) + b"IKETCP" + frame(m1))
+        assert s.be.recvfrom(70000)[0] == m1
+        # the same client a third time: max-conns-per-source (2) counts
+        # clients, not the balancer every connection comes from
+        t2 = tcp(s.port)
+        t2.sendall(pp_v1("198.51.100.7", 40002) + b"IKETCP" + frame(dgram_ike(0x5103)))
+        assert closed_within(t2, 2.0), "a third connection of one client was kept"
+        line = wait_log(s.p, "max-conns-per-source of the client the PROXY header names")
+        assert line.endswith(": 198.51.100.7:40002 (frames in 0, out 0, esp dropped 0)"), line
+        t3 = tcp(s.port)
+        m3 = dgram_ike(0x5104)
+        t3.sendall(pp_v1("203.0.113.9", 5000) + b"IKETCP" + frame(m3))
+        assert s.be.recvfrom(70000)[0] == m3
+        # a health check: LOCAL, then the balancer closes
+        hc = tcp(s.port)
+        hc.sendall(pp_v2(local=True))
+        time.sleep(0.1)
+        hc.close()
+        # no header: an RFC 9329 client that reached us directly
+        direct = tcp(s.port)
+        direct.sendall(b"IKETCP" + frame(dgram_ike(0x5105)))
+        assert closed_within(direct, 2.0)
+        wait_log(s.p, "bad PROXY protocol header")
+        # an address that is not a listed balancer is refused at accept
+        rogue = tcp_from("127.0.0.2", s.port)
+        assert closed_within(rogue, 2.0)
+        wait_log(s.p, "refused 127.0.0.2:")
+        no_datagram(s.be, 0.3)
+        # the first tunnel did not notice any of it
+        t.sendall(frame(esp(0x51, 1)))
+        assert s.be.recvfrom(70000) == (esp(0x51, 1), src)
+        end = time.time() + 3
+        while True:
+            st = server_stats(sock)
+            if st["closed_health_check"] == 1 or time.time() > end:
+                break
+            time.sleep(0.05)
+        assert st["proxy_headers"] == 5 and st["proxy_local"] == 1, st
+        assert st["refused_proxy_source"] == 1 and st["refused_source"] == 1, st
+        assert st["closed_proxy_header"] == 1 and st["closed_proxy_source_limit"] == 1, st
+        # the health check's end is neither a warning nor a read error
+        assert st["closed_health_check"] == 1 and st["closed_read_error"] == 0, st
+        assert st["connections"] == 3, st  # t, t1, t3
+    finally:
+        s.stop()
+
+
+def test_server_proxy_protocol_names_the_balancer():
+    """A header that names the balancer's own address (a client on the
+    balancer's host): the connection moves from the balancer's per-source
+    entry to the same entry. (It was freed and then written: ASan found it.)"""
+    s = Server(["--proxy-protocol", "yes", "--proxy-protocol-from", "127.0.0.1"])
+    try:
+        t = tcp(s.port)
+        m = dgram_ike(0x5301)
+        t.sendall(pp_v1("127.0.0.1", 5555) + b"IKETCP" + frame(m))
+        d, src = s.be.recvfrom(70000)
+        assert d == m, d
+        s.be.sendto(response_of(m), src)
+        assert recv_frame(t) == response_of(m)
+        t.close()
+        t2 = tcp(s.port)  # the entry is still consistent
+        m2 = dgram_ike(0x5302)
+        t2.sendall(pp_v1("127.0.0.1", 5556) + b"IKETCP" + frame(m2))
+        assert s.be.recvfrom(70000)[0] == m2
+    finally:
+        s.stop()
+
+
+def test_server_proxy_protocol_then_tls():
+    """A TLS port behind a TCP balancer: the PROXY header comes first, in
+    clear, then the TLS handshake, then RFC 9329 inside TLS."""
+    s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT, "--proxy-protocol", "yes",
+                "--proxy-protocol-from", "127.0.0.1"] + tls_files())
+    try:
+        raw = tcp(TLS_PORT)
+        raw.sendall(pp_v2("192.0.2.44", 51000, dport=443))
+        t = tls_client_ctx().wrap_socket(raw, server_hostname="gw.test")
+        m = dgram_ike(0x5201)
+        t.sendall(b"IKETCP" + frame(m))
+        d, src = s.be.recvfrom(70000)
+        assert d == m, d
+        s.be.sendto(response_of(m), src)
+        assert recv_frame(t) == response_of(m)
+        wait_log(s.p, "PROXY v2 header: client 192.0.2.44:51000")
+    finally:
         s.stop()
 
 

@@ -222,6 +222,7 @@ test_server_defaults(void **state)
 	assert_int_equal(s.max_pending, 256);
 	assert_int_equal(s.max_bad_frames, 8);
 	assert_int_equal(s.session_timeout_ms, 600000);
+	assert_int_equal(s.replaced_idle_ms, 60000);
 	assert_int_equal(s.max_sessions, 8192);
 	assert_int_equal(s.send_budget, 262144);
 	assert_int_equal(s.ike_reserve, 131072);
@@ -496,6 +497,7 @@ static const struct numcase good[] = {
 	SV("prefix-timeout", prefix_timeout_ms, "0007s", 7000),
 	SV("session-timeout", session_timeout_ms, "30m", 1800000),
 	SV("session-timeout", session_timeout_ms, "1ms", 1),
+	SV("replaced-idle-timeout", replaced_idle_ms, "90s", 90000),
 	CV("fallback-wait", fallback_wait_ms, "750ms", 750),
 	CV("connect-timeout", connect_timeout_ms, "10s", 10000),
 	CV("reconnect-min", reconnect_min_ms, "1ms", 1),
@@ -617,6 +619,8 @@ static const struct badcase bad[] = {
 	{0, "prefix-timeout", "s", "not a duration"},
 	{0, "prefix-timeout", "1d", "not a duration"},
 	{0, "session-timeout", "0s", "out of range"},
+	{0, "replaced-idle-timeout", "0", "out of range"},
+	{0, "replaced-idle-timeout", "1x", "not a duration"},
 	{0, "session-timeout", "abc", "not a duration"},
 	{1, "fallback-wait", "2 m", "not a duration"},
 	{1, "fallback-wait", "0", "out of range"},
@@ -960,6 +964,8 @@ static const struct {
 	{0, "max-pending", "50"},
 	{0, "max-sessions", "70"},
 	{0, "prefix-timeout", "2s"},
+	{0, "replaced-idle-timeout", "5m"},
+	{0, "proxy-protocol", "no"},
 	{1, "reconnect-max", "30s"},
 	{1, "reconnect-min", "1s"},
 	{1, "resolve-interval", "2m"},
@@ -1729,6 +1735,101 @@ test_file_then_args_append(void **state)
 	free(cfg);
 }
 
+/* ---- proxy-protocol, proxy-protocol-from, address prefixes ------------------------------ */
+
+static void
+test_proxy_protocol_keys(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg = parse_ok("[server]\nproxy-protocol = yes\n"
+					   "proxy-protocol-from = 10.0.0.0/8\n"
+					   "proxy-protocol-from = 2001:db8::1\n"
+					   "proxy-protocol-from = 192.0.2.7/32\n");
+	const struct iketcpd_server_cfg *s = &cfg->servers[0];
+	char b[64];
+
+	assert_int_equal(s->proxy_protocol, 1);
+	assert_int_equal(s->nproxy_from, 3);
+	assert_string_equal(iketcpd_prefix_str(&s->proxy_from[0], b, sizeof(b)), "10.0.0.0/8");
+	assert_string_equal(iketcpd_prefix_str(&s->proxy_from[1], b, sizeof(b)), "2001:db8::1/128");
+	assert_string_equal(iketcpd_prefix_str(&s->proxy_from[2], b, sizeof(b)), "192.0.2.7/32");
+	assert_int_equal(iketcpd_config_check(cfg, b, sizeof(b)), 0);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	/* default: off, nothing listed */
+	cfg = parse_ok("[server]\n");
+	assert_int_equal(cfg->servers[0].proxy_protocol, 0);
+	assert_int_equal(cfg->servers[0].nproxy_from, 0);
+	free(cfg);
+
+	static const char *const bad_prefixes[] = {
+		"10.0.0.1/8", /* bits after the prefix */
+		"10.0.0.0/33",   "10.0.0.0/08",     "10.0.0.0/",      "/8",
+		"10.0.0/8",      "10.0.0.0/8x",     "2001:db8::/129", "2001:db8::1/64",
+		"[2001:db8::1]", "vpn.example.com", "10.0.0.0//8",    "10.0.0.0/-1",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad_prefixes); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[server]\nproxy-protocol-from = %s\n",
+			 bad_prefixes[i]);
+		expect_err(text, SRC ":2:", "proxy-protocol-from", "is not an address or prefix");
+	}
+	expect_err("[server]\nproxy-protocol = maybe\n", SRC ":2:", "is not yes/no", NULL);
+
+	char many[2048] = "[server]\n";
+	for (int i = 0; i <= IKETCPD_MAX_PROXY_FROM; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+			 "proxy-protocol-from = 10.%d.0.0/16\n", i);
+	expect_err(many, SRC ":18:", "one proxy-protocol-from too many (at most 16)", NULL);
+
+	/* cross checks: an open door or a forgotten switch is refused */
+	cfg = good_cfg();
+	cfg->servers[0].proxy_protocol = 1;
+	expect_check_err(cfg, "server \"s\": proxy-protocol = yes needs proxy-protocol-from", NULL);
+	cfg = good_cfg();
+	assert_int_equal(iketcpd_parse_prefix("192.0.2.0/24", &cfg->servers[0].proxy_from[0]), 0);
+	cfg->servers[0].nproxy_from = 1;
+	expect_check_err(cfg, "proxy-protocol-from is set but proxy-protocol = no", NULL);
+}
+
+static void
+test_prefix_match(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *prefix, *addr;
+		int match;
+	} cases[] = {
+		{"10.0.0.0/8", "10.255.1.2:1", 1},
+		{"10.0.0.0/8", "11.0.0.1:1", 0},
+		{"192.0.2.128/25", "192.0.2.200:1", 1},
+		{"192.0.2.128/25", "192.0.2.127:1", 0},
+		{"192.0.2.7", "192.0.2.7:9", 1},
+		{"192.0.2.7", "192.0.2.6:9", 0},
+		{"0.0.0.0/0", "203.0.113.1:1", 1},
+		{"0.0.0.0/0", "[::1]:1", 0},
+		{"2001:db8::/32", "[2001:db8:ffff::1]:1", 1},
+		{"2001:db8::/33", "[2001:db8:8000::1]:1", 0},
+		{"2001:db8::/33", "[2001:db8:7fff::1]:1", 1},
+		{"::/0", "[2001:db8::1]:1", 1},
+		{"::/0", "127.0.0.1:1", 0},
+		{"2001:db8::1", "[2001:db8::1]:4500", 1},
+		{"2001:db8::1", "[2001:db8::2]:4500", 0},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct iketcpd_prefix p;
+		struct iketcpd_addr a;
+		assert_int_equal(iketcpd_parse_prefix(cases[i].prefix, &p), 0);
+		assert_int_equal(iketcpd_parse_addr(cases[i].addr, 0, &a), 0);
+		if (iketcpd_prefix_match(&p, &a) != cases[i].match) {
+			print_error("%s in %s: expected %d\n", cases[i].addr, cases[i].prefix,
+				    cases[i].match);
+			fail();
+		}
+	}
+}
+
 /* ---- dump / parse round trip ------------------------------------------------------------ */
 
 static void
@@ -2262,6 +2363,8 @@ main(void)
 		cmocka_unit_test(test_tls_server_keys),
 		cmocka_unit_test(test_tls_client_keys),
 		cmocka_unit_test(test_tls_args),
+		cmocka_unit_test(test_proxy_protocol_keys),
+		cmocka_unit_test(test_prefix_match),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
