@@ -332,6 +332,10 @@ ref_v2(const uint8_t *d, size_t n, size_t max, struct ref *r)
 		r->rc = IKETCP_E_PPHDR;
 		return;
 	}
+	if (n > 13 && (d[12] & 15) == IKETCP_PP_PROXY && ((d[13] >> 4) > 3 || (d[13] & 15) > 2)) {
+		r->rc = IKETCP_E_PPHDR;
+		return;
+	}
 	if (n < 16)
 		return;
 	size_t len = ref_be16(d + 14), total = 16 + len;

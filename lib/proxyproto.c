@@ -500,7 +500,13 @@ parse_v2(struct iketcp_cur *c, size_t max, struct iketcp_pp_info *info, char *re
 		return pp_fail(reason, "v2 version %u", (unsigned)(vc >> 4));
 	if ((vc & 0x0f) > IKETCP_PP_PROXY)
 		return pp_fail(reason, "v2 command %u", (unsigned)(vc & 0x0f));
-	if (iketcp_cur_get_u8(c, &fam) != IKETCP_OK || iketcp_cur_get_u8(c, &hi) != IKETCP_OK)
+	if (iketcp_cur_get_u8(c, &fam) != IKETCP_OK)
+		return 0;
+	/* undefined family (> 3) or transport (> 2): "must be rejected as
+	 * invalid by receivers"; LOCAL discards the family unread */
+	if ((vc & 0x0f) == IKETCP_PP_PROXY && ((fam >> 4) > 3 || (fam & 0x0f) > 2))
+		return pp_fail(reason, "v2 family/transport 0x%02x undefined", (unsigned)fam);
+	if (iketcp_cur_get_u8(c, &hi) != IKETCP_OK)
 		return 0;
 	if (IKETCP_PP_V2_HDR_LEN + ((size_t)hi << 8) > max)
 		return pp_fail(reason, "header longer than %zu bytes", max);

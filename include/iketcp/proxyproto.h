@@ -20,11 +20,14 @@
  * transport byte, 16-bit length of the rest; for PROXY over TCP/IPv4 (0x11)
  * or TCP/IPv6 (0x21) the address block (12 or 36 bytes) follows, then TLVs,
  * which are walked for well-formedness (each TLV within the length) and
- * otherwise ignored. Any other family/transport byte (UNSPEC, UDP, UNIX,
- * or a value the specification does not define) is accepted as "addresses
+ * otherwise ignored. The other defined family/transport bytes (UNSPEC,
+ * UDP, UNIX: family 0..3, transport 0..2) are accepted as "addresses
  * unknown" (family AF_UNSPEC) because the header length still says how much
- * to skip; so is LOCAL, whatever its family byte. Those headers are skipped
- * whole: their address blocks and TLVs are not looked at.
+ * to skip; a PROXY header with a value the specification does not define is
+ * refused, as the specification asks of receivers. LOCAL is accepted
+ * whatever its family byte (the specification: discard the block,
+ * family included). Headers without addresses are skipped whole: their
+ * address blocks and TLVs are not looked at.
  */
 #ifndef IKETCP_PROXYPROTO_H
 #define IKETCP_PROXYPROTO_H

@@ -514,12 +514,11 @@ test_v2_local(void **state)
 	assert_zeroed(&i.dst);
 }
 
-/* UNSPEC, UDP, UNIX, undefined: addresses unknown, the length skipped whole. */
+/* UNSPEC, UDP, UNIX: addresses unknown, the length skipped whole. */
 static void
 test_v2_other_families(void **state)
 {
-	static const uint8_t fams[] = {0x00, 0x01, 0x10, 0x12, 0x20, 0x22,
-				       0x31, 0x32, 0x13, 0x44, 0xff};
+	static const uint8_t fams[] = {0x00, 0x01, 0x02, 0x10, 0x12, 0x20, 0x22, 0x30, 0x31, 0x32};
 	static const uint16_t lens[] = {0, 3, 12, 36, 216, 218};
 	uint8_t h[16 + 218];
 
@@ -544,6 +543,28 @@ test_v2_other_families(void **state)
 	struct iketcp_pp_info i = check_valid(h, 232, 0);
 	assert_int_equal(i.len, 232);
 	assert_int_equal(i.family, AF_UNSPEC);
+}
+
+/* Undefined family or transport: a PROXY header is refused at that byte
+ * (the specification asks receivers to); LOCAL discards the family. */
+static void
+test_v2_undefined_family(void **state)
+{
+	static const uint8_t fams[] = {0x13, 0x40, 0x44, 0x03, 0xff, 0x1f};
+	uint8_t h[16 + 12];
+	char want[IKETCP_PP_REASON_MAX];
+
+	(void)state;
+	for (size_t f = 0; f < TU_ARRAY_LEN(fams); f++) {
+		v2_fixed(h, 0x21, fams[f], 12);
+		memset(h + 16, 0, 12);
+		snprintf(want, sizeof(want), "v2 family/transport 0x%02x undefined", fams[f]);
+		check_bad(h, sizeof(h), 0, 13, want);
+		v2_fixed(h, 0x20, fams[f], 12);
+		struct iketcp_pp_info i = check_valid(h, sizeof(h), 0);
+		assert_int_equal(i.command, IKETCP_PP_LOCAL);
+		assert_int_equal(i.family, AF_UNSPEC);
+	}
 }
 
 static size_t
@@ -862,6 +883,7 @@ main(void)
 		cmocka_unit_test(test_v2_tcp6),
 		cmocka_unit_test(test_v2_local),
 		cmocka_unit_test(test_v2_other_families),
+		cmocka_unit_test(test_v2_undefined_family),
 		cmocka_unit_test(test_v2_tlvs),
 		cmocka_unit_test(test_v2_bad_fixed),
 		cmocka_unit_test(test_v2_max_len),
