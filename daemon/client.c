@@ -52,9 +52,11 @@ struct target {
 	const char *what; /* "peer" or "proxy", for logs */
 	char host[IKETCPD_HOST_MAX];
 	uint16_t port;
-	struct iketcpd_addr addr;
-	int have;    /* addr is usable */
-	int numeric; /* host is an IP literal */
+	struct iketcpd_addr addr; /* == addrs[cur]: what connections use */
+	struct iketcpd_addr addrs[RESOLVE_MAX_ADDRS];
+	unsigned naddrs, cur; /* a failed connect moves cur to the next one */
+	int have;             /* addr is usable */
+	int numeric;          /* host is an IP literal */
 	struct resolve_job *job;
 	uint64_t done_ms; /* when the last lookup ended; 0 = none yet */
 };
@@ -93,6 +95,7 @@ struct flow {
 	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL when down */
 	int is_tls;                 /* tr is (or will be, after the proxy) TLS */
 	int via_proxy;              /* this connection goes through the proxy */
+	unsigned addr_idx;          /* which of the target's addresses it uses */
 	struct flow_proxy *px;      /* CONNECT in progress */
 	size_t prefix_left;
 	struct iketcp_deframer df;
@@ -496,34 +499,66 @@ flow_connect_failed(struct flow *f, const char *what, const char *why)
 		f->ts = TS_DOWN;
 		return;
 	}
-	target_refresh(f->via_proxy ? &cl->proxy : &cl->peer);
+	struct target *t = f->via_proxy ? &cl->proxy : &cl->peer;
+	target_refresh(t);
 	log_warn("%s: flow %llu: cannot connect to %s: %s%s%s; retrying in %ums", cl->cfg.name,
 		 (unsigned long long)f->id, tgt, what, what[0] && why && why[0] ? ": " : "",
 		 why ? why : "", f->backoff_ms);
+	/* A name with several addresses (IPv6 and IPv4, say, where one path is
+	 * broken): the next attempt tries the next one. Only once per failed
+	 * address, however many flows failed on it. */
+	if (t->have && t->naddrs > 1 && f->addr_idx == t->cur) {
+		char as[64];
+		t->cur = (t->cur + 1) % t->naddrs;
+		t->addr = t->addrs[t->cur];
+		log_info("%s: %s %s: next attempt to address %u of %u, %s", cl->cfg.name, t->what,
+			 t->host, t->cur + 1, t->naddrs,
+			 iketcpd_addr_str(&t->addr, as, sizeof(as)));
+	}
 	flow_retry(f);
 }
 
 /* ---- names of the peer and the proxy --------------------------------------- */
 
+static int
+same_addrs(const struct iketcpd_addr *a, unsigned na, const struct iketcpd_addr *b, unsigned nb)
+{
+	if (na != nb)
+		return 0;
+	for (unsigned i = 0; i < na; i++)
+		if (a[i].len != b[i].len || memcmp(&a[i].ss, &b[i].ss, a[i].len))
+			return 0;
+	return 1;
+}
+
 static void
-target_done(void *data, int rc, const struct iketcpd_addr *addr, const char *err)
+target_done(void *data, int rc, const struct iketcpd_addr *addrs, unsigned n, const char *err)
 {
 	struct target *t = data;
 	struct client *cl = t->cl;
-	char as[64], was[64];
+	char as[64], was[64], more[48] = "";
 
 	t->job = NULL;
 	t->done_ms = loop_now(cl->loop);
+	if (rc == 0 && !(t->have && same_addrs(addrs, n, t->addrs, t->naddrs))) {
+		/* a new answer starts from its first address; the same answer
+		 * keeps the one that worked last */
+		if (n > 1)
+			snprintf(more, sizeof(more), " (and %u more address%s)", n - 1,
+				 n > 2 ? "es" : "");
+		iketcpd_addr_str(&addrs[0], as, sizeof(as));
+		if (!t->have)
+			log_info("%s: %s %s is %s%s", cl->cfg.name, t->what, t->host, as, more);
+		else
+			log_info("%s: %s %s is now %s%s (was %s)", cl->cfg.name, t->what, t->host,
+				 as, more, iketcpd_addr_str(&t->addr, was, sizeof(was)));
+		memcpy(t->addrs, addrs, n * sizeof(*addrs));
+		t->naddrs = n;
+		t->cur = 0;
+		t->addr = addrs[0];
+	}
 	if (rc == 0) {
 		cl->st.resolves++;
-		if (!t->have)
-			log_info("%s: %s %s is %s", cl->cfg.name, t->what, t->host,
-				 iketcpd_addr_str(addr, as, sizeof(as)));
-		else if (addr->len != t->addr.len || memcmp(&addr->ss, &t->addr.ss, addr->len))
-			log_info("%s: %s %s is now %s (was %s)", cl->cfg.name, t->what, t->host,
-				 iketcpd_addr_str(addr, as, sizeof(as)),
-				 iketcpd_addr_str(&t->addr, was, sizeof(was)));
-		t->addr = *addr;
 		t->have = 1;
 	} else {
 		cl->st.resolve_failures++;
@@ -532,8 +567,8 @@ target_done(void *data, int rc, const struct iketcpd_addr *addr, const char *err
 				 t->what, t->host, err, iketcpd_addr_str(&t->addr, as, sizeof(as)));
 	}
 	/* Flows that waited for this name go on (or fail and back off). */
-	for (struct flow *f = cl->flows, *n; f; f = n) {
-		n = f->next;
+	for (struct flow *f = cl->flows, *next; f; f = next) {
+		next = f->next;
 		if (f->ts != TS_RESOLVING || (f->via_proxy ? &cl->proxy : &cl->peer) != t)
 			continue;
 		timer_stop(cl->loop, &f->tt);
@@ -586,8 +621,11 @@ target_set(struct client *cl, struct target *t, const char *what, const char *ho
 	t->what = what;
 	snprintf(t->host, sizeof(t->host), "%s", host);
 	t->port = port;
-	if (host[0] && resolve_numeric(host, port, &t->addr) == 0)
+	if (host[0] && resolve_numeric(host, port, &t->addr) == 0) {
 		t->have = t->numeric = 1;
+		t->addrs[0] = t->addr;
+		t->naddrs = 1;
+	}
 }
 
 /* Looks up what the section's connections will need, before the first one. */
@@ -633,6 +671,7 @@ flow_tcp_connect(struct flow *f)
 		return;
 	}
 	dst = &t->addr;
+	f->addr_idx = t->cur;
 	int fd = net_tcp_connect(dst, &f->flowlabel);
 	cl->st.connects++;
 	if (fd < 0) {

@@ -15,8 +15,9 @@
  * at all. */
 struct resolve_msg {
 	int rc;
+	unsigned n;
 	char err[120];
-	struct iketcpd_addr addr;
+	struct iketcpd_addr addrs[RESOLVE_MAX_ADDRS];
 };
 
 /* Owned by the thread alone. */
@@ -59,10 +60,10 @@ set_port(struct iketcpd_addr *a, uint16_t port)
 		((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
 }
 
-/* getaddrinfo() with flags; the first result into *out. Returns 0 or the
- * EAI_ code. */
+/* getaddrinfo() with flags; up to max IPv4/IPv6 results, in its order,
+ * into out[0..*n). Returns 0 (*n >= 1) or the EAI_ code. */
 static int
-lookup(const char *h, uint16_t port, int flags, struct iketcpd_addr *out)
+lookup(const char *h, uint16_t port, int flags, struct iketcpd_addr *out, unsigned max, unsigned *n)
 {
 	/* AI_ADDRCONFIG: no IPv6 answer on a host without IPv6, where a
 	 * connect would only fail. */
@@ -71,25 +72,36 @@ lookup(const char *h, uint16_t port, int flags, struct iketcpd_addr *out)
 	int rc = getaddrinfo(h, NULL, &hints, &res);
 	if (rc != 0)
 		return rc;
-	if (!res || res->ai_addrlen > sizeof(out->ss)) {
-		freeaddrinfo(res);
-		return EAI_FAIL;
+	*n = 0;
+	for (struct addrinfo *a = res; a && *n < max; a = a->ai_next) {
+		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+		    a->ai_addrlen > sizeof(out->ss))
+			continue;
+		struct iketcpd_addr *o = &out[*n];
+		memset(o, 0, sizeof(*o));
+		memcpy(&o->ss, a->ai_addr, a->ai_addrlen);
+		o->len = a->ai_addrlen;
+		set_port(o, port);
+		/* SOCK_STREAM alone still lists an address once per protocol
+		 * on some resolvers: keep each address once */
+		int dup = 0;
+		for (unsigned i = 0; i < *n && !dup; i++)
+			dup = out[i].len == o->len && !memcmp(&out[i].ss, &o->ss, o->len);
+		if (!dup)
+			(*n)++;
 	}
-	memset(out, 0, sizeof(*out));
-	memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
-	out->len = res->ai_addrlen;
-	set_port(out, port);
 	freeaddrinfo(res);
-	return 0;
+	return *n ? 0 : EAI_FAIL;
 }
 
 int
 resolve_numeric(const char *host, uint16_t port, struct iketcpd_addr *out)
 {
 	char h[IKETCPD_HOST_MAX];
+	unsigned n;
 	if (strip_brackets(host, h, sizeof(h)) < 0)
 		return -1;
-	return lookup(h, port, AI_NUMERICHOST, out) == 0 ? 0 : -1;
+	return lookup(h, port, AI_NUMERICHOST, out, 1, &n) == 0 ? 0 : -1;
 }
 
 static void *
@@ -100,7 +112,7 @@ resolve_thread(void *p)
 	int rc;
 
 	memset(&m, 0, sizeof(m));
-	rc = lookup(a->host, a->port, 0, &m.addr);
+	rc = lookup(a->host, a->port, 0, m.addrs, RESOLVE_MAX_ADDRS, &m.n);
 	if (rc == 0) {
 		m.rc = 0;
 	} else {
@@ -142,13 +154,15 @@ job_cb(struct watcher *w, uint32_t ev)
 	ssize_t n = recv(w->fd, &m, sizeof(m), MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n != (ssize_t)sizeof(m)) {
+	if (n != (ssize_t)sizeof(m) || (m.rc == 0 && (m.n < 1 || m.n > RESOLVE_MAX_ADDRS))) {
 		/* cannot happen unless the thread died: say so, do not hang */
 		m.rc = -1;
 		snprintf(m.err, sizeof(m.err), "resolver thread gave no answer");
 	}
 	m.err[sizeof(m.err) - 1] = 0;
-	j->cb(j->data, m.rc, m.rc == 0 ? &m.addr : NULL, m.err);
+	if (m.rc != 0)
+		m.n = 0;
+	j->cb(j->data, m.rc, m.n ? m.addrs : NULL, m.n, m.err);
 	job_end(j);
 }
 

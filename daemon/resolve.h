@@ -23,10 +23,15 @@
 
 struct resolve_job;
 
-/* rc 0: *addr holds the first address getaddrinfo() gave, port set.
- * rc -1: err says why (gai_strerror, or a system error). The job is freed
- * after the callback returns. */
-typedef void (*resolve_cb)(void *data, int rc, const struct iketcpd_addr *addr, const char *err);
+/* Addresses kept per answer: a name with an IPv6 and an IPv4 address (or
+ * several of each) gives the caller something to try when one fails. */
+#define RESOLVE_MAX_ADDRS 8
+
+/* rc 0: addrs[0..n) (n >= 1) are the addresses getaddrinfo() gave, in its
+ * order, ports set. rc -1: n is 0 and err says why (gai_strerror, or a
+ * system error). The job is freed after the callback returns. */
+typedef void (*resolve_cb)(void *data, int rc, const struct iketcpd_addr *addrs, unsigned n,
+			   const char *err);
 
 /* Starts resolving host (a name, an IP literal, or "[v6]") for port.
  * Returns the job, or NULL with errno set (no thread or socket could be

@@ -5,10 +5,10 @@
  * /etc/hosts edits.
  *
  * Names ending in ".slowdns.test" are answered from the file $SLOWDNS_FILE,
- * read on every lookup, one "NAME DELAY_MS ADDRESS" line per name (ADDRESS
- * "FAIL" answers EAI_NONAME). Each such lookup appends "NAME TID PID" to
- * $SLOWDNS_LOG, so a test can tell which thread looked up. Every other
- * name goes to the real getaddrinfo().
+ * read on every lookup, one "NAME DELAY_MS ADDRESS[,ADDRESS...]" line per
+ * name, answered in that order (ADDRESS "FAIL" answers EAI_NONAME). Each such lookup appends "NAME
+ * TID PID" to $SLOWDNS_LOG, so a test can tell which thread looked up. Every other name goes to the
+ * real getaddrinfo().
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -93,5 +93,22 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 	struct addrinfo h = hints ? *hints : (struct addrinfo){0};
 	h.ai_flags |= AI_NUMERICHOST;
 	h.ai_flags &= ~AI_ADDRCONFIG;
-	return real(addr, service, &h, res);
+	/* each literal on its own, the lists chained in order (glibc's
+	 * freeaddrinfo() frees node by node, so a chained list is fine) */
+	struct addrinfo *head = NULL, **tail = &head;
+	for (char *save = NULL, *a = strtok_r(addr, ",", &save); a;
+	     a = strtok_r(NULL, ",", &save)) {
+		struct addrinfo *one = NULL;
+		int rc = real(a, service, &h, &one);
+		if (rc != 0) {
+			if (head)
+				freeaddrinfo(head);
+			return rc;
+		}
+		*tail = one;
+		while (*tail)
+			tail = &(*tail)->ai_next;
+	}
+	*res = head;
+	return head ? 0 : EAI_NONAME;
 }

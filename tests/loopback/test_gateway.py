@@ -1745,6 +1745,36 @@ def test_client_name_lookup_fails_then_follows_change():
     assert rc == 0, rc
 
 
+def test_client_tries_next_address():
+    """A name with two addresses, the first one dead (nothing listens
+    there): the failed attempt moves the section to the second address, the
+    pending request goes out there, and later attempts stay on it."""
+    sock = os.path.join(TMP, "nextaddr.sock")
+    s = Server()
+    env = slowdns({"gw.slowdns.test": (0, "127.0.0.3,127.0.0.1")})
+    ikd, cport = udp(BASE + 3), BASE + 2
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "gw.slowdns.test:%d" % s.port,
+               "--reconnect-max", "200ms", "--stats-socket", sock], "client", env)
+    try:
+        wait_log(c, "peer gw.slowdns.test is 127.0.0.3:%d (and 1 more address)" % s.port)
+        m = dgram_ike(0xEA)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        line = wait_log(c, "cannot connect to 127.0.0.3:%d" % s.port)
+        assert "Connection refused" in line, line
+        wait_log(c, "peer gw.slowdns.test: next attempt to address 2 of 2, 127.0.0.1:%d" % s.port)
+        d, src = s.be.recvfrom(70000)
+        assert d == m, d
+        s.be.sendto(response_of(m), src)
+        assert ikd.recvfrom(70000)[0] == response_of(m)
+        wait_log(c, "connected to 127.0.0.1:%d" % s.port)
+        st = client_stats(sock)
+        assert st["connect_failures"] == 1 and st["connects"] == 2, st
+    finally:
+        rc = stop_client(c, ikd)
+        s.stop()
+    assert rc == 0, rc
+
+
 def test_client_udp_mode_waits_for_name():
     """enable-tcp no: a datagram before the peer's name resolved is dropped
     and said (the local daemon retransmits); the next one goes by UDP."""
