@@ -293,7 +293,7 @@ def test_server_closes_replaced_idle_connection():
     one is closed after replaced-idle-timeout without a frame from it; a
     frame on it postpones that; the new connection is untouched."""
     sock = os.path.join(TMP, "r34.sock")
-    s = Server(["--replaced-idle-timeout", "600ms", "--stats-socket", sock])
+    s = Server(["--replaced-idle-timeout", "1500ms", "--stats-socket", sock])
     try:
         t, src = s.open_session(0x6161)
         t2 = tcp(s.port)
@@ -302,13 +302,14 @@ def test_server_closes_replaced_idle_connection():
         assert s.be.recvfrom(70000)[0] == req
         s.be.sendto(response_of(req), src)  # the answer moves the return path
         assert recv_frame(t2) == response_of(req)
-        time.sleep(0.4)
+        time.sleep(0.5)
         t.sendall(frame(esp(0x610, 1)))  # the old connection is still used
         assert s.be.recvfrom(70000)[0] == esp(0x610, 1)
         t_frame = time.time()
-        assert closed_within(t, 3.0), "the replaced idle connection stayed"
+        assert closed_within(t, 5.0), "the replaced idle connection stayed"
         took = time.time() - t_frame
-        assert took > 0.45, "closed %.2fs after its last frame (timeout 0.6s)" % took
+        # more than the 1.0 s left from the switch: the frame re-armed it
+        assert took > 1.2, "closed %.2fs after its last frame (timeout 1.5s)" % took
         assert still_open(t2)
         s.be.sendto(esp(0x61, 2), src)
         assert recv_frame(t2) == esp(0x61, 2)
@@ -1655,7 +1656,7 @@ def test_client_name_lookup_off_the_loop():
         took = time.time() - t1
         assert d == direct, d
         assert took < 1.0, "the server section waited %.2fs for a name lookup" % took
-        assert time.time() - t0 < 2.5, "too slow to tell (%.2fs)" % (time.time() - t0)
+        # the proof: the relay happened while the lookup was still running
         assert log_count(p, "peer gw.slowdns.test is") == 0, "the lookup ended early"
         # the client's request waited for the name, then went out
         be.settimeout(8)
