@@ -770,79 +770,94 @@ enum sect {
 struct parser;
 typedef int kw_fn(struct parser *p, const char *val);
 
+/*
+ * Most keys set one number or yes/no in the section they are in: for
+ * those the table gives the kind, the field's offset in a server and/or a
+ * client section (0: not valid there; offset 0 is the name, never a
+ * value) and the range, and parse_value() does the rest. Keys with more
+ * to check have their own parse function (kind V_FN).
+ */
+enum vkind { V_FN, V_DURATION, V_COUNT, V_SIZE, V_BOOL };
+
 struct kw {
 	const char *name;
 	unsigned sections; /* enum sect bits where the key is valid */
 	int multi;         /* may be repeated in one section */
-	kw_fn *parse;
+	kw_fn *parse;      /* V_FN */
+	enum vkind kind;
+	size_t srv_off, cli_off; /* the field in iketcpd_server_cfg / _client_cfg */
+	uint32_t min, max;       /* V_COUNT, V_SIZE */
 };
 
-static kw_fn parse_backend, parse_connect_timeout, parse_enable_tcp, parse_fallback_wait,
-	parse_flow_timeout, parse_ike_reserve, parse_listen, parse_max_bad_frames, parse_max_conns,
-	parse_max_conns_per_source, parse_max_flows, parse_max_frame, parse_max_pending,
-	parse_max_sessions, parse_peer, parse_prefix_timeout, parse_reconnect_max,
-	parse_reconnect_min, parse_replaced_idle, parse_resolve_interval, parse_send_budget,
-	parse_session_timeout, parse_stats_socket, parse_tcp_keepalive, parse_udp, parse_verbose,
-	parse_listen_tls, parse_tls_cert, parse_tls_key, parse_tls_min_version, parse_tls_ciphers,
-	parse_tls_ciphersuites, parse_tls_groups, parse_tls_handshake_timeout,
-	parse_tls_null_cipher, parse_sniff_tls, parse_proxy_protocol, parse_proxy_protocol_from,
-	parse_tls, parse_tls_server_name, parse_tls_ca_file, parse_tls_verify, parse_tls_pin_sha256,
-	parse_proxy, parse_proxy_auth;
+#define SRV(f) offsetof(struct iketcpd_server_cfg, f)
+#define CLI(f) offsetof(struct iketcpd_client_cfg, f)
+
+static kw_fn parse_backend, parse_enable_tcp, parse_listen, parse_listen_tls, parse_peer,
+	parse_proxy, parse_proxy_auth, parse_proxy_protocol_from, parse_sniff_tls,
+	parse_stats_socket, parse_tls_ca_file, parse_tls_cert, parse_tls_ciphers,
+	parse_tls_ciphersuites, parse_tls_groups, parse_tls_key, parse_tls_min_version,
+	parse_tls_pin_sha256, parse_tls_server_name, parse_udp, parse_verbose;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
 #define G SECT_GLOBAL
 /* Sorted by strcmp() for bsearch(): keep it sorted when adding a key. */
 static const struct kw kwtab[] = {
-	{"backend", S, 0, parse_backend},
-	{"connect-timeout", C, 0, parse_connect_timeout},
-	{"enable-tcp", C, 0, parse_enable_tcp},
-	{"fallback-wait", C, 0, parse_fallback_wait},
-	{"flow-timeout", C, 0, parse_flow_timeout},
-	{"ike-reserve", S | C, 0, parse_ike_reserve},
-	{"listen", S, 1, parse_listen},
-	{"listen-tls", S, 1, parse_listen_tls},
-	{"max-bad-frames", S, 0, parse_max_bad_frames},
-	{"max-conns", S, 0, parse_max_conns},
-	{"max-conns-per-source", S, 0, parse_max_conns_per_source},
-	{"max-flows", C, 0, parse_max_flows},
-	{"max-frame", S | C, 0, parse_max_frame},
-	{"max-pending", S, 0, parse_max_pending},
-	{"max-sessions", S, 0, parse_max_sessions},
-	{"peer", C, 0, parse_peer},
-	{"prefix-timeout", S, 0, parse_prefix_timeout},
-	{"proxy", C, 0, parse_proxy},
-	{"proxy-auth", C, 0, parse_proxy_auth},
-	{"proxy-protocol", S, 0, parse_proxy_protocol},
-	{"proxy-protocol-from", S, 1, parse_proxy_protocol_from},
-	{"reconnect-max", C, 0, parse_reconnect_max},
-	{"reconnect-min", C, 0, parse_reconnect_min},
-	{"replaced-idle-timeout", S, 0, parse_replaced_idle},
-	{"resolve-interval", C, 0, parse_resolve_interval},
-	{"send-budget", S | C, 0, parse_send_budget},
-	{"session-timeout", S, 0, parse_session_timeout},
-	{"sniff-tls", S, 0, parse_sniff_tls},
-	{"stats-socket", G, 0, parse_stats_socket},
-	{"tcp-keepalive", S | C, 0, parse_tcp_keepalive},
-	{"tls", C, 0, parse_tls},
-	{"tls-ca-file", C, 0, parse_tls_ca_file},
-	{"tls-cert", S, 0, parse_tls_cert},
-	{"tls-ciphers", S | C, 0, parse_tls_ciphers},
-	{"tls-ciphersuites", S | C, 0, parse_tls_ciphersuites},
-	{"tls-groups", S | C, 0, parse_tls_groups},
-	{"tls-handshake-timeout", S, 0, parse_tls_handshake_timeout},
-	{"tls-key", S, 0, parse_tls_key},
-	{"tls-min-version", S | C, 0, parse_tls_min_version},
-	{"tls-null-cipher", S | C, 0, parse_tls_null_cipher},
-	{"tls-pin-sha256", C, 0, parse_tls_pin_sha256},
-	{"tls-server-name", C, 0, parse_tls_server_name},
-	{"tls-verify", C, 0, parse_tls_verify},
-	{"udp", C, 0, parse_udp},
-	{"verbose", G, 0, parse_verbose},
+	{"backend", S, 0, parse_backend, V_FN, 0, 0, 0, 0},
+	{"connect-timeout", C, 0, NULL, V_DURATION, 0, CLI(connect_timeout_ms), 0, 0},
+	{"enable-tcp", C, 0, parse_enable_tcp, V_FN, 0, 0, 0, 0},
+	{"fallback-wait", C, 0, NULL, V_DURATION, 0, CLI(fallback_wait_ms), 0, 0},
+	{"flow-timeout", C, 0, NULL, V_DURATION, 0, CLI(flow_timeout_ms), 0, 0},
+	{"ike-reserve", S | C, 0, NULL, V_SIZE, SRV(ike_reserve), CLI(ike_reserve), RESERVE_MIN,
+	 RESERVE_MAX},
+	{"listen", S, 1, parse_listen, V_FN, 0, 0, 0, 0},
+	{"listen-tls", S, 1, parse_listen_tls, V_FN, 0, 0, 0, 0},
+	{"max-bad-frames", S, 0, NULL, V_COUNT, SRV(max_bad_frames), 0, COUNT_MIN, COUNT_MAX},
+	{"max-conns", S, 0, NULL, V_COUNT, SRV(max_conns), 0, COUNT_MIN, COUNT_MAX},
+	{"max-conns-per-source", S, 0, NULL, V_COUNT, SRV(max_conns_per_source), 0, COUNT_MIN,
+	 COUNT_MAX},
+	{"max-flows", C, 0, NULL, V_COUNT, 0, CLI(max_flows), COUNT_MIN, COUNT_MAX},
+	{"max-frame", S | C, 0, NULL, V_SIZE, SRV(max_frame), CLI(max_frame), FRAME_MIN, FRAME_MAX},
+	{"max-pending", S, 0, NULL, V_COUNT, SRV(max_pending), 0, COUNT_MIN, COUNT_MAX},
+	{"max-sessions", S, 0, NULL, V_COUNT, SRV(max_sessions), 0, COUNT_MIN, COUNT_MAX},
+	{"peer", C, 0, parse_peer, V_FN, 0, 0, 0, 0},
+	{"prefix-timeout", S, 0, NULL, V_DURATION, SRV(prefix_timeout_ms), 0, 0, 0},
+	{"proxy", C, 0, parse_proxy, V_FN, 0, 0, 0, 0},
+	{"proxy-auth", C, 0, parse_proxy_auth, V_FN, 0, 0, 0, 0},
+	{"proxy-protocol", S, 0, NULL, V_BOOL, SRV(proxy_protocol), 0, 0, 0},
+	{"proxy-protocol-from", S, 1, parse_proxy_protocol_from, V_FN, 0, 0, 0, 0},
+	{"reconnect-max", C, 0, NULL, V_DURATION, 0, CLI(reconnect_max_ms), 0, 0},
+	{"reconnect-min", C, 0, NULL, V_DURATION, 0, CLI(reconnect_min_ms), 0, 0},
+	{"replaced-idle-timeout", S, 0, NULL, V_DURATION, SRV(replaced_idle_ms), 0, 0, 0},
+	{"resolve-interval", C, 0, NULL, V_DURATION, 0, CLI(resolve_interval_ms), 0, 0},
+	{"send-budget", S | C, 0, NULL, V_SIZE, SRV(send_budget), CLI(send_budget), BUDGET_MIN,
+	 BUDGET_MAX},
+	{"session-timeout", S, 0, NULL, V_DURATION, SRV(session_timeout_ms), 0, 0, 0},
+	{"sniff-tls", S, 0, parse_sniff_tls, V_FN, 0, 0, 0, 0},
+	{"stats-socket", G, 0, parse_stats_socket, V_FN, 0, 0, 0, 0},
+	{"tcp-keepalive", S | C, 0, NULL, V_BOOL, SRV(tcp_keepalive), CLI(tcp_keepalive), 0, 0},
+	{"tls", C, 0, NULL, V_BOOL, 0, CLI(use_tls), 0, 0},
+	{"tls-ca-file", C, 0, parse_tls_ca_file, V_FN, 0, 0, 0, 0},
+	{"tls-cert", S, 0, parse_tls_cert, V_FN, 0, 0, 0, 0},
+	{"tls-ciphers", S | C, 0, parse_tls_ciphers, V_FN, 0, 0, 0, 0},
+	{"tls-ciphersuites", S | C, 0, parse_tls_ciphersuites, V_FN, 0, 0, 0, 0},
+	{"tls-groups", S | C, 0, parse_tls_groups, V_FN, 0, 0, 0, 0},
+	{"tls-handshake-timeout", S, 0, NULL, V_DURATION, SRV(tls_handshake_timeout_ms), 0, 0, 0},
+	{"tls-key", S, 0, parse_tls_key, V_FN, 0, 0, 0, 0},
+	{"tls-min-version", S | C, 0, parse_tls_min_version, V_FN, 0, 0, 0, 0},
+	{"tls-null-cipher", S | C, 0, NULL, V_BOOL, SRV(tls.null_cipher), CLI(tls.null_cipher), 0,
+	 0},
+	{"tls-pin-sha256", C, 0, parse_tls_pin_sha256, V_FN, 0, 0, 0, 0},
+	{"tls-server-name", C, 0, parse_tls_server_name, V_FN, 0, 0, 0, 0},
+	{"tls-verify", C, 0, NULL, V_BOOL, 0, CLI(tls_verify), 0, 0},
+	{"udp", C, 0, parse_udp, V_FN, 0, 0, 0, 0},
+	{"verbose", G, 0, parse_verbose, V_FN, 0, 0, 0, 0},
 };
 #undef S
 #undef C
 #undef G
+#undef SRV
+#undef CLI
 #define NKW (sizeof(kwtab) / sizeof(kwtab[0]))
 
 static int
@@ -1051,72 +1066,6 @@ parse_backend(struct parser *p, const char *val)
 }
 
 static int
-parse_prefix_timeout(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->srv->prefix_timeout_ms);
-}
-
-static int
-parse_max_conns(struct parser *p, const char *val)
-{
-	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_conns);
-}
-
-static int
-parse_max_conns_per_source(struct parser *p, const char *val)
-{
-	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_conns_per_source);
-}
-
-static int
-parse_max_pending(struct parser *p, const char *val)
-{
-	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_pending);
-}
-
-static int
-parse_max_bad_frames(struct parser *p, const char *val)
-{
-	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_bad_frames);
-}
-
-static int
-parse_session_timeout(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->srv->session_timeout_ms);
-}
-
-static int
-parse_max_sessions(struct parser *p, const char *val)
-{
-	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->srv->max_sessions);
-}
-
-static int
-parse_send_budget(struct parser *p, const char *val)
-{
-	return get_size(p, val, BUDGET_MIN, BUDGET_MAX, SHARED(send_budget));
-}
-
-static int
-parse_ike_reserve(struct parser *p, const char *val)
-{
-	return get_size(p, val, RESERVE_MIN, RESERVE_MAX, SHARED(ike_reserve));
-}
-
-static int
-parse_max_frame(struct parser *p, const char *val)
-{
-	return get_size(p, val, FRAME_MIN, FRAME_MAX, SHARED(max_frame));
-}
-
-static int
-parse_tcp_keepalive(struct parser *p, const char *val)
-{
-	return get_bool(p, val, SHARED(tcp_keepalive));
-}
-
-static int
 parse_udp(struct parser *p, const char *val)
 {
 	return get_addr(p, val, &p->cli->udp);
@@ -1153,54 +1102,6 @@ parse_enable_tcp(struct parser *p, const char *val)
 	else
 		return bad_value(p, val, "is not yes, no or fallback");
 	return 0;
-}
-
-static int
-parse_fallback_wait(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->cli->fallback_wait_ms);
-}
-
-static int
-parse_connect_timeout(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->cli->connect_timeout_ms);
-}
-
-static int
-parse_reconnect_min(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->cli->reconnect_min_ms);
-}
-
-static int
-parse_reconnect_max(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->cli->reconnect_max_ms);
-}
-
-static int
-parse_replaced_idle(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->srv->replaced_idle_ms);
-}
-
-static int
-parse_resolve_interval(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->cli->resolve_interval_ms);
-}
-
-static int
-parse_flow_timeout(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->cli->flow_timeout_ms);
-}
-
-static int
-parse_max_flows(struct parser *p, const char *val)
-{
-	return get_count(p, val, COUNT_MIN, COUNT_MAX, &p->cli->max_flows);
 }
 
 /* ---- TLS and proxy keys (issue #4) ---------------------------------------------------- */
@@ -1329,18 +1230,6 @@ parse_tls_groups(struct parser *p, const char *val)
 	return get_tls_list(p, val, *SHARED(tls.groups), IKETCPD_TLS_LIST_MAX);
 }
 
-static int
-parse_tls_null_cipher(struct parser *p, const char *val)
-{
-	return get_bool(p, val, SHARED(tls.null_cipher));
-}
-
-static int
-parse_tls_handshake_timeout(struct parser *p, const char *val)
-{
-	return get_duration(p, val, &p->srv->tls_handshake_timeout_ms);
-}
-
 /* yes | no | auto (auto: yes when tls-cert is set; what the dump writes by default). */
 static int
 parse_sniff_tls(struct parser *p, const char *val)
@@ -1354,12 +1243,6 @@ parse_sniff_tls(struct parser *p, const char *val)
 	else
 		return bad_value(p, val, "is not yes, no or auto");
 	return 0;
-}
-
-static int
-parse_proxy_protocol(struct parser *p, const char *val)
-{
-	return get_bool(p, val, &p->srv->proxy_protocol);
 }
 
 /* Repeatable: the load balancers allowed to send PROXY headers. */
@@ -1380,18 +1263,6 @@ parse_proxy_protocol_from(struct parser *p, const char *val)
 				 IKETCPD_MAX_PROXY_FROM);
 	s->proxy_from[s->nproxy_from++] = x;
 	return 0;
-}
-
-static int
-parse_tls(struct parser *p, const char *val)
-{
-	return get_bool(p, val, &p->cli->use_tls);
-}
-
-static int
-parse_tls_verify(struct parser *p, const char *val)
-{
-	return get_bool(p, val, &p->cli->tls_verify);
 }
 
 /* A DNS name or an IP literal (IPv6 without brackets), as checked in the certificate. */
@@ -1574,6 +1445,32 @@ sect_label(unsigned sections, int args)
 	return args ? "a client option" : "a [client NAME] key";
 }
 
+/* A key's value into the current section: through its parse function, or
+ * by its table entry. */
+static int
+parse_value(struct parser *p, const struct kw *kw, const char *val)
+{
+	void *f;
+
+	if (kw->kind == V_FN)
+		return kw->parse(p, val);
+	/* the section check before the call guarantees an offset here */
+	f = p->srv ? (char *)p->srv + kw->srv_off : (char *)p->cli + kw->cli_off;
+	switch (kw->kind) {
+	case V_DURATION:
+		return get_duration(p, val, f);
+	case V_COUNT:
+		return get_count(p, val, kw->min, kw->max, f);
+	case V_SIZE:
+		return get_size(p, val, kw->min, kw->max, f);
+	case V_BOOL:
+		return get_bool(p, val, f);
+	case V_FN:
+		break;
+	}
+	return -1;
+}
+
 static int
 dispatch(struct parser *p, const char *key, const char *val)
 {
@@ -1615,7 +1512,7 @@ dispatch(struct parser *p, const char *key, const char *val)
 	if ((why = value_problem(val)) != NULL)
 		return bad_value(p, val, "%s", why);
 	p->first = p->seen[idx] == 0;
-	if (kw->parse(p, val) < 0)
+	if (parse_value(p, kw, val) < 0)
 		return -1;
 	p->seen[idx] = p->args ? 1 : p->line;
 	return 0;
