@@ -1076,11 +1076,8 @@ flow_tcp_cb(struct watcher *w, uint32_t ev)
 	default:
 		return;
 	}
-	/* TLS may need the other direction's readiness (rd_want / wr_want);
-	 * plain TCP reads on EPOLLIN and flushes on EPOLLOUT. */
-	int rd = (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
-		 ((ev & EPOLLOUT) && (f->tr.rd_want & IKETCP_WANT_WRITE));
-	int wr = (ev & EPOLLOUT) || ((ev & EPOLLIN) && (f->tr.wr_want & IKETCP_WANT_READ));
+	int rd, wr;
+	net_transport_ready(&f->tr, ev, &rd, &wr);
 	if (rd)
 		flow_tcp_read(f);
 	if (wr && (f->ts == TS_OPEN || f->ts == TS_DRAINING))

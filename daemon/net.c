@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -245,6 +246,14 @@ net_send_batch(int fd, const struct iketcpd_addr *dst, struct iovec *iov, unsign
 		done += (unsigned)r;
 	}
 	return sent;
+}
+
+void
+net_transport_ready(const struct iketcp_transport *t, uint32_t ev, int *rd, int *wr)
+{
+	*rd = (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
+	      ((ev & EPOLLOUT) && (t->rd_want & IKETCP_WANT_WRITE));
+	*wr = (ev & EPOLLOUT) || ((ev & EPOLLIN) && (t->wr_want & IKETCP_WANT_READ));
 }
 
 long

@@ -41,6 +41,12 @@ int net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b);
  * end of stream, or an error / IKETCP_E_AGAIN when nothing was read.
  */
 #define NET_TLS_RECORD_MAX 16384
+
+/* What an epoll event ev lets a connection's transport do: *rd (read) and
+ * *wr (flush). TLS may need the other direction's readiness (a read that
+ * waits for EPOLLOUT, a write for EPOLLIN: rd_want / wr_want); plain TCP
+ * reads on EPOLLIN (and errors) and flushes on EPOLLOUT. */
+void net_transport_ready(const struct iketcp_transport *t, uint32_t ev, int *rd, int *wr);
 long net_transport_fill(struct iketcp_transport *t, int gather_tls, uint8_t *buf, size_t cap,
 			long *last);
 

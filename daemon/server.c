@@ -1088,12 +1088,8 @@ conn_cb(struct watcher *w, uint32_t ev)
 	default:
 		break;
 	}
-	/* TLS may need the other direction's readiness (rd_want / wr_want):
-	 * a read can wait for EPOLLOUT and a write for EPOLLIN. Plain TCP
-	 * never does, so this is read on EPOLLIN and flush on EPOLLOUT. */
-	int rd = (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) ||
-		 ((ev & EPOLLOUT) && (c->tr.rd_want & IKETCP_WANT_WRITE));
-	int wr = (ev & EPOLLOUT) || ((ev & EPOLLIN) && (c->tr.wr_want & IKETCP_WANT_READ));
+	int rd, wr;
+	net_transport_ready(&c->tr, ev, &rd, &wr);
 	if (rd)
 		conn_read(c);
 	if (wr && c->state != SC_CLOSED)
