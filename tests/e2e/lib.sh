@@ -692,6 +692,22 @@ tcp4500_conns() {
 
 # ---- traffic ----------------------------------------------------------------------
 
+# ping_recovery NS SRC DST T0_MS MAX_MS: single pings (each waits 0.5 s)
+# until one is answered; sets RECOVERED to the ms from T0_MS (e.g. the
+# moment a connection was killed) to that answer. Returns 1 if none was
+# answered within MAX_MS.
+ping_recovery() {
+	local ns=$1 src=$2 dst=$3 t0=$4 max=$5
+	RECOVERED=""
+	while [ $(($(now_ms) - t0)) -lt "$max" ]; do
+		if nsx "$ns" ping -n -q -c1 -W 0.5 -I "$src" "$dst" >/dev/null 2>&1; then
+			RECOVERED=$(($(now_ms) - t0))
+			return 0
+		fi
+	done
+	return 1
+}
+
 # ping_tunnel NS SRC DST COUNT: COUNT pings through the tunnel, 0.2 s apart;
 # succeeds only if every one was answered. Sets PING_RECV.
 ping_tunnel() {

@@ -31,14 +31,9 @@ for r in $(seq "$ROUNDS"); do
 	nsx "$NS_C1" ss -K -t state established "( dport = :$GW_TCP_PORT )" >/dev/null
 	log "round $r: killed the TCP connection from port $old (ss -K)"
 	# Recovery = first answered ping after the kill; each probe waits 0.5 s.
-	recovered=""
-	while [ $(($(now_ms) - t_kill)) -lt "$MAX_RECOVERY_MS" ]; do
-		if nsx "$NS_C1" ping -n -q -c1 -W 0.5 -I "$(inner_addr 1)" "$GW_INNER" >/dev/null 2>&1; then
-			recovered=$(($(now_ms) - t_kill))
-			break
-		fi
-	done
-	[ -n "$recovered" ] || fail "round $r: no ping answered within ${MAX_RECOVERY_MS} ms after the kill"
+	ping_recovery "$NS_C1" "$(inner_addr 1)" "$GW_INNER" "$t_kill" "$MAX_RECOVERY_MS" ||
+		fail "round $r: no ping answered within ${MAX_RECOVERY_MS} ms after the kill"
+	recovered=$RECOVERED
 	new=$(conn_sport "$NS_C1")
 	log "round $r: ping recovered after ${recovered} ms; new connection from port ${new:-?}"
 	{ [ -n "$new" ] && [ "$new" != "$old" ]; } || fail "round $r: no new TCP connection (old port $old, now '${new}')"

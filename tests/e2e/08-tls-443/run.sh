@@ -57,14 +57,9 @@ pinger_start bg "$NS_C1" "$(inner_addr 1)" "$GW_INNER" 0.2
 t_kill=$(now_ms)
 nsx "$NS_C1" ss -K -t state established "( dport = :$TLS_PORT )" >/dev/null
 log "killed the TLS connection from port $old (ss -K)"
-recovered=""
-while [ $(($(now_ms) - t_kill)) -lt "$MAX_RECOVERY_MS" ]; do
-	if nsx "$NS_C1" ping -n -q -c1 -W 0.5 -I "$(inner_addr 1)" "$GW_INNER" >/dev/null 2>&1; then
-		recovered=$(($(now_ms) - t_kill))
-		break
-	fi
-done
-[ -n "$recovered" ] || fail "no ping answered within ${MAX_RECOVERY_MS} ms after the kill"
+ping_recovery "$NS_C1" "$(inner_addr 1)" "$GW_INNER" "$t_kill" "$MAX_RECOVERY_MS" ||
+	fail "no ping answered within ${MAX_RECOVERY_MS} ms after the kill"
+recovered=$RECOVERED
 new=$(conn_sport)
 log "ping recovered after $recovered ms; new connection from port ${new:-?}"
 { [ -n "$new" ] && [ "$new" != "$old" ]; } || fail "no new TLS connection (old port $old, now '$new')"

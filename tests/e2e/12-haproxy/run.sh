@@ -342,14 +342,9 @@ for where in gw c1; do
 		nsx "$NS_C1" ss -K -t state established "( dport = :$GW_TCP_PORT )" >/dev/null
 		log "c1: killed the c1 -> HAProxy connection (from port $old, ss -K)"
 	fi
-	recovered=""
-	while [ $(($(now_ms) - t_kill)) -lt "$MAX_RECOVERY_MS" ]; do
-		if nsx "$NS_C1" ping -n -q -c1 -W 0.5 -I "$(inner_addr 1)" "$GW_INNER" >/dev/null 2>&1; then
-			recovered=$(($(now_ms) - t_kill))
-			break
-		fi
-	done
-	[ -n "$recovered" ] || fail "$where: no ping answered within $MAX_RECOVERY_MS ms after the kill"
+	ping_recovery "$NS_C1" "$(inner_addr 1)" "$GW_INNER" "$t_kill" "$MAX_RECOVERY_MS" ||
+		fail "$where: no ping answered within $MAX_RECOVERY_MS ms after the kill"
+	recovered=$RECOVERED
 	new=$(c1_sport)
 	log "$where: ping recovered after $recovered ms; c1's new connection from port ${new:-?}"
 	{ [ -n "$new" ] && [ "$new" != "$old" ]; } || fail "$where: no new connection (old port $old, now '$new')"
