@@ -1032,13 +1032,26 @@ parse_stats_socket(struct parser *p, const char *val)
 	return 0;
 }
 
+/* Why a is no new listen or listen-tls address of s, or NULL. */
+static const char *
+listen_taken(const struct iketcpd_server_cfg *s, const struct iketcpd_addr *a)
+{
+	for (int i = 0; i < s->nlisten; i++)
+		if (addr_eq(&s->listen[i], a))
+			return "is already a listen address of this server";
+	for (int i = 0; i < s->nlisten_tls; i++)
+		if (addr_eq(&s->listen_tls[i], a))
+			return "is already a listen-tls address of this server";
+	return NULL;
+}
+
 /* Repeatable: the first one replaces the default pair, later ones add. */
 static int
 parse_listen(struct parser *p, const char *val)
 {
 	struct iketcpd_server_cfg *s = p->srv;
 	struct iketcpd_addr a;
-	int i;
+	const char *why;
 
 	if (get_addr(p, val, &a) < 0)
 		return -1;
@@ -1046,12 +1059,8 @@ parse_listen(struct parser *p, const char *val)
 		memset(s->listen, 0, sizeof(s->listen));
 		s->nlisten = 0;
 	}
-	for (i = 0; i < s->nlisten; i++)
-		if (addr_eq(&s->listen[i], &a))
-			return bad_value(p, val, "is already a listen address of this server");
-	for (i = 0; i < s->nlisten_tls; i++)
-		if (addr_eq(&s->listen_tls[i], &a))
-			return bad_value(p, val, "is already a listen-tls address of this server");
+	if ((why = listen_taken(s, &a)) != NULL)
+		return bad_value(p, val, "%s", why);
 	if (s->nlisten >= IKETCPD_MAX_LISTEN)
 		return bad_value(p, val, "is one listen address too many (at most %d)",
 				 IKETCPD_MAX_LISTEN);
@@ -1121,7 +1130,7 @@ parse_listen_tls(struct parser *p, const char *val)
 	struct iketcpd_server_cfg *s = p->srv;
 	const struct kw *lk = kw_find("listen");
 	struct iketcpd_addr a;
-	int i;
+	const char *why;
 
 	if (iketcpd_parse_addr(val, TLS_DEFAULT_PORT, &a) < 0)
 		return bad_value(p, val,
@@ -1135,12 +1144,8 @@ parse_listen_tls(struct parser *p, const char *val)
 			s->nlisten = 0;
 		}
 	}
-	for (i = 0; i < s->nlisten_tls; i++)
-		if (addr_eq(&s->listen_tls[i], &a))
-			return bad_value(p, val, "is already a listen-tls address of this server");
-	for (i = 0; i < s->nlisten; i++)
-		if (addr_eq(&s->listen[i], &a))
-			return bad_value(p, val, "is already a listen address of this server");
+	if ((why = listen_taken(s, &a)) != NULL)
+		return bad_value(p, val, "%s", why);
 	if (s->nlisten_tls >= IKETCPD_MAX_LISTEN)
 		return bad_value(p, val, "is one listen-tls address too many (at most %d)",
 				 IKETCPD_MAX_LISTEN);
