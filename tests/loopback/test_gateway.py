@@ -571,9 +571,7 @@ class Pair:
         self.ikd.sendto(d, ("127.0.0.1", self.cport))
 
     def stop(self):
-        self.c.send_signal(signal.SIGTERM)
-        rc = self.c.wait(5)
-        self.ikd.close()
+        rc = stop_client(self.c, self.ikd)
         self.s.stop()
         assert rc == 0, "client exit status %d" % rc
 
@@ -1121,8 +1119,9 @@ def test_tls_garbage_after_0x16_closes():
         s.stop()
 
 
-class TlsPair:
-    """iketcpd client --tls yes -> iketcpd server listen-tls -> scripted backend."""
+class TlsPair(Pair):
+    """iketcpd client --tls yes -> iketcpd server listen-tls -> scripted backend
+    (send and stop as for Pair)."""
 
     def __init__(self, client_extra=(), server_extra=(), cert="gw"):
         self.s = Server(["--listen-tls", "127.0.0.1:%d" % TLS_PORT] + tls_files(cert)
@@ -1134,16 +1133,6 @@ class TlsPair:
                         "--peer", "127.0.0.1:%d" % TLS_PORT, "--stats-socket", self.csock]
                        + list(client_extra), "client")
         wait_udp(self.cport)
-
-    def send(self, d):
-        self.ikd.sendto(d, ("127.0.0.1", self.cport))
-
-    def stop(self):
-        self.c.send_signal(signal.SIGTERM)
-        rc = self.c.wait(5)
-        self.ikd.close()
-        self.s.stop()
-        assert rc == 0, "client exit status %d" % rc
 
 
 TLS_CLIENT = ["--tls", "yes", "--tls-ca-file", None, "--reconnect-min", "100ms",
