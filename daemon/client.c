@@ -708,7 +708,7 @@ flow_tcp_open(struct flow *f)
 	struct iketcp_deframer_cfg dc = {.expect_prefix = 0, .max_frame = cl->cfg.max_frame};
 
 	timer_stop(cl->loop, &f->tt);
-	(void)net_tcp_tune(f->tw.fd, cl->cfg.tcp_keepalive);
+	(void)net_tcp_tune(f->tw.fd, cl->cfg.tcp_keepalive, cl->cfg.tcp_user_timeout_ms);
 	iketcp_deframer_free(&f->df);
 	if (iketcp_deframer_init(&f->df, &dc) != IKETCP_OK) {
 		flow_tcp_down(f, "deframer");

@@ -702,7 +702,18 @@ iketcpd_server_defaults(struct iketcpd_server_cfg *s, const char *name)
 	s->send_budget = 262144;
 	s->ike_reserve = 131072;
 	s->max_frame = 65535;
-	s->tcp_keepalive = 0;
+	s->tcp_keepalive = 1;
+	s->tcp_user_timeout_ms = 60000;
+	s->source_prefix4 = 32;
+	s->source_prefix6 = 64;
+	s->max_pending_per_source = 16;
+	s->max_sessions_per_source = 64;
+	s->max_half_open = 1024;
+	s->max_half_open_per_source = 16;
+	s->half_open_timeout_ms = 30000;
+	s->frame_timeout_ms = 10000;
+	s->idle_timeout_ms = 0;
+	s->backend_source_mode = IKETCPD_BSRC_AUTO;
 	s->nlisten_tls = 0; /* listen-tls, tls-cert, tls-key, tls lists: none */
 	s->tls.min_version = IKETCPD_TLS_V12;
 	s->tls.null_cipher = 0;
@@ -728,7 +739,8 @@ iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name)
 	c->send_budget = 262144;
 	c->ike_reserve = 131072;
 	c->max_frame = 65535;
-	c->tcp_keepalive = 0;
+	c->tcp_keepalive = 1;
+	c->tcp_user_timeout_ms = 60000;
 	c->use_tls = 0; /* tls-server-name, tls-ca-file, tls-pin-sha256, proxy: none */
 	c->tls_verify = 1;
 	c->tls.min_version = IKETCPD_TLS_V12;
@@ -792,11 +804,12 @@ struct kw {
 #define SRV(f) offsetof(struct iketcpd_server_cfg, f)
 #define CLI(f) offsetof(struct iketcpd_client_cfg, f)
 
-static kw_fn parse_backend, parse_enable_tcp, parse_listen, parse_listen_tls, parse_peer,
-	parse_proxy, parse_proxy_auth, parse_proxy_protocol_from, parse_sniff_tls,
-	parse_stats_socket, parse_tls_ca_file, parse_tls_cert, parse_tls_ciphers,
-	parse_tls_ciphersuites, parse_tls_groups, parse_tls_key, parse_tls_min_version,
-	parse_tls_pin_sha256, parse_tls_server_name, parse_udp, parse_verbose;
+static kw_fn parse_backend, parse_backend_source, parse_idle_timeout, parse_enable_tcp,
+	parse_listen, parse_listen_tls, parse_peer, parse_proxy, parse_proxy_auth,
+	parse_proxy_protocol_from, parse_sniff_tls, parse_stats_socket, parse_tls_ca_file,
+	parse_tls_cert, parse_tls_ciphers, parse_tls_ciphersuites, parse_tls_groups, parse_tls_key,
+	parse_tls_min_version, parse_tls_pin_sha256, parse_tls_server_name, parse_udp,
+	parse_verbose;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -804,10 +817,14 @@ static kw_fn parse_backend, parse_enable_tcp, parse_listen, parse_listen_tls, pa
 /* Sorted by strcmp() for bsearch(): keep it sorted when adding a key. */
 static const struct kw kwtab[] = {
 	{"backend", S, 0, parse_backend, V_FN, 0, 0, 0, 0},
+	{"backend-source", S, 0, parse_backend_source, V_FN, 0, 0, 0, 0},
 	{"connect-timeout", C, 0, NULL, V_DURATION, 0, CLI(connect_timeout_ms), 0, 0},
 	{"enable-tcp", C, 0, parse_enable_tcp, V_FN, 0, 0, 0, 0},
 	{"fallback-wait", C, 0, NULL, V_DURATION, 0, CLI(fallback_wait_ms), 0, 0},
 	{"flow-timeout", C, 0, NULL, V_DURATION, 0, CLI(flow_timeout_ms), 0, 0},
+	{"frame-timeout", S, 0, NULL, V_DURATION, SRV(frame_timeout_ms), 0, 0, 0},
+	{"half-open-timeout", S, 0, NULL, V_DURATION, SRV(half_open_timeout_ms), 0, 0, 0},
+	{"idle-timeout", S, 0, parse_idle_timeout, V_FN, 0, 0, 0, 0},
 	{"ike-reserve", S | C, 0, NULL, V_SIZE, SRV(ike_reserve), CLI(ike_reserve), RESERVE_MIN,
 	 RESERVE_MAX},
 	{"listen", S, 1, parse_listen, V_FN, 0, 0, 0, 0},
@@ -818,8 +835,15 @@ static const struct kw kwtab[] = {
 	 COUNT_MAX},
 	{"max-flows", C, 0, NULL, V_COUNT, 0, CLI(max_flows), COUNT_MIN, COUNT_MAX},
 	{"max-frame", S | C, 0, NULL, V_SIZE, SRV(max_frame), CLI(max_frame), FRAME_MIN, FRAME_MAX},
+	{"max-half-open", S, 0, NULL, V_COUNT, SRV(max_half_open), 0, COUNT_MIN, COUNT_MAX},
+	{"max-half-open-per-source", S, 0, NULL, V_COUNT, SRV(max_half_open_per_source), 0,
+	 COUNT_MIN, COUNT_MAX},
 	{"max-pending", S, 0, NULL, V_COUNT, SRV(max_pending), 0, COUNT_MIN, COUNT_MAX},
+	{"max-pending-per-source", S, 0, NULL, V_COUNT, SRV(max_pending_per_source), 0, COUNT_MIN,
+	 COUNT_MAX},
 	{"max-sessions", S, 0, NULL, V_COUNT, SRV(max_sessions), 0, COUNT_MIN, COUNT_MAX},
+	{"max-sessions-per-source", S, 0, NULL, V_COUNT, SRV(max_sessions_per_source), 0, COUNT_MIN,
+	 COUNT_MAX},
 	{"peer", C, 0, parse_peer, V_FN, 0, 0, 0, 0},
 	{"prefix-timeout", S, 0, NULL, V_DURATION, SRV(prefix_timeout_ms), 0, 0, 0},
 	{"proxy", C, 0, parse_proxy, V_FN, 0, 0, 0, 0},
@@ -834,8 +858,12 @@ static const struct kw kwtab[] = {
 	 BUDGET_MAX},
 	{"session-timeout", S, 0, NULL, V_DURATION, SRV(session_timeout_ms), 0, 0, 0},
 	{"sniff-tls", S, 0, parse_sniff_tls, V_FN, 0, 0, 0, 0},
+	{"source-prefix4", S, 0, NULL, V_COUNT, SRV(source_prefix4), 0, 1, 32},
+	{"source-prefix6", S, 0, NULL, V_COUNT, SRV(source_prefix6), 0, 1, 128},
 	{"stats-socket", G, 0, parse_stats_socket, V_FN, 0, 0, 0, 0},
 	{"tcp-keepalive", S | C, 0, NULL, V_BOOL, SRV(tcp_keepalive), CLI(tcp_keepalive), 0, 0},
+	{"tcp-user-timeout", S | C, 0, NULL, V_DURATION, SRV(tcp_user_timeout_ms),
+	 CLI(tcp_user_timeout_ms), 0, 0},
 	{"tls", C, 0, NULL, V_BOOL, 0, CLI(use_tls), 0, 0},
 	{"tls-ca-file", C, 0, parse_tls_ca_file, V_FN, 0, 0, 0, 0},
 	{"tls-cert", S, 0, parse_tls_cert, V_FN, 0, 0, 0, 0},
@@ -1072,6 +1100,41 @@ static int
 parse_backend(struct parser *p, const char *val)
 {
 	return get_addr(p, val, &p->srv->backend);
+}
+
+/* auto | none | PREFIX: where each session's socket to the backend binds. */
+static int
+parse_backend_source(struct parser *p, const char *val)
+{
+	struct iketcpd_server_cfg *s = p->srv;
+
+	memset(&s->backend_source, 0, sizeof(s->backend_source));
+	if (strcmp(val, "auto") == 0) {
+		s->backend_source_mode = IKETCPD_BSRC_AUTO;
+		return 0;
+	}
+	if (strcmp(val, "none") == 0) {
+		s->backend_source_mode = IKETCPD_BSRC_NONE;
+		return 0;
+	}
+	if (iketcpd_parse_prefix(val, &s->backend_source) < 0 || s->backend_source.bits < 8 ||
+	    s->backend_source.bits > (s->backend_source.family == AF_INET ? 30 : 126))
+		return bad_value(p, val,
+				 "is not auto, none or a prefix with room for clients (e.g. "
+				 "127.0.0.0/8, fd00:1::/64; /8../30 or /8../126)");
+	s->backend_source_mode = IKETCPD_BSRC_PREFIX;
+	return 0;
+}
+
+/* A duration, or 0 / off for none. */
+static int
+parse_idle_timeout(struct parser *p, const char *val)
+{
+	if (strcmp(val, "0") == 0 || strcmp(val, "off") == 0) {
+		p->srv->idle_timeout_ms = 0;
+		return 0;
+	}
+	return get_duration(p, val, &p->srv->idle_timeout_ms);
 }
 
 static int
@@ -1908,8 +1971,28 @@ chk_server(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 	    chk_count(c, cfg, K, i, "max-sessions", s->max_sessions, COUNT_MIN, COUNT_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "send-budget", s->send_budget, BUDGET_MIN, BUDGET_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "ike-reserve", s->ike_reserve, RESERVE_MIN, RESERVE_MAX) < 0 ||
-	    chk_count(c, cfg, K, i, "max-frame", s->max_frame, FRAME_MIN, FRAME_MAX) < 0)
+	    chk_count(c, cfg, K, i, "max-frame", s->max_frame, FRAME_MIN, FRAME_MAX) < 0 ||
+	    chk_duration(c, cfg, K, i, "tcp-user-timeout", s->tcp_user_timeout_ms) < 0 ||
+	    chk_count(c, cfg, K, i, "source-prefix4", s->source_prefix4, 1, 32) < 0 ||
+	    chk_count(c, cfg, K, i, "source-prefix6", s->source_prefix6, 1, 128) < 0 ||
+	    chk_count(c, cfg, K, i, "max-pending-per-source", s->max_pending_per_source, COUNT_MIN,
+		      COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-sessions-per-source", s->max_sessions_per_source,
+		      COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-half-open", s->max_half_open, COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_count(c, cfg, K, i, "max-half-open-per-source", s->max_half_open_per_source,
+		      COUNT_MIN, COUNT_MAX) < 0 ||
+	    chk_duration(c, cfg, K, i, "half-open-timeout", s->half_open_timeout_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "frame-timeout", s->frame_timeout_ms) < 0 ||
+	    (s->idle_timeout_ms &&
+	     chk_duration(c, cfg, K, i, "idle-timeout", s->idle_timeout_ms) < 0))
 		return -1;
+	if (s->backend_source_mode < IKETCPD_BSRC_AUTO ||
+	    s->backend_source_mode > IKETCPD_BSRC_PREFIX ||
+	    (s->backend_source_mode == IKETCPD_BSRC_PREFIX &&
+	     s->backend_source.family != s->backend.ss.ss_family))
+		return cerr(c, cfg, K, i,
+			    "backend-source must be a prefix of the backend's address family");
 	if (s->tcp_keepalive != 0 && s->tcp_keepalive != 1)
 		return cerr(c, cfg, K, i, "tcp-keepalive %d is not 0 or 1", s->tcp_keepalive);
 	if (s->proxy_protocol != 0 && s->proxy_protocol != 1)
@@ -2008,7 +2091,8 @@ chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 	    chk_count(c, cfg, K, i, "max-flows", cl->max_flows, COUNT_MIN, COUNT_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "send-budget", cl->send_budget, BUDGET_MIN, BUDGET_MAX) < 0 ||
 	    chk_count(c, cfg, K, i, "ike-reserve", cl->ike_reserve, RESERVE_MIN, RESERVE_MAX) < 0 ||
-	    chk_count(c, cfg, K, i, "max-frame", cl->max_frame, FRAME_MIN, FRAME_MAX) < 0)
+	    chk_count(c, cfg, K, i, "max-frame", cl->max_frame, FRAME_MIN, FRAME_MAX) < 0 ||
+	    chk_duration(c, cfg, K, i, "tcp-user-timeout", cl->tcp_user_timeout_ms) < 0)
 		return -1;
 	if (cl->tcp_keepalive != 0 && cl->tcp_keepalive != 1)
 		return cerr(c, cfg, K, i, "tcp-keepalive %d is not 0 or 1", cl->tcp_keepalive);
@@ -2446,6 +2530,27 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_size(o, "ike-reserve", s->ike_reserve);
 		out_size(o, "max-frame", s->max_frame);
 		out_printf(o, "tcp-keepalive = %s\n", s->tcp_keepalive ? "yes" : "no");
+		out_dur(o, "tcp-user-timeout", s->tcp_user_timeout_ms);
+		out_printf(o, "source-prefix4 = %u\n", s->source_prefix4);
+		out_printf(o, "source-prefix6 = %u\n", s->source_prefix6);
+		out_printf(o, "max-pending-per-source = %u\n", s->max_pending_per_source);
+		out_printf(o, "max-sessions-per-source = %u\n", s->max_sessions_per_source);
+		out_printf(o, "max-half-open = %u\n", s->max_half_open);
+		out_printf(o, "max-half-open-per-source = %u\n", s->max_half_open_per_source);
+		out_dur(o, "half-open-timeout", s->half_open_timeout_ms);
+		out_dur(o, "frame-timeout", s->frame_timeout_ms);
+		if (s->idle_timeout_ms)
+			out_dur(o, "idle-timeout", s->idle_timeout_ms);
+		else
+			out_printf(o, "idle-timeout = off\n");
+		if (s->backend_source_mode == IKETCPD_BSRC_PREFIX) {
+			char pb[INET6_ADDRSTRLEN + 8];
+			out_printf(o, "backend-source = %s\n",
+				   iketcpd_prefix_str(&s->backend_source, pb, sizeof(pb)));
+		} else {
+			out_printf(o, "backend-source = %s\n",
+				   s->backend_source_mode == IKETCPD_BSRC_NONE ? "none" : "auto");
+		}
 		for (j = 0; j < s->nlisten_tls && j < IKETCPD_MAX_LISTEN; j++)
 			out_addr(o, "listen-tls", &s->listen_tls[j]);
 		out_str(o, "tls-cert", s->tls_cert, sizeof(s->tls_cert));
@@ -2485,6 +2590,7 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_size(o, "ike-reserve", c->ike_reserve);
 		out_size(o, "max-frame", c->max_frame);
 		out_printf(o, "tcp-keepalive = %s\n", c->tcp_keepalive ? "yes" : "no");
+		out_dur(o, "tcp-user-timeout", c->tcp_user_timeout_ms);
 		out_printf(o, "tls = %s\n", c->use_tls ? "yes" : "no");
 		out_str(o, "tls-server-name", c->tls_server_name, sizeof(c->tls_server_name));
 		out_str(o, "tls-ca-file", c->tls_ca_file, sizeof(c->tls_ca_file));

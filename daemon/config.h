@@ -30,6 +30,11 @@
 #define IKETCPD_TLS_V12 0x0303
 #define IKETCPD_TLS_V13 0x0304
 
+/* backend-source modes */
+#define IKETCPD_BSRC_AUTO 0
+#define IKETCPD_BSRC_NONE 1
+#define IKETCPD_BSRC_PREFIX 2
+
 /* sniff-tls: auto means yes when tls-cert is set. */
 #define IKETCPD_SNIFF_AUTO (-1)
 
@@ -81,7 +86,25 @@ struct iketcpd_server_cfg {
 	uint32_t send_budget;  /* "send-budget" bytes per connection; default 262144 */
 	uint32_t ike_reserve;  /* "ike-reserve" bytes above the budget for IKE; default 131072 */
 	uint32_t max_frame;    /* "max-frame"; default 65535 */
-	int tcp_keepalive;     /* "tcp-keepalive" yes|no; default no (R49) */
+	int tcp_keepalive;     /* "tcp-keepalive" yes|no; default yes (R49) */
+	uint32_t tcp_user_timeout_ms; /* "tcp-user-timeout": unacknowledged data; default 60000 */
+	/* Budgets against unauthenticated peers (docs/architecture.md, "Trust
+	 * model"). A source is the client's address masked to source-prefix4
+	 * or source-prefix6 bits. */
+	uint32_t source_prefix4;           /* "source-prefix4"; default 32 */
+	uint32_t source_prefix6;           /* "source-prefix6"; default 64 */
+	uint32_t max_pending_per_source;   /* "max-pending-per-source"; default 16 */
+	uint32_t max_sessions_per_source;  /* "max-sessions-per-source"; default 64 */
+	uint32_t max_half_open;            /* "max-half-open"; default 1024 */
+	uint32_t max_half_open_per_source; /* "max-half-open-per-source"; default 16 */
+	uint32_t half_open_timeout_ms;     /* "half-open-timeout"; default 30000 */
+	uint32_t frame_timeout_ms;         /* "frame-timeout": a begun frame; default 10000 */
+	uint32_t idle_timeout_ms;          /* "idle-timeout": 0 = off (default) */
+	/* "backend-source": the per-client source addresses of the sockets to
+	 * the backend: auto (127.0.0.0/8 for an IPv4 loopback backend, else
+	 * none), none, or a prefix routed to this host. */
+	int backend_source_mode; /* IKETCPD_BSRC_* */
+	struct iketcpd_prefix backend_source;
 	/* TLS (issue #4) */
 	struct iketcpd_addr listen_tls[IKETCPD_MAX_LISTEN]; /* "listen-tls": TLS-only; none */
 	int nlisten_tls;
@@ -118,6 +141,7 @@ struct iketcpd_client_cfg {
 	uint32_t ike_reserve;
 	uint32_t max_frame;
 	int tcp_keepalive;
+	uint32_t tcp_user_timeout_ms;
 	/* TLS and proxy (issue #4) */
 	int use_tls;                            /* "tls" yes|no; default no */
 	char tls_server_name[IKETCPD_HOST_MAX]; /* "tls-server-name"; "" = the peer host */

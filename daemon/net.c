@@ -48,6 +48,10 @@ net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 	 * turns short bursts into queueing instead of drops. Best effort. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	/* A per-client source address (backend-source) may be one of a prefix
+	 * routed to this host rather than configured on an interface. */
+	if (bind_to)
+		(void)setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &(int){1}, sizeof(int));
 	if ((bind_to && bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) < 0) ||
 	    (connect_to &&
 	     connect(fd, (const struct sockaddr *)&connect_to->ss, connect_to->len) < 0)) {
@@ -134,12 +138,25 @@ net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel)
 }
 
 int
-net_tcp_tune(int fd, int keepalive)
+net_tcp_tune(int fd, int keepalive, uint32_t user_timeout_ms)
 {
 	int one = 1;
+	/* A peer that vanished (no FIN, no RST: a NAT that forgot it, a
+	 * laptop closed) is found within about a minute: 30 s idle, then 3
+	 * probes 10 s apart. Linux's defaults (2 h + 9 x 75 s) would hold its
+	 * descriptor and buffers for hours. */
+	int idle = 30, intvl = 10, cnt = 3;
+	unsigned ut = user_timeout_ms;
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		return -1;
-	if (keepalive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0)
+	if (keepalive && (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+			  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+			  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl)) < 0 ||
+			  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0))
+		return -1;
+	/* Data the peer never acknowledges (it stopped reading, or is gone
+	 * while we send) ends the connection after this long. */
+	if (ut && setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut)) < 0)
 		return -1;
 	return 0;
 }

@@ -25,9 +25,10 @@ int net_udp_socket(int family, const struct iketcpd_addr *bind_to,
  * refused a fixed label. */
 int net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel);
 
-/* Sets TCP_NODELAY (frames are latency sensitive and already batched) and
- * optional SO_KEEPALIVE (R49). Returns 0 or -1. */
-int net_tcp_tune(int fd, int keepalive);
+/* Sets TCP_NODELAY (frames are latency sensitive and already batched),
+ * optional SO_KEEPALIVE (R49) with short probe times, and TCP_USER_TIMEOUT
+ * (0: the kernel's default). Returns 0 or -1. */
+int net_tcp_tune(int fd, int keepalive, uint32_t user_timeout_ms);
 
 /* Compares the IP part of two addresses (not the port). Returns 1 if equal. */
 int net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b);

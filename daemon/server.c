@@ -13,16 +13,18 @@
 #include "iketcp/proxyproto.h"
 #include "log.h"
 #include "net.h"
+#include "siphash.h"
 #include "tlscfg.h"
 
 #define RBUF_SIZE 65536u /* one TCP read; frames whole in it are not copied */
 #define UDP_BATCH 32     /* datagrams per recvmmsg / sendmmsg */
 #define SPI_BUCKETS (1u << 14)
 #define SRC_BUCKETS (1u << 12)
-#define SESS_SPIS 16  /* SPIs remembered per session, oldest evicted */
-#define SESS_REQS 4   /* recent IKE requests remembered per session */
-#define DRAIN_MS 2000 /* shutdown: time to write queued frames */
+#define SESS_IKE_SAS 4  /* IKE SAs per session: the SA and its rekeyed successors */
+#define SESS_ESP_SPIS 8 /* ESP SPIs per session, for a fast resume (trust model) */
+#define DRAIN_MS 2000   /* shutdown: time to write queued frames */
 #define ACCEPT_BURST 64
+#define ACCEPT_PAUSE_MS 250 /* out of descriptors: stop accepting this long */
 
 enum close_reason {
 	CR_EOF,
@@ -41,29 +43,43 @@ enum close_reason {
 	CR_PROXY_SOURCE,
 	CR_REPLACED,
 	CR_HEALTH_CHECK,
+	CR_FRAME_TIMEOUT,
+	CR_NOT_JOINED,
+	CR_IDLE,
+	CR_EVICTED,
+	CR_HALF_OPEN,
 	CR_COUNT
 };
 
 _Static_assert(CR_COUNT <= sizeof(((struct server_stats *)0)->closed) / sizeof(uint64_t),
 	       "server_stats.closed has a slot per close reason");
 
-static const char *const close_names[CR_COUNT] = {
-	"peer closed",
-	"read error",
-	"no prefix/first frame in time",
-	"bad prefix",
-	"length 0 or 1 (R7)",
-	"frame over max-frame",
-	"too many bad frames (R27)",
-	"write error",
-	"out of memory",
-	"shutdown",
-	"TLS handshake failed",
-	"no TLS handshake in time",
-	"bad PROXY protocol header",
-	"max-conns-per-source of the client the PROXY header names",
-	"replaced by a newer connection and idle (R34)",
-	"the balancer's health check ended",
+/* Text for the log, key for the stats socket: one row per reason. */
+static const struct {
+	const char *text, *key;
+} close_why[CR_COUNT] = {
+	[CR_EOF] = {"peer closed", "eof"},
+	[CR_ERROR] = {"read error", "read_error"},
+	[CR_PREFIX_TIMEOUT] = {"no prefix/first frame in time", "prefix_timeout"},
+	[CR_BAD_PREFIX] = {"bad prefix", "bad_prefix"},
+	[CR_BADLEN] = {"length 0 or 1 (R7)", "bad_length"},
+	[CR_TOOBIG] = {"frame over max-frame", "too_big"},
+	[CR_BAD_FRAMES] = {"too many bad frames (R27)", "bad_frames"},
+	[CR_WRITE] = {"write error", "write_error"},
+	[CR_NOMEM] = {"out of memory", "no_memory"},
+	[CR_SHUTDOWN] = {"shutdown", "shutdown"},
+	[CR_TLS_HANDSHAKE] = {"TLS handshake failed", "tls_handshake"},
+	[CR_TLS_TIMEOUT] = {"no TLS handshake in time", "tls_handshake_timeout"},
+	[CR_PROXY_HDR] = {"bad PROXY protocol header", "proxy_header"},
+	[CR_PROXY_SOURCE] = {"max-conns-per-source of the client the PROXY header names",
+			     "proxy_source_limit"},
+	[CR_REPLACED] = {"replaced by a newer connection and idle (R34)", "replaced_idle"},
+	[CR_HEALTH_CHECK] = {"the balancer's health check ended", "health_check"},
+	[CR_FRAME_TIMEOUT] = {"frame not completed within frame-timeout", "frame_timeout"},
+	[CR_NOT_JOINED] = {"never joined a session (half-open-timeout)", "not_joined"},
+	[CR_IDLE] = {"idle (idle-timeout)", "idle"},
+	[CR_EVICTED] = {"evicted to make room (per-source or total budget)", "evicted"},
+	[CR_HALF_OPEN] = {"its session stayed half-open (half-open-timeout)", "half_open"},
 };
 
 /*
@@ -91,21 +107,25 @@ static const char *const state_names[] = {"proxy-header", "sniff", "tls-handshak
 
 struct session;
 
+/* One source: a client address masked to source-prefix4/6 bits. Lives
+ * while it has connections or sessions. */
 struct src_ent {
-	struct iketcpd_addr ip;
-	unsigned count;
+	uint8_t key[17]; /* family byte, then the masked address */
+	unsigned conns, pending, sessions, half_open;
+	struct session *s_head, *s_tail; /* its sessions, oldest first */
 	struct src_ent *next;
 };
 
 struct sconn {
 	struct server *srv;
 	struct watcher w;
-	struct timer timer; /* prefix / first frame; drain deadline */
+	struct timer timer; /* pending: prefix / first frame; open: conn_arm(); draining */
 	struct deferred dfr;
 	uint64_t id;
 	enum conn_state state;
 	int pending; /* counted in srv->npending (no prefix yet) */
 	char peer_str[64];
+	struct iketcpd_addr peer; /* the client (after a PROXY header: the one it names) */
 	struct src_ent *src;
 	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL while sniffing */
 	int is_tls;
@@ -117,11 +137,21 @@ struct sconn {
 	struct iketcp_sendq q;
 	unsigned bad_run;
 	uint64_t frames_in, bytes_in;
-	uint32_t last_spi; /* ESP fast path: last SPI routed to sess */
+	uint32_t last_spi; /* last ESP SPI seen from a member (learning is per new SPI) */
+	/* Routing (docs/architecture.md, "Trust model"): a connection with a
+	 * session is its member (proven) or its candidate (claims it, not
+	 * proven). Its last IKE request is what a backend answer can prove. */
 	struct session *sess;
+	int member;
+	int req_valid;
+	uint64_t req_spi;
+	uint32_t req_mid;
 	struct sconn *s_next, *s_prev; /* in sess->conns */
 	uint64_t attach_seq;
-	struct sconn *next, *prev; /* in srv->conns */
+	/* Timeouts in the open state: conn_arm() takes the earliest. */
+	uint64_t open_ms, last_rx_ms, partial_ms, replaced_ms;
+	struct sconn *p_next, *p_prev; /* in srv's pending list, oldest first */
+	struct sconn *next, *prev;     /* in srv->conns */
 };
 
 struct spi_ent {
@@ -131,6 +161,14 @@ struct spi_ent {
 	struct spi_ent *next;
 };
 
+/* An IKE SA of a session: its SPIi, and the highest message ID of a
+ * backend response relayed to a connection (-1: none). Only an answer
+ * above it proves the connection that asked (R32, A13). */
+struct ike_sa {
+	struct spi_ent ent;
+	int64_t answered;
+};
+
 struct session {
 	struct server *srv;
 	struct watcher w; /* UDP socket to the backend */
@@ -138,17 +176,20 @@ struct session {
 	struct deferred dfr;
 	uint64_t id;
 	int dead;
-	struct sconn *conns; /* attached connections */
-	struct sconn *current;
-	struct spi_ent spis[SESS_SPIS];
-	unsigned spi_next;
-	int gso_off; /* the kernel refused UDP GSO on w.fd */
-	struct {
-		uint64_t spi_i;
-		uint32_t msg_id;
-		struct sconn *conn;
-	} reqs[SESS_REQS];
-	unsigned req_next;
+	struct sconn *conns; /* members and candidates */
+	unsigned nmembers;
+	struct sconn *current; /* a member; the return path (R31) */
+	struct ike_sa ike[SESS_IKE_SAS];
+	unsigned ike_next;
+	struct spi_ent esp[SESS_ESP_SPIS];
+	unsigned esp_next;
+	struct src_ent *src;                 /* the source that created it */
+	struct session *src_next, *src_prev; /* in src's list */
+	int half_open;                       /* no response with message ID >= 1 yet */
+	struct session *ho_next, *ho_prev;   /* in srv's half-open list, oldest first */
+	uint64_t born_ms, lonely_ms;         /* created; without members since */
+	struct iketcpd_addr last_ip;         /* the last member's client address */
+	int gso_off;                         /* the kernel refused UDP GSO on w.fd */
 	uint8_t *held; /* last IKE datagram from the backend while no connection */
 	size_t held_len;
 	struct session *next, *prev;
@@ -171,9 +212,14 @@ struct server {
 	struct iketcp_tls_ctx *tls_ctx;
 	int sniff; /* plain listeners also take TLS (sniff-tls and a context) */
 	int shutting;
+	int paused; /* accept paused (out of descriptors) */
+	struct timer pause_timer;
 	struct sconn *conns;
-	unsigned nconns, npending, nsessions;
+	struct sconn *p_head, *p_tail; /* pending connections, oldest first */
+	unsigned nconns, npending, nsessions, nhalf_open;
 	struct session *sessions;
+	struct session *ho_head, *ho_tail; /* half-open sessions, oldest first */
+	struct siphash_key hkey;           /* keys every table a peer fills */
 	struct spi_ent *spi_tab[SPI_BUCKETS];
 	struct src_ent *src_tab[SRC_BUCKETS];
 	uint64_t next_id, attach_seq;
@@ -191,22 +237,51 @@ struct server {
 
 static void conn_close(struct sconn *c, enum close_reason why);
 static void conn_close_msg(struct sconn *c, enum close_reason why, const char *detail);
+static void conn_want(struct sconn *c);
 static void conn_flush(struct sconn *c);
 static void conn_read(struct sconn *c);
-static void session_destroy(struct session *s);
+static void conn_arm(struct sconn *c);
+static void session_destroy(struct session *s, enum close_reason why);
 
-/* ---- small tables --------------------------------------------------------- */
+#define DLIST_UNLINK(head, tail, x, nx, pv)                                                        \
+	do {                                                                                       \
+		if ((x)->pv)                                                                       \
+			(x)->pv->nx = (x)->nx;                                                     \
+		else                                                                               \
+			(head) = (x)->nx;                                                          \
+		if ((x)->nx)                                                                       \
+			(x)->nx->pv = (x)->pv;                                                     \
+		else                                                                               \
+			(tail) = (x)->pv;                                                          \
+		(x)->nx = (x)->pv = NULL;                                                          \
+	} while (0)
+
+#define DLIST_APPEND(head, tail, x, nx, pv)                                                        \
+	do {                                                                                       \
+		(x)->nx = NULL;                                                                    \
+		(x)->pv = (tail);                                                                  \
+		if (tail)                                                                          \
+			(tail)->nx = (x);                                                          \
+		else                                                                               \
+			(head) = (x);                                                              \
+		(tail) = (x);                                                                      \
+	} while (0)
+
+/* ---- keyed tables ------------------------------------------------------------ */
 
 static unsigned
-spi_hash(uint64_t key, uint8_t type)
+spi_hash(const struct server *srv, uint64_t key, uint8_t type)
 {
-	return (unsigned)(((key ^ type) * 0x9E3779B97F4A7C15ull) >> (64 - 14));
+	uint8_t b[9];
+	memcpy(b, &key, 8);
+	b[8] = type;
+	return (unsigned)siphash24(&srv->hkey, b, sizeof(b)) & (SPI_BUCKETS - 1);
 }
 
 static struct session *
 spi_find(struct server *srv, uint8_t type, uint64_t key)
 {
-	for (struct spi_ent *e = srv->spi_tab[spi_hash(key, type)]; e; e = e->next)
+	for (struct spi_ent *e = srv->spi_tab[spi_hash(srv, key, type)]; e; e = e->next)
 		if (e->key == key && e->type == type)
 			return e->sess;
 	return NULL;
@@ -215,7 +290,7 @@ spi_find(struct server *srv, uint8_t type, uint64_t key)
 static void
 spi_unlink(struct server *srv, struct spi_ent *x)
 {
-	struct spi_ent **pp = &srv->spi_tab[spi_hash(x->key, x->type)];
+	struct spi_ent **pp = &srv->spi_tab[spi_hash(srv, x->key, x->type)];
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == x) {
 			*pp = x->next;
@@ -226,65 +301,94 @@ spi_unlink(struct server *srv, struct spi_ent *x)
 	x->next = NULL;
 }
 
-/* Remembers an SPI for s; the oldest of its SESS_SPIS entries is evicted. */
+/* Puts key into slot e of session s (whatever e held is dropped: a
+ * session only ever evicts its own entries). */
 static void
-spi_add(struct session *s, uint8_t type, uint64_t key)
+spi_set(struct session *s, struct spi_ent *e, uint8_t type, uint64_t key)
 {
 	struct server *srv = s->srv;
-	struct spi_ent *e = &s->spis[s->spi_next++ % SESS_SPIS];
 	if (e->type)
 		spi_unlink(srv, e);
 	e->key = key;
 	e->type = type;
 	e->sess = s;
-	unsigned h = spi_hash(key, type);
+	unsigned h = spi_hash(srv, key, type);
 	e->next = srv->spi_tab[h];
 	srv->spi_tab[h] = e;
 }
 
-static unsigned
-src_hash(const struct iketcpd_addr *a)
+static struct ike_sa *
+ike_sa_add(struct session *s, uint64_t spi_i)
 {
-	const uint8_t *p;
-	size_t n;
-	uint32_t h = 2166136261u;
+	struct ike_sa *sa = &s->ike[s->ike_next++ % SESS_IKE_SAS];
+	spi_set(s, &sa->ent, 1, spi_i);
+	sa->answered = -1;
+	return sa;
+}
+
+static struct ike_sa *
+ike_sa_of(struct session *s, uint64_t spi_i)
+{
+	for (unsigned i = 0; i < SESS_IKE_SAS; i++)
+		if (s->ike[i].ent.type && s->ike[i].ent.key == spi_i)
+			return &s->ike[i];
+	return NULL;
+}
+
+/* The source key of a client address: its family and its address masked to
+ * source-prefix4 / source-prefix6 bits (a /64 is one IPv6 source). */
+static void
+src_key(const struct server *srv, const struct iketcpd_addr *a, uint8_t key[17])
+{
+	unsigned n, bits;
+	const uint8_t *ip;
+
+	memset(key, 0, 17);
 	if (a->ss.ss_family == AF_INET) {
-		p = (const uint8_t *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
+		ip = (const uint8_t *)&((const struct sockaddr_in *)&a->ss)->sin_addr;
 		n = 4;
+		bits = srv->cfg.source_prefix4;
 	} else {
-		p = (const uint8_t *)&((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+		ip = ((const struct sockaddr_in6 *)&a->ss)->sin6_addr.s6_addr;
 		n = 16;
+		bits = srv->cfg.source_prefix6;
 	}
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h & (SRC_BUCKETS - 1);
+	key[0] = (uint8_t)a->ss.ss_family;
+	for (unsigned i = 0; i < n && bits; i++) {
+		unsigned take = bits >= 8 ? 8 : bits;
+		key[1 + i] = ip[i] & (uint8_t)(0xffu << (8 - take));
+		bits -= take;
+	}
 }
 
 static struct src_ent *
 src_get(struct server *srv, const struct iketcpd_addr *a, int create)
 {
-	unsigned h = src_hash(a);
+	uint8_t key[17];
+	src_key(srv, a, key);
+	unsigned h = (unsigned)siphash24(&srv->hkey, key, sizeof(key)) & (SRC_BUCKETS - 1);
 	for (struct src_ent *e = srv->src_tab[h]; e; e = e->next)
-		if (net_same_ip(&e->ip, a))
+		if (!memcmp(e->key, key, sizeof(key)))
 			return e;
 	if (!create)
 		return NULL;
 	struct src_ent *e = calloc(1, sizeof(*e));
 	if (!e)
 		return NULL;
-	e->ip = *a;
+	memcpy(e->key, key, sizeof(key));
 	e->next = srv->src_tab[h];
 	srv->src_tab[h] = e;
 	return e;
 }
 
+/* Frees e once nothing counts on it. */
 static void
-src_put(struct server *srv, struct src_ent *e)
+src_release(struct server *srv, struct src_ent *e)
 {
-	if (!e || --e->count)
+	if (!e || e->conns || e->sessions)
 		return;
-	struct src_ent **pp = &srv->src_tab[src_hash(&e->ip)];
-	for (; *pp; pp = &(*pp)->next) {
+	unsigned h = (unsigned)siphash24(&srv->hkey, e->key, sizeof(e->key)) & (SRC_BUCKETS - 1);
+	for (struct src_ent **pp = &srv->src_tab[h]; *pp; pp = &(*pp)->next) {
 		if (*pp == e) {
 			*pp = e->next;
 			free(e);
@@ -319,34 +423,195 @@ batch_add(struct server *srv, struct session *s, const uint8_t *p, size_t len)
 
 /* ---- sessions --------------------------------------------------------------- */
 
+/* The session's one timer: half-open-timeout while half-open, then
+ * session-timeout once it has no member. */
+static void
+session_arm(struct session *s)
+{
+	struct server *srv = s->srv;
+	uint64_t d = UINT64_MAX, now = loop_now(srv->loop);
+	if (s->half_open)
+		d = s->born_ms + srv->cfg.half_open_timeout_ms;
+	if (!s->nmembers && s->lonely_ms + srv->cfg.session_timeout_ms < d)
+		d = s->lonely_ms + srv->cfg.session_timeout_ms;
+	if (d == UINT64_MAX)
+		timer_stop(srv->loop, &s->expire);
+	else
+		timer_start(srv->loop, &s->expire, d > now ? d - now : 0);
+}
+
 static void
 session_expire_cb(struct timer *t)
 {
 	struct session *s = t->data;
-	log_peer(LOG_LVL_INFO, LOGC_SESSION, "session %llu expired (no connection)",
-		 (unsigned long long)s->id);
-	s->srv->st.sessions_expired++;
-	session_destroy(s);
+	struct server *srv = s->srv;
+	uint64_t now = loop_now(srv->loop);
+
+	if (s->half_open && now >= s->born_ms + srv->cfg.half_open_timeout_ms) {
+		log_peer(LOG_LVL_INFO, LOGC_SESSION,
+			 "session %llu: no IKE exchange past IKE_SA_INIT in %ums: removed",
+			 (unsigned long long)s->id, srv->cfg.half_open_timeout_ms);
+		srv->st.half_open_expired++;
+		session_destroy(s, CR_HALF_OPEN);
+	} else if (!s->nmembers && now >= s->lonely_ms + srv->cfg.session_timeout_ms) {
+		log_peer(LOG_LVL_INFO, LOGC_SESSION, "session %llu expired (no connection)",
+			 (unsigned long long)s->id);
+		srv->st.sessions_expired++;
+		session_destroy(s, CR_NOT_JOINED);
+	} else {
+		session_arm(s);
+	}
+}
+
+static void
+half_open_end(struct session *s)
+{
+	struct server *srv = s->srv;
+	if (!s->half_open)
+		return;
+	s->half_open = 0;
+	DLIST_UNLINK(srv->ho_head, srv->ho_tail, s, ho_next, ho_prev);
+	srv->nhalf_open--;
+	s->src->half_open--;
+}
+
+/* The session's source address towards the backend (backend-source): one
+ * address per client source, so that the IKE daemon's per-address limits
+ * (strongSwan's block_threshold, cookie_threshold_ip) count each client on
+ * its own instead of all of them as one. Returns 0 when there is none. */
+static int
+backend_source(const struct server *srv, const struct src_ent *src, struct iketcpd_addr *out)
+{
+	struct iketcpd_prefix p;
+	const struct iketcpd_addr *be = &srv->cfg.backend;
+
+	if (srv->cfg.backend_source_mode == IKETCPD_BSRC_NONE)
+		return 0;
+	if (srv->cfg.backend_source_mode == IKETCPD_BSRC_PREFIX) {
+		p = srv->cfg.backend_source;
+	} else {
+		/* auto: an IPv4 loopback backend has all of 127.0.0.0/8 */
+		if (be->ss.ss_family != AF_INET ||
+		    ((const uint8_t *)&((const struct sockaddr_in *)&be->ss)->sin_addr)[0] != 127)
+			return 0;
+		p = (struct iketcpd_prefix){.family = AF_INET, .addr = {127}, .bits = 8};
+	}
+	/* keyed: a client cannot pick another client's address */
+	uint64_t h = siphash24(&srv->hkey, src->key, sizeof(src->key)) ^ 0x5a5a5a5a5a5a5a5aull;
+	unsigned n = p.family == AF_INET ? 4 : 16, hostbits = n * 8 - p.bits;
+	uint8_t ip[16];
+	memcpy(ip, p.addr, n);
+	/* hostbits <= 24 (v4, /8 at least) or the low 64 bits (v6): never 0,
+	 * never all ones */
+	unsigned hb = hostbits > 62 ? 62 : hostbits;
+	uint64_t host = 1 + h % ((1ull << hb) - 2);
+	for (unsigned i = 0; i < 8 && i < n; i++)
+		ip[n - 1 - i] |= (uint8_t)(host >> (8 * i));
+	memset(out, 0, sizeof(*out));
+	if (p.family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, ip, 4);
+		out->len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, ip, 16);
+		out->len = sizeof(*sin6);
+	}
+	return 1;
 }
 
 static void session_udp_cb(struct watcher *w, uint32_t ev);
 
+/* The oldest session of src that is half-open (half_open) or has no
+ * member (!half_open); NULL if none. At most max-sessions-per-source. */
 static struct session *
-session_new(struct server *srv)
+src_oldest(struct src_ent *src, int half_open)
 {
-	if (srv->nsessions >= srv->cfg.max_sessions) {
-		srv->st.sessions_refused++;
-		log_peer(LOG_LVL_WARN, LOGC_SESSION, "session refused: max-sessions %u reached",
-			 srv->cfg.max_sessions);
-		return NULL;
+	for (struct session *s = src->s_head; s; s = s->src_next)
+		if (half_open ? s->half_open : !s->nmembers)
+			return s;
+	return NULL;
+}
+
+static void
+session_evict(struct session *s)
+{
+	struct server *srv = s->srv;
+	if (s->half_open)
+		srv->st.half_open_evicted++;
+	else
+		srv->st.sessions_evicted++;
+	log_peer(LOG_LVL_INFO, LOGC_SESSION, "session %llu evicted (%s) to make room",
+		 (unsigned long long)s->id, s->half_open ? "half-open" : "no connection");
+	session_destroy(s, CR_EVICTED);
+}
+
+/*
+ * Makes room for a new session of src, within the per-source and total
+ * budgets: the oldest half-open session goes first (of this source, then
+ * of all), then this source's oldest session without a connection. An
+ * unauthenticated peer can thus only ever push out its own sessions or the
+ * oldest half-open ones, never an established client's. Returns 0, or -1
+ * (counted) when nothing may go.
+ */
+static int
+session_room(struct server *srv, struct src_ent *src)
+{
+	const struct iketcpd_server_cfg *cfg = &srv->cfg;
+	struct session *v;
+
+	while (src->half_open >= cfg->max_half_open_per_source && (v = src_oldest(src, 1)))
+		session_evict(v);
+	while (srv->nhalf_open >= cfg->max_half_open && srv->ho_head)
+		session_evict(srv->ho_head);
+	while (src->sessions >= cfg->max_sessions_per_source) {
+		if (!(v = src_oldest(src, 1)) && !(v = src_oldest(src, 0))) {
+			srv->st.refused_sessions_source++;
+			log_peer(LOG_LVL_WARN, LOGC_SESSION,
+				 "session refused: max-sessions-per-source %u reached, all in use",
+				 cfg->max_sessions_per_source);
+			return -1;
+		}
+		session_evict(v);
 	}
+	while (srv->nsessions >= cfg->max_sessions) {
+		if (!srv->ho_head) {
+			srv->st.sessions_refused++;
+			log_peer(LOG_LVL_WARN, LOGC_SESSION,
+				 "session refused: max-sessions %u reached", cfg->max_sessions);
+			return -1;
+		}
+		session_evict(srv->ho_head);
+	}
+	return 0;
+}
+
+static struct session *
+session_new(struct server *srv, struct src_ent *src)
+{
+	struct iketcpd_addr from;
+
+	if (session_room(srv, src) < 0)
+		return NULL;
 	struct session *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->srv = srv;
-	s->w.fd = net_udp_socket(srv->cfg.backend.ss.ss_family, NULL, &srv->cfg.backend);
+	int have_from = backend_source(srv, src, &from);
+	s->w.fd = net_udp_socket(srv->cfg.backend.ss.ss_family, have_from ? &from : NULL,
+				 &srv->cfg.backend);
+	if (s->w.fd < 0 && have_from) {
+		char as[64];
+		log_peer(LOG_LVL_WARN, LOGC_SESSION,
+			 "%s: backend-source address %s: %s; using the default source",
+			 srv->cfg.name, iketcpd_addr_str(&from, as, sizeof(as)), strerror(errno));
+		s->w.fd = net_udp_socket(srv->cfg.backend.ss.ss_family, NULL, &srv->cfg.backend);
+	}
 	if (s->w.fd < 0) {
-		log_err("%s: backend socket: %s", srv->cfg.name, strerror(errno));
+		log_peer(LOG_LVL_WARN, LOGC_SESSION, "%s: backend socket: %s", srv->cfg.name,
+			 strerror(errno));
 		free(s);
 		return NULL;
 	}
@@ -365,6 +630,15 @@ session_new(struct server *srv)
 	srv->sessions = s;
 	srv->nsessions++;
 	srv->st.sessions_created++;
+	s->src = src;
+	src->sessions++;
+	DLIST_APPEND(src->s_head, src->s_tail, s, src_next, src_prev);
+	s->half_open = 1;
+	src->half_open++;
+	srv->nhalf_open++;
+	DLIST_APPEND(srv->ho_head, srv->ho_tail, s, ho_next, ho_prev);
+	s->born_ms = s->lonely_ms = loop_now(srv->loop);
+	session_arm(s);
 	return s;
 }
 
@@ -377,19 +651,27 @@ session_free_cb(void *arg)
 }
 
 static void
-session_destroy(struct session *s)
+session_destroy(struct session *s, enum close_reason why)
 {
 	struct server *srv = s->srv;
 	if (s->dead)
 		return;
 	s->dead = 1;
-	while (s->conns) /* only at server teardown: sessions expire when empty */
-		conn_close(s->conns, CR_SHUTDOWN);
-	for (unsigned i = 0; i < SESS_SPIS; i++)
-		if (s->spis[i].type)
-			spi_unlink(srv, &s->spis[i]);
+	while (s->conns)
+		conn_close(s->conns, why);
+	for (unsigned i = 0; i < SESS_IKE_SAS; i++)
+		if (s->ike[i].ent.type)
+			spi_unlink(srv, &s->ike[i].ent);
+	for (unsigned i = 0; i < SESS_ESP_SPIS; i++)
+		if (s->esp[i].type)
+			spi_unlink(srv, &s->esp[i]);
 	if (srv->batch_sess == s)
 		batch_flush(srv);
+	half_open_end(s);
+	DLIST_UNLINK(s->src->s_head, s->src->s_tail, s, src_next, src_prev);
+	s->src->sessions--;
+	src_release(srv, s->src);
+	s->src = NULL;
 	timer_stop(srv->loop, &s->expire);
 	watcher_stop(srv->loop, &s->w);
 	close(s->w.fd);
@@ -403,6 +685,11 @@ session_destroy(struct session *s)
 	loop_defer(srv->loop, &s->dfr, session_free_cb, s);
 }
 
+/*
+ * Makes member c the return path. No I/O here: a held datagram is queued
+ * and the event loop writes it (conn_want), so a routing decision can
+ * never close the connection it is deciding about.
+ */
 static void
 set_current(struct session *s, struct sconn *c)
 {
@@ -415,15 +702,17 @@ set_current(struct session *s, struct sconn *c)
 	s->current = c;
 	/* R34: the old connection may still carry the client's retransmissions
 	 * for a while; once it has been quiet for replaced-idle-timeout it is
-	 * closed (conn_timer_cb). A frame on it re-arms the timer. */
-	if (old && c && old->state == SC_OPEN)
-		timer_start(s->srv->loop, &old->timer, s->srv->cfg.replaced_idle_ms);
-	if (c && c->state == SC_OPEN)
-		timer_stop(s->srv->loop, &c->timer);
-	if (c)
-		log_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
-			  (unsigned long long)c->id, c->peer_str);
-	if (c && s->held) {
+	 * closed (conn_timer_cb). */
+	if (old && c && old->state == SC_OPEN) {
+		old->replaced_ms = loop_now(s->srv->loop);
+		conn_arm(old);
+	}
+	if (!c)
+		return;
+	conn_arm(c);
+	log_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
+		  (unsigned long long)c->id, c->peer_str);
+	if (s->held) {
 		/* R36 (TR side): an IKE message the backend sent while no
 		 * connection existed goes out on the next one. */
 		if (iketcp_sendq_push_datagram(&c->q, s->held, s->held_len) != IKETCP_OK)
@@ -431,7 +720,7 @@ set_current(struct session *s, struct sconn *c)
 		free(s->held);
 		s->held = NULL;
 		s->held_len = 0;
-		conn_flush(c);
+		conn_want(c);
 	}
 }
 
@@ -449,41 +738,117 @@ detach(struct sconn *c)
 		c->s_next->s_prev = c->s_prev;
 	c->s_next = c->s_prev = NULL;
 	c->sess = NULL;
-	for (unsigned i = 0; i < SESS_REQS; i++)
-		if (s->reqs[i].conn == c)
-			s->reqs[i].conn = NULL;
+	c->req_valid = 0;
+	if (!c->member)
+		return;
+	c->member = 0;
+	s->nmembers--;
 	if (s->current == c) {
-		/* The newest remaining connection takes over: the TO opened
-		 * it last, so it is the one it uses (R31). */
+		/* The newest remaining member takes over: the TO opened it
+		 * last, so it is the one it uses (R31). */
 		struct sconn *best = NULL;
 		for (struct sconn *o = s->conns; o; o = o->s_next)
-			if (!best || o->attach_seq > best->attach_seq)
+			if (o->member && (!best || o->attach_seq > best->attach_seq))
 				best = o;
 		s->current = NULL;
 		set_current(s, best);
 	}
-	if (!s->conns && !s->dead)
-		timer_start(s->srv->loop, &s->expire, s->srv->cfg.session_timeout_ms);
+	if (!s->nmembers && !s->dead) {
+		s->lonely_ms = loop_now(s->srv->loop);
+		session_arm(s);
+	}
 }
 
+/* c claims s: as a candidate (member 0), or as a proven member. A closed
+ * connection is never attached. */
 static void
-attach(struct sconn *c, struct session *s)
+attach(struct sconn *c, struct session *s, int member)
 {
-	if (c->sess == s)
+	if (c->state == SC_CLOSED || s->dead)
 		return;
-	detach(c);
-	c->sess = s;
-	c->attach_seq = ++s->srv->attach_seq;
-	c->s_prev = NULL;
-	c->s_next = s->conns;
-	if (s->conns)
-		s->conns->s_prev = c;
-	s->conns = c;
-	timer_stop(s->srv->loop, &s->expire);
-	if (!s->current)
-		set_current(s, c);
-	log_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id, c->peer_str,
-		  (unsigned long long)s->id);
+	if (c->sess != s) {
+		detach(c);
+		c->sess = s;
+		c->s_prev = NULL;
+		c->s_next = s->conns;
+		if (s->conns)
+			s->conns->s_prev = c;
+		s->conns = c;
+		log_debug("conn %llu (%s) claims session %llu", (unsigned long long)c->id,
+			  c->peer_str, (unsigned long long)s->id);
+	}
+	if (member && !c->member) {
+		c->member = 1;
+		c->attach_seq = ++s->srv->attach_seq;
+		s->nmembers++;
+		s->last_ip = c->peer;
+		if (s->nmembers == 1)
+			session_arm(s);
+		if (!s->current)
+			set_current(s, c);
+		log_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id,
+			  c->peer_str, (unsigned long long)s->id);
+	}
+	conn_arm(c);
+}
+
+/* The connection whose last request is (spi_i, mid): the current one if it
+ * asked, else the only other one that did; NULL when none, or when several
+ * did (then nobody can tell which request the backend accepted). */
+static struct sconn *
+requester(struct session *s, uint64_t spi_i, uint32_t mid, int *ambiguous)
+{
+	struct sconn *who = NULL;
+	*ambiguous = 0;
+	if (s->current && s->current->req_valid && s->current->req_spi == spi_i &&
+	    s->current->req_mid == mid)
+		return s->current;
+	for (struct sconn *o = s->conns; o; o = o->s_next) {
+		if (!o->req_valid || o->req_spi != spi_i || o->req_mid != mid)
+			continue;
+		if (who) {
+			*ambiguous = 1;
+			return NULL;
+		}
+		who = o;
+	}
+	return who;
+}
+
+/* A response from the backend on its way to s->current: does it prove the
+ * connection that asked (R32 as far as a relay can tell: the backend, which
+ * can authenticate, accepted a request never answered before)? */
+static void
+session_response(struct session *s, const struct iketcp_ike_hdr *h)
+{
+	struct server *srv = s->srv;
+	struct ike_sa *sa = ike_sa_of(s, h->spi_i);
+	int amb;
+
+	if (!sa)
+		return;
+	struct sconn *who = requester(s, h->spi_i, h->msg_id, &amb);
+	if ((int64_t)h->msg_id <= sa->answered) {
+		if (who && who != s->current)
+			srv->st.replays_ignored++; /* a cached answer: proves nothing */
+		return;
+	}
+	if (amb)
+		srv->st.joins_ambiguous++;
+	if (who && who != s->current) {
+		if (!who->member) {
+			srv->st.joins++;
+			attach(who, s, 1);
+		}
+		set_current(s, who);
+	}
+	/* Held (no connection) is not relayed: a retransmission on the next
+	 * connection may still prove it (R36). */
+	if (s->current)
+		sa->answered = h->msg_id;
+	if (h->msg_id >= 1 && s->current)
+		half_open_end(s);
+	session_arm(s);
 }
 
 /* Backend -> client. */
@@ -514,14 +879,8 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 			continue;
 		}
 		if (is_ike && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK &&
-		    iketcp_ike_is_response(&h)) {
-			/* R32: the backend answered a request; the connection it
-			 * came on proved itself and becomes the return path. */
-			for (unsigned k = 0; k < SESS_REQS; k++)
-				if (s->reqs[k].conn && s->reqs[k].spi_i == h.spi_i &&
-				    s->reqs[k].msg_id == h.msg_id)
-					set_current(s, s->reqs[k].conn);
-		}
+		    iketcp_ike_is_response(&h))
+			session_response(s, &h);
 		if (!s->current) {
 			if (is_ike) {
 				uint8_t *copy = malloc(len);
@@ -632,8 +991,8 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 		 "conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
 		 "%llu)",
 		 (unsigned long long)c->id, c->peer_str, c->is_tls ? " (TLS)" : "",
-		 state_names[c->state], close_names[why], detail ? ": " : "", detail ? detail : "",
-		 (unsigned long long)c->frames_in,
+		 state_names[c->state], close_why[why].text, detail ? ": " : "",
+		 detail ? detail : "", (unsigned long long)c->frames_in,
 		 (unsigned long long)(c->q.stats.frames_out[0] + c->q.stats.frames_out[1]),
 		 (unsigned long long)c->q.stats.dropped[IKETCP_CLASS_ESP]);
 	srv->st.closed[why]++;
@@ -646,10 +1005,14 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 	    iketcp_transport_shutdown(&c->tr) != IKETCP_OK)
 		log_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
 	detach(c);
-	if (c->pending)
+	if (c->pending) {
 		srv->npending--;
+		c->src->pending--;
+		DLIST_UNLINK(srv->p_head, srv->p_tail, c, p_next, p_prev);
+	}
 	c->state = SC_CLOSED;
-	src_put(srv, c->src);
+	c->src->conns--;
+	src_release(srv, c->src);
 	c->src = NULL;
 	timer_stop(srv->loop, &c->timer);
 	watcher_stop(srv->loop, &c->w);
@@ -670,25 +1033,79 @@ conn_close(struct sconn *c, enum close_reason why)
 	conn_close_msg(c, why, NULL);
 }
 
+/*
+ * The open state's deadlines, the earliest of which the timer holds: a
+ * frame begun and not finished (frame-timeout: a peer that trickles a
+ * large frame holds its buffer), a connection that never became a member
+ * (half-open-timeout), no frame at all (idle-timeout), and a member
+ * replaced as the return path (R34). Times that move with traffic
+ * (last_rx_ms) are not re-armed per frame: the timer may fire early and
+ * then re-arms for what is left.
+ */
+static uint64_t
+conn_deadline(const struct sconn *c, enum close_reason *why)
+{
+	const struct iketcpd_server_cfg *cfg = &c->srv->cfg;
+	uint64_t d = UINT64_MAX, t;
+
+#define EARLIER(when, reason)                                                                      \
+	do {                                                                                       \
+		t = (when);                                                                        \
+		if (t < d) {                                                                       \
+			d = t;                                                                     \
+			*why = (reason);                                                           \
+		}                                                                                  \
+	} while (0)
+	if (c->partial_ms)
+		EARLIER(c->partial_ms + cfg->frame_timeout_ms, CR_FRAME_TIMEOUT);
+	if (!c->member)
+		EARLIER(c->open_ms + cfg->half_open_timeout_ms, CR_NOT_JOINED);
+	if (cfg->idle_timeout_ms)
+		EARLIER(c->last_rx_ms + cfg->idle_timeout_ms, CR_IDLE);
+	if (c->member && c->sess->current != c && c->replaced_ms)
+		EARLIER((c->last_rx_ms > c->replaced_ms ? c->last_rx_ms : c->replaced_ms) +
+				cfg->replaced_idle_ms,
+			CR_REPLACED);
+#undef EARLIER
+	return d;
+}
+
+static void
+conn_arm(struct sconn *c)
+{
+	enum close_reason why;
+	if (c->state != SC_OPEN)
+		return; /* pending states and draining have their own deadline */
+	uint64_t d = conn_deadline(c, &why), now = loop_now(c->srv->loop);
+	if (d == UINT64_MAX)
+		timer_stop(c->srv->loop, &c->timer);
+	else
+		timer_start(c->srv->loop, &c->timer, d > now ? d - now : 0);
+}
+
 static void
 conn_timer_cb(struct timer *t)
 {
 	struct sconn *c = t->data;
+	enum close_reason why;
+
 	switch (c->state) {
 	case SC_DRAINING:
 		conn_close(c, CR_SHUTDOWN);
 		break;
 	case SC_OPEN:
-		/* armed only while replaced (set_current); nothing is lost:
-		 * replies go to the current connection, and a queue that still
-		 * drains gets more time */
-		if (!c->sess || c->sess->current == c)
-			break;
-		if (iketcp_sendq_bytes(&c->q) > 0) {
-			timer_start(c->srv->loop, &c->timer, c->srv->cfg.replaced_idle_ms);
+		if (conn_deadline(c, &why) > loop_now(c->srv->loop)) {
+			conn_arm(c);
 			break;
 		}
-		conn_close(c, CR_REPLACED);
+		/* R34: nothing is lost: replies go to the current connection,
+		 * and a queue that still drains gets more time */
+		if (why == CR_REPLACED && iketcp_sendq_bytes(&c->q) > 0) {
+			c->replaced_ms = loop_now(c->srv->loop);
+			conn_arm(c);
+			break;
+		}
+		conn_close(c, why);
 		break;
 	case SC_TLS_HANDSHAKE:
 		c->srv->st.tls_handshake_timeouts++;
@@ -862,20 +1279,24 @@ conn_proxy_hdr(struct sconn *c)
 		iketcpd_addr_str(&client, as, sizeof(as));
 		log_debug("conn %llu %s: PROXY v%d header: client %s", (unsigned long long)c->id,
 			  c->peer_str, pi.version, as);
-		if (!src || src->count >= srv->cfg.max_conns_per_source) {
+		if (src != c->src && (!src || src->conns >= srv->cfg.max_conns_per_source ||
+				      src->pending >= srv->cfg.max_pending_per_source)) {
 			srv->st.refused_source++;
-			if (src && src->count == 0) {
-				src->count = 1;
-				src_put(srv, src);
-			}
+			src_release(srv, src);
 			conn_close_msg(c, CR_PROXY_SOURCE, as);
 			return;
 		}
-		/* take the new entry before letting go of the old one: they are
-		 * the same when the header names the balancer's own address */
-		src->count++;
-		src_put(srv, c->src);
-		c->src = src;
+		/* the connection (still pending) now counts for the client; the
+		 * two are the same when the header names the balancer itself */
+		if (src != c->src) {
+			src->conns++;
+			src->pending++;
+			c->src->conns--;
+			c->src->pending--;
+			src_release(srv, c->src);
+			c->src = src;
+		}
+		c->peer = client;
 		snprintf(c->peer_str, sizeof(c->peer_str), "%s", as);
 	} else {
 		srv->st.proxy_local++;
@@ -886,47 +1307,102 @@ conn_proxy_hdr(struct sconn *c)
 	conn_begin(c);
 }
 
-/* Finds (or, for an IKE_SA_INIT request, creates) the session of a frame. */
+/*
+ * Fast resume: a session whose client lost its connection takes a new one
+ * from the same client address at its first frame, without waiting for an
+ * IKE exchange to prove it. A peer elsewhere cannot use this, and while
+ * the session has a member nobody can (docs/architecture.md, "Trust
+ * model").
+ */
+static int
+may_resume(const struct sconn *c, const struct session *s)
+{
+	return !s->nmembers && s->last_ip.len && net_same_ip(&c->peer, &s->last_ip);
+}
+
+static void
+resume(struct sconn *c, struct session *s)
+{
+	c->srv->st.resumes++;
+	log_peer(LOG_LVL_INFO, LOGC_SESSION, "conn %llu %s resumes session %llu",
+		 (unsigned long long)c->id, c->peer_str, (unsigned long long)s->id);
+	attach(c, s, 1);
+}
+
+/* An ESP SPI seen on a member is remembered for its session (for a fast
+ * resume), unless another session has it: first come, and a session only
+ * ever replaces its own oldest entry, so nobody can push out or take over
+ * another session's SPIs. */
+static void
+esp_learn(struct session *s, uint32_t spi)
+{
+	if (spi_find(s->srv, 2, spi))
+		return;
+	spi_set(s, &s->esp[s->esp_next++ % SESS_ESP_SPIS], 2, spi);
+}
+
 static struct session *
-route(struct sconn *c, const struct iketcp_frame *f)
+route_esp(struct sconn *c, uint32_t spi)
 {
 	struct server *srv = c->srv;
-	struct session *s;
+	struct session *s = c->sess;
 
-	if (f->kind == IKETCP_FRAME_ESP) {
-		if (c->sess && f->spi == c->last_spi)
-			return c->sess; /* steady state: no table lookup */
-		s = spi_find(srv, 2, f->spi);
-		if (!s && c->sess) {
-			s = c->sess; /* a new CHILD SA of this connection's session */
-			spi_add(s, 2, f->spi);
-		}
-		if (s) {
-			attach(c, s);
-			c->last_spi = f->spi;
+	if (s) {
+		/* members and candidates: only ever to their own session */
+		if (c->member && spi != c->last_spi) {
+			c->last_spi = spi;
+			esp_learn(s, spi);
 		}
 		return s;
 	}
+	s = spi_find(srv, 2, spi);
+	if (s && may_resume(c, s)) {
+		resume(c, s);
+		c->last_spi = spi;
+		return s;
+	}
+	srv->st.esp_unroutable++;
+	return NULL;
+}
+
+static struct session *
+route_ike(struct sconn *c, const struct iketcp_frame *f)
+{
+	struct server *srv = c->srv;
 	struct iketcp_ike_hdr h;
+	struct session *s;
+
 	if (iketcp_ike_parse(f->msg, f->msg_len, &h) != IKETCP_OK)
 		return NULL; /* cannot happen for a classified IKE frame */
+	int request = !iketcp_ike_is_response(&h);
 	s = spi_find(srv, 1, h.spi_i);
 	if (!s) {
-		if (c->sess)
-			s = c->sess; /* IKE SA rekey: new SPIs on the same connection */
-		else if (h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0 &&
-			 !iketcp_ike_is_response(&h))
-			s = session_new(srv);
-		if (!s)
+		if (c->member) {
+			/* an IKE SA rekey: its new SPIs come on the same connection */
+			s = c->sess;
+			ike_sa_add(s, h.spi_i);
+		} else if (request && h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0) {
+			detach(c);
+			if (!(s = session_new(srv, c->src)))
+				return NULL;
+			ike_sa_add(s, h.spi_i);
+			attach(c, s, 1);
+		} else {
+			srv->st.ike_unroutable++;
 			return NULL;
-		spi_add(s, 1, h.spi_i);
+		}
+	} else if (s != c->sess) {
+		if (c->member)
+			return s; /* R25: not this connection's SA; relayed, changes nothing */
+		if (may_resume(c, s))
+			resume(c, s);
+		else
+			attach(c, s, 0); /* a candidate until the backend answers */
 	}
-	attach(c, s);
-	if (!iketcp_ike_is_response(&h)) {
-		unsigned k = s->req_next++ % SESS_REQS;
-		s->reqs[k].spi_i = h.spi_i;
-		s->reqs[k].msg_id = h.msg_id;
-		s->reqs[k].conn = c;
+	if (request) {
+		c->req_valid = 1;
+		c->req_spi = h.spi_i;
+		c->req_mid = h.msg_id;
 	}
 	return s;
 }
@@ -963,18 +1439,20 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 			srv->st.frames_ike++;
 		else
 			srv->st.frames_esp++;
-		struct session *s = route(c, &f);
+		struct session *s =
+			f.kind == IKETCP_FRAME_ESP ? route_esp(c, f.spi) : route_ike(c, &f);
 		if (!s) {
 			srv->st.unroutable++;
 			break;
 		}
 		c->bad_run = 0;
 		if (c->state == SC_WAIT_FRAME) {
+			/* the prefix-timeout ends; the open state's deadlines begin */
 			c->state = SC_OPEN;
+			c->open_ms = loop_now(srv->loop);
 			timer_stop(srv->loop, &c->timer);
+			conn_arm(c);
 		}
-		if (c->sess && c->sess->current != c && timer_armed(&c->timer))
-			timer_start(srv->loop, &c->timer, srv->cfg.replaced_idle_ms);
 		batch_add(srv, s, f.body, f.body_len);
 		/* A frame assembled in the deframer's buffer is only valid until
 		 * the next call: send it now. Frames in rbuf wait for the batch. */
@@ -996,9 +1474,12 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 static void
 conn_prefix_check(struct sconn *c)
 {
+	struct server *srv = c->srv;
 	if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
 		c->pending = 0;
-		c->srv->npending--;
+		srv->npending--;
+		c->src->pending--;
+		DLIST_UNLINK(srv->p_head, srv->p_tail, c, p_next, p_prev);
 		c->state = SC_WAIT_FRAME;
 	}
 }
@@ -1027,15 +1508,27 @@ conn_read(struct sconn *c)
 			return;
 		}
 		c->bytes_in += (size_t)n;
+		c->last_rx_ms = loop_now(srv->loop);
 		struct iketcp_cur in;
 		iketcp_cur_init(&in, srv->rbuf, (size_t)n);
 		const uint8_t *fr;
 		size_t flen;
-		int rc;
+		int rc, frames = 0;
 		while ((rc = iketcp_deframer_next(&c->df, &in, &fr, &flen)) == 1) {
 			conn_prefix_check(c);
+			frames++;
 			if (conn_frame(c, fr, flen) < 0)
 				return;
+		}
+		/* frame-timeout runs from the start of the frame that is still
+		 * incomplete; arming the timer once per incomplete stretch */
+		if (!iketcp_deframer_pending(&c->df)) {
+			c->partial_ms = 0;
+		} else if (!c->partial_ms || frames) {
+			int was = c->partial_ms != 0;
+			c->partial_ms = c->last_rx_ms;
+			if (!was)
+				conn_arm(c);
 		}
 		conn_prefix_check(c); /* the prefix may end a read without a frame */
 		if (srv->bn)
@@ -1115,6 +1608,163 @@ proxy_trusted(const struct server *srv, const struct iketcpd_addr *a)
 	return 0;
 }
 
+/* Out of descriptors: accept() would fail at once again, and a level-
+ * triggered listener would spin. Stop polling the listeners for a while;
+ * the connections queued in the kernel wait (or time out there). */
+static void
+accept_pause(struct server *srv)
+{
+	srv->st.accept_paused++;
+	if (srv->paused)
+		return;
+	srv->paused = 1;
+	for (int i = 0; i < srv->nls; i++)
+		watcher_stop(srv->loop, &srv->ls[i].w);
+	timer_start(srv->loop, &srv->pause_timer, ACCEPT_PAUSE_MS);
+}
+
+static void
+accept_resume_cb(struct timer *t)
+{
+	struct server *srv = t->data;
+	srv->paused = 0;
+	for (int i = 0; i < srv->nls && !srv->shutting; i++)
+		watcher_start(srv->loop, &srv->ls[i].w, EPOLLIN);
+}
+
+/* Why a new connection from src may not be accepted, or NULL. When only
+ * max-pending stands in the way, the oldest pending connection is closed
+ * instead: a handful of sources holding every pending slot cannot lock
+ * everyone else out. */
+static const char *
+admit(struct server *srv, struct src_ent *src, const struct iketcpd_addr *peer)
+{
+	if (srv->cfg.proxy_protocol && !proxy_trusted(srv, peer)) {
+		srv->st.refused_proxy_source++;
+		return "not a proxy-protocol-from address";
+	}
+	if (srv->nconns >= srv->cfg.max_conns) {
+		srv->st.refused_total++;
+		return "max-conns reached";
+	}
+	if (!src)
+		return "out of memory";
+	/* Behind a balancer every client comes from its address: the limits
+	 * apply to the client the header names. */
+	if (srv->cfg.proxy_protocol)
+		return NULL;
+	if (src->conns >= srv->cfg.max_conns_per_source) {
+		srv->st.refused_source++;
+		return "max-conns-per-source reached";
+	}
+	if (src->pending >= srv->cfg.max_pending_per_source) {
+		srv->st.refused_pending_source++;
+		return "max-pending-per-source reached";
+	}
+	if (srv->npending >= srv->cfg.max_pending) {
+		srv->st.pending_evicted++;
+		conn_close(srv->p_head, CR_EVICTED);
+	}
+	return NULL;
+}
+
+/* Takes an accepted socket in: counted, timed, started by its listener's
+ * kind. Returns 0, or -1 with fd closed. */
+static int
+conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
+{
+	char ps[64];
+	addr_text(&peer->ss, ps, sizeof(ps));
+	struct src_ent *src = src_get(srv, peer, 1);
+	const char *why = admit(srv, src, peer);
+	struct sconn *c = why ? NULL : calloc(1, sizeof(*c));
+	if (!why && !c)
+		why = "out of memory";
+	if (why) {
+		log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: refused %s: %s", srv->cfg.name, ps, why);
+		close(fd);
+		src_release(srv, src);
+		return -1;
+	}
+	struct iketcp_deframer_cfg dc = {.expect_prefix = 1, .max_frame = srv->cfg.max_frame};
+	struct iketcp_sendq_cfg qc = {.budget = srv->cfg.send_budget,
+				      .ike_reserve = srv->cfg.ike_reserve};
+	if (iketcp_deframer_init(&c->df, &dc) != IKETCP_OK ||
+	    iketcp_sendq_init(&c->q, &qc) != IKETCP_OK) {
+		iketcp_deframer_free(&c->df);
+		close(fd);
+		free(c);
+		src_release(srv, src);
+		return -1;
+	}
+	c->srv = srv;
+	c->id = ++srv->next_id;
+	memcpy(c->peer_str, ps, sizeof(c->peer_str));
+	c->peer = *peer;
+	c->w.fd = fd;
+	c->w.cb = conn_cb;
+	c->w.data = c;
+	c->pending = 1;
+	c->src = src;
+	(void)net_tcp_tune(fd, srv->cfg.tcp_keepalive, srv->cfg.tcp_user_timeout_ms);
+	timer_init(&c->timer, conn_timer_cb, c);
+	/* listen-tls: TLS at once. A plain port with sniff-tls: first byte.
+	 * Otherwise plain TCP, exactly as without TLS support. */
+	int rc = IKETCP_OK;
+	uint32_t tmo = srv->cfg.prefix_timeout_ms;
+	c->tls_listener = tls;
+	if (srv->cfg.proxy_protocol) {
+		c->state = SC_PROXY_HDR; /* then conn_begin() */
+	} else if (tls) {
+		rc = iketcp_tls_server_init(&c->tr, srv->tls_ctx, fd);
+		c->is_tls = 1;
+		c->state = SC_TLS_HANDSHAKE;
+		tmo = srv->cfg.tls_handshake_timeout_ms;
+	} else if (srv->sniff) {
+		c->state = SC_SNIFF; /* transport chosen by the first byte */
+	} else {
+		rc = iketcp_transport_tcp_init(&c->tr, fd, 0);
+		c->state = SC_WAIT_PREFIX;
+	}
+	if (rc != IKETCP_OK || watcher_start(srv->loop, &c->w, EPOLLIN) < 0 ||
+	    timer_start(srv->loop, &c->timer, tmo) < 0) {
+		watcher_stop(srv->loop, &c->w);
+		timer_stop(srv->loop, &c->timer);
+		iketcp_transport_free(&c->tr);
+		iketcp_deframer_free(&c->df);
+		iketcp_sendq_free(&c->q);
+		close(fd);
+		free(c);
+		src_release(srv, src);
+		return -1;
+	}
+	src->conns++;
+	src->pending++;
+	DLIST_APPEND(srv->p_head, srv->p_tail, c, p_next, p_prev);
+	c->next = srv->conns;
+	if (c->next)
+		c->next->prev = c;
+	srv->conns = c;
+	srv->nconns++;
+	srv->npending++;
+	srv->st.accepted++;
+	log_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps, srv->cfg.name,
+		  tls ? " (TLS)" : "");
+	return 0;
+}
+
+int
+server_adopt(struct server *srv, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct iketcpd_addr a = {.len = len};
+	if (len > sizeof(a.ss)) {
+		close(fd);
+		return -1;
+	}
+	memcpy(&a.ss, peer, len);
+	return conn_adopt(srv, fd, &a, 0);
+}
+
 static void
 listener_cb(struct watcher *w, uint32_t ev)
 {
@@ -1127,105 +1777,20 @@ listener_cb(struct watcher *w, uint32_t ev)
 		int fd = accept4(w->fd, (struct sockaddr *)&peer.ss, &peer.len,
 				 SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_peer(LOG_LVL_WARN, LOGC_ACCEPT,
+					 "%s: accept: %s: not accepting for %d ms", srv->cfg.name,
+					 strerror(errno), ACCEPT_PAUSE_MS);
+				accept_pause(srv);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+				   errno != ECONNABORTED) {
 				log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: accept: %s", srv->cfg.name,
 					 strerror(errno));
+			}
 			return;
 		}
-		char ps[64];
-		addr_text(&peer.ss, ps, sizeof(ps));
-		struct src_ent *src = src_get(srv, &peer, 1);
-		const char *why = NULL;
-		if (srv->cfg.proxy_protocol && !proxy_trusted(srv, &peer)) {
-			srv->st.refused_proxy_source++;
-			why = "not a proxy-protocol-from address";
-		} else if (srv->nconns >= srv->cfg.max_conns) {
-			srv->st.refused_total++;
-			why = "max-conns reached";
-		} else if (!src || (!srv->cfg.proxy_protocol &&
-				    src->count >= srv->cfg.max_conns_per_source)) {
-			/* Behind a balancer every client comes from its address:
-			 * the limit applies to the client the header names. */
-			srv->st.refused_source++;
-			why = "max-conns-per-source reached";
-		} else if (srv->npending >= srv->cfg.max_pending) {
-			srv->st.refused_pending++;
-			why = "max-pending reached";
-		}
-		struct sconn *c = why ? NULL : calloc(1, sizeof(*c));
-		if (!why && !c)
-			why = "out of memory";
-		if (why) {
-			log_peer(LOG_LVL_WARN, LOGC_ACCEPT, "%s: refused %s: %s", srv->cfg.name, ps,
-				 why);
-			close(fd);
-			if (src && src->count == 0) {
-				src->count = 1;
-				src_put(srv, src);
-			}
-			continue;
-		}
-		struct iketcp_deframer_cfg dc = {.expect_prefix = 1,
-						 .max_frame = srv->cfg.max_frame};
-		struct iketcp_sendq_cfg qc = {.budget = srv->cfg.send_budget,
-					      .ike_reserve = srv->cfg.ike_reserve};
-		if (iketcp_deframer_init(&c->df, &dc) != IKETCP_OK ||
-		    iketcp_sendq_init(&c->q, &qc) != IKETCP_OK) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->srv = srv;
-		c->id = ++srv->next_id;
-		memcpy(c->peer_str, ps, sizeof(c->peer_str));
-		c->w.fd = fd;
-		c->w.cb = conn_cb;
-		c->w.data = c;
-		c->pending = 1;
-		c->src = src;
-		src->count++;
-		(void)net_tcp_tune(fd, srv->cfg.tcp_keepalive);
-		timer_init(&c->timer, conn_timer_cb, c);
-		/* listen-tls: TLS at once. A plain port with sniff-tls: first byte.
-		 * Otherwise plain TCP, exactly as without TLS support. */
-		int rc = IKETCP_OK;
-		uint32_t tmo = srv->cfg.prefix_timeout_ms;
-		c->tls_listener = ls->tls;
-		if (srv->cfg.proxy_protocol) {
-			c->state = SC_PROXY_HDR; /* then conn_begin() */
-		} else if (ls->tls) {
-			rc = iketcp_tls_server_init(&c->tr, srv->tls_ctx, fd);
-			c->is_tls = 1;
-			c->state = SC_TLS_HANDSHAKE;
-			tmo = srv->cfg.tls_handshake_timeout_ms;
-		} else if (srv->sniff) {
-			c->state = SC_SNIFF; /* transport chosen by the first byte */
-		} else {
-			rc = iketcp_transport_tcp_init(&c->tr, fd, 0);
-			c->state = SC_WAIT_PREFIX;
-		}
-		if (rc != IKETCP_OK || watcher_start(srv->loop, &c->w, EPOLLIN) < 0 ||
-		    timer_start(srv->loop, &c->timer, tmo) < 0) {
-			watcher_stop(srv->loop, &c->w);
-			timer_stop(srv->loop, &c->timer);
-			src_put(srv, src);
-			iketcp_transport_free(&c->tr);
-			iketcp_deframer_free(&c->df);
-			iketcp_sendq_free(&c->q);
-			close(fd);
-			free(c);
-			continue;
-		}
-		c->next = srv->conns;
-		if (c->next)
-			c->next->prev = c;
-		srv->conns = c;
-		srv->nconns++;
-		srv->npending++;
-		srv->st.accepted++;
-		log_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps,
-			  srv->cfg.name, ls->tls ? " (TLS)" : "");
+		(void)conn_adopt(srv, fd, &peer, ls->tls);
 	}
 }
 
@@ -1337,6 +1902,10 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 		return NULL;
 	srv->loop = l;
 	srv->cfg = *cfg;
+	timer_init(&srv->pause_timer, accept_resume_cb, srv);
+	if (siphash_key_random(&srv->hkey) < 0)
+		log_warn("%s: no random key from getrandom(): %s; table keys are weaker", cfg->name,
+			 strerror(errno));
 	srv->rdg = malloc((size_t)UDP_BATCH * IKETCP_BODY_MAX);
 	if (!srv->rdg) {
 		free(srv);
@@ -1416,6 +1985,7 @@ void
 server_shutdown(struct server *srv)
 {
 	srv->shutting = 1;
+	timer_stop(srv->loop, &srv->pause_timer);
 	while (srv->nls)
 		listener_close(srv, srv->nls - 1);
 	for (struct sconn *c = srv->conns, *n; c; c = n) {
@@ -1472,6 +2042,16 @@ server_log_stats(const struct server *srv)
 		 srv->cfg.name, srv->nconns, srv->npending, srv->nsessions,
 		 (unsigned long long)st->accepted, (unsigned long long)st->refused_total,
 		 (unsigned long long)st->refused_source, (unsigned long long)st->refused_pending);
+	log_info("%s: sessions half-open %u; refused %llu/%llu (source sessions/pending); evicted "
+		 "%llu/%llu/%llu (pending/half-open/idle sessions); half-open expired %llu; joins "
+		 "%llu (ambiguous %llu), resumes %llu, replays ignored %llu; accept paused %llu",
+		 srv->cfg.name, srv->nhalf_open, (unsigned long long)st->refused_sessions_source,
+		 (unsigned long long)st->refused_pending_source,
+		 (unsigned long long)st->pending_evicted, (unsigned long long)st->half_open_evicted,
+		 (unsigned long long)st->sessions_evicted,
+		 (unsigned long long)st->half_open_expired, (unsigned long long)st->joins,
+		 (unsigned long long)st->joins_ambiguous, (unsigned long long)st->resumes,
+		 (unsigned long long)st->replays_ignored, (unsigned long long)st->accept_paused);
 	log_info("%s: frames ike %llu esp %llu empty %llu keepalive %llu runt %llu unroutable "
 		 "%llu; to backend %llu (dropped %llu); from backend %llu (keepalives %llu, "
 		 "queue drops %llu, no-conn drops %llu); path switches %llu",
@@ -1499,19 +2079,9 @@ server_log_stats(const struct server *srv)
 			 (unsigned long long)st->sniffed_plain);
 	for (int r = 0; r < CR_COUNT; r++)
 		if (st->closed[r])
-			log_info("%s: closed: %s: %llu", srv->cfg.name, close_names[r],
+			log_info("%s: closed: %s: %llu", srv->cfg.name, close_why[r].text,
 				 (unsigned long long)st->closed[r]);
 }
-
-/* Short machine-readable names for close reasons, same order as close_names. */
-static const char *const close_keys[CR_COUNT] = {
-	"eof",          "read_error",         "prefix_timeout",
-	"bad_prefix",   "bad_length",         "too_big",
-	"bad_frames",   "write_error",        "no_memory",
-	"shutdown",     "tls_handshake",      "tls_handshake_timeout",
-	"proxy_header", "proxy_source_limit", "replaced_idle",
-	"health_check",
-};
 
 void
 server_print_stats(const struct server *srv, FILE *fp)
@@ -1542,6 +2112,20 @@ server_print_stats(const struct server *srv, FILE *fp)
 	P("sessions_expired", st->sessions_expired);
 	P("sessions_refused", st->sessions_refused);
 	P("path_switches", st->path_switches);
+	P("half_open", srv->nhalf_open);
+	P("refused_sessions_source", st->refused_sessions_source);
+	P("refused_pending_source", st->refused_pending_source);
+	P("pending_evicted", st->pending_evicted);
+	P("half_open_evicted", st->half_open_evicted);
+	P("half_open_expired", st->half_open_expired);
+	P("sessions_evicted", st->sessions_evicted);
+	P("joins", st->joins);
+	P("joins_ambiguous", st->joins_ambiguous);
+	P("resumes", st->resumes);
+	P("replays_ignored", st->replays_ignored);
+	P("esp_unroutable", st->esp_unroutable);
+	P("ike_unroutable", st->ike_unroutable);
+	P("accept_paused", st->accept_paused);
 	P("sniffed_tls", st->sniffed_tls);
 	P("sniffed_plain", st->sniffed_plain);
 	P("tls_handshakes", st->tls_handshakes);
@@ -1553,7 +2137,7 @@ server_print_stats(const struct server *srv, FILE *fp)
 	P("proxy_local", st->proxy_local);
 	for (int r = 0; r < CR_COUNT; r++) {
 		char k[48];
-		snprintf(k, sizeof(k), "closed_%s", close_keys[r]);
+		snprintf(k, sizeof(k), "closed_%s", close_why[r].key);
 		P(k, st->closed[r]);
 	}
 #undef P
@@ -1569,7 +2153,8 @@ server_free(struct server *srv)
 	while (srv->conns)
 		conn_close(srv->conns, CR_SHUTDOWN);
 	while (srv->sessions)
-		session_destroy(srv->sessions);
+		session_destroy(srv->sessions, CR_SHUTDOWN);
+	timer_stop(srv->loop, &srv->pause_timer);
 	for (unsigned i = 0; i < SRC_BUCKETS; i++) {
 		while (srv->src_tab[i]) {
 			struct src_ent *e = srv->src_tab[i];

@@ -32,7 +32,7 @@
 struct server_stats {
 	uint64_t accepted;
 	uint64_t refused_total, refused_source, refused_pending; /* limits */
-	uint64_t closed[16];                                     /* by enum close_reason */
+	uint64_t closed[24];                                     /* by enum close_reason */
 	uint64_t frames_ike, frames_esp, frames_empty, frames_keepalive, frames_runt;
 	uint64_t unroutable; /* IKE/ESP frames matching no session */
 	uint64_t to_backend, to_backend_drops;
@@ -46,6 +46,11 @@ struct server_stats {
 	 * is not a proxy-protocol-from; headers read, of which LOCAL/UNKNOWN
 	 * (the balancer's own connection, e.g. a health check) */
 	uint64_t refused_proxy_source, proxy_headers, proxy_local;
+	/* budgets and routing against unauthenticated peers (trust model) */
+	uint64_t refused_sessions_source, refused_pending_source, pending_evicted;
+	uint64_t half_open_evicted, half_open_expired, sessions_evicted;
+	uint64_t joins, joins_ambiguous, resumes, replays_ignored;
+	uint64_t esp_unroutable, ike_unroutable, accept_paused;
 };
 
 /*
@@ -70,6 +75,11 @@ int server_reload(struct server *s, const struct iketcpd_server_cfg *cfg);
 /* Stops accepting and starts draining: every connection is closed once its
  * queued frames are written (or after a short deadline). */
 void server_shutdown(struct server *s);
+
+/* Takes a connected stream socket in as if the first listener had accepted
+ * it (for tests and the routing fuzz target). Returns 0, or -1 with fd
+ * closed (refused by a limit, counted). */
+int server_adopt(struct server *s, int fd, const struct sockaddr *peer, socklen_t len);
 
 /* Number of open connections (0 once a shutdown has finished). */
 unsigned server_conns(const struct server *s);

@@ -257,16 +257,18 @@ def test_server_reconnect_keeps_backend_port():
 
 
 def test_server_new_conn_does_not_steal_return_path():
-    """R32: claiming known SPIs on a new connection moves nothing by itself;
-    the backend answering a request that came on it does."""
-    s = Server()
+    """R32, A13: claiming known SPIs on a new connection moves nothing; ESP
+    on a connection of no session goes nowhere; the backend answering a
+    request that came on it, never answered before, does."""
+    sock = os.path.join(TMP, "steal.sock")
+    s = Server(["--stats-socket", sock])
     try:
         t, src = s.open_session(0x4444)
         t.sendall(frame(esp(0x400, 1)))
         s.be.recvfrom(70000)
         evil = tcp(s.port)
         evil.sendall(b"IKETCP" + frame(esp(0x400, 99)))
-        assert s.be.recvfrom(70000)[0] == esp(0x400, 99)
+        wait_stat(sock, "esp_unroutable", 1)
         s.be.sendto(esp(0xAB, 2), src)
         assert recv_frame(t) == esp(0xAB, 2)  # still the old connection
         evil.settimeout(0.3)
@@ -377,20 +379,50 @@ def test_server_hostile_inputs():
         s.stop()
 
 
+def wait_stat(sock, key, want, timeout=5.0, name="server", exact=False):
+    """Waits until the server's counter key reaches want (equals it, with
+    exact); returns the stats."""
+    end = time.time() + timeout
+    while True:
+        st = server_stats(sock, name)
+        ok = st[key] == want if exact else st[key] >= want
+        if ok or time.time() > end:
+            assert ok, "%s = %d, want %s%d" % (key, st[key], "" if exact else ">= ", want)
+            return st
+        time.sleep(0.02)
+
+
 def test_server_limits():
-    s = Server(["--max-conns-per-source", "3", "--max-pending", "2", "--max-conns", "5"])
+    """max-pending-per-source and max-conns-per-source refuse; a full
+    max-pending closes the oldest pending connection to admit the new one
+    (a few sources holding every slot cannot lock the others out)."""
+    sock = os.path.join(TMP, "limits.sock")
+    s = Server(["--max-conns-per-source", "3", "--max-pending", "3", "--max-conns", "8",
+                "--max-pending-per-source", "2", "--stats-socket", sock])
     try:
-        a = [tcp(s.port) for _ in range(2)]  # two pending
-        c = tcp(s.port)
-        assert closed_within(c, 1.0), "third pending connection accepted"
-        for t in a:
+        a = [tcp(s.port) for _ in range(2)]  # two pending from 127.0.0.1
+        wait_stat(sock, "accepted", 3)  # and Server()'s probe
+        f = tcp(s.port)
+        assert closed_within(f, 1.0), "a third pending connection from one source"
+        assert server_stats(sock)["refused_pending_source"] == 1
+        c = tcp_from("127.0.0.2", s.port)  # the third pending one
+        wait_stat(sock, "accepted", 4)
+        g = tcp_from("127.0.0.3", s.port)  # a fourth: the oldest makes room
+        assert closed_within(a[0], 1.0), "the oldest pending connection stayed"
+        assert still_open(a[1]) and still_open(c) and still_open(g)
+        st = server_stats(sock)
+        assert st["pending_evicted"] == 1 and st["closed_evicted"] == 1, st
+        for t in (a[1], c, g):
             t.sendall(b"IKETCP")
-        time.sleep(0.2)
-        b = tcp(s.port)  # third from this source, now allowed
-        assert still_open(b)
+        wait_stat(sock, "connections_pending", 0, exact=True)
+        b = [tcp(s.port) for _ in range(2)]  # second and third from 127.0.0.1
+        for t in b:
+            t.sendall(b"IKETCP")
+        assert all(still_open(t) for t in b)
         d = tcp(s.port)
         assert closed_within(d, 1.0), "fourth connection from one source accepted"
-        assert still_open(a[0])
+        assert still_open(a[1]) and still_open(c)
+        assert server_stats(sock)["refused_source"] == 1
     finally:
         s.stop()
 
@@ -1063,10 +1095,11 @@ def test_tls_handshake_timeout_and_pending():
         sniffed = tcp(s.port)  # the plain port: 0x16 then half a ClientHello
         sniffed.sendall(hello[:20])
         time.sleep(0.2)
-        # three connections in the handshake: max-pending (3) is reached
+        # three connections in the handshake: max-pending (3) is reached,
+        # and a fourth one pushes out the oldest
         extra = tcp(TLS_PORT)
-        assert closed_within(extra, 0.5), "a fourth pending connection was accepted"
-        for name, c in (("silent", silent), ("half hello", half), ("sniffed half", sniffed)):
+        assert closed_within(silent, 0.5), "max-pending full: the oldest pending one stayed"
+        for name, c in (("half hello", half), ("sniffed half", sniffed), ("extra", extra)):
             assert closed_within(c, 3.0), name
         took = time.time() - t0
         assert 0.9 < took < 2.5, took
@@ -1078,7 +1111,7 @@ def test_tls_handshake_timeout_and_pending():
         st = server_stats(sock)
         assert st["closed_tls_handshake_timeout"] == 3, st
         assert st["tls_handshake_timeouts"] == 3, st
-        assert st["refused_pending"] == 1, st
+        assert st["pending_evicted"] == 1 and st["closed_evicted"] == 1, st
         assert st["connections_pending"] == 0, st
         # the prefix timeout starts after the handshake: a handshake that
         # took most of a second still gets the whole prefix-timeout

@@ -227,7 +227,18 @@ test_server_defaults(void **state)
 	assert_int_equal(s.send_budget, 262144);
 	assert_int_equal(s.ike_reserve, 131072);
 	assert_int_equal(s.max_frame, 65535);
-	assert_int_equal(s.tcp_keepalive, 0);
+	assert_int_equal(s.tcp_keepalive, 1);
+	assert_int_equal(s.tcp_user_timeout_ms, 60000);
+	assert_int_equal(s.source_prefix4, 32);
+	assert_int_equal(s.source_prefix6, 64);
+	assert_int_equal(s.max_pending_per_source, 16);
+	assert_int_equal(s.max_sessions_per_source, 64);
+	assert_int_equal(s.max_half_open, 1024);
+	assert_int_equal(s.max_half_open_per_source, 16);
+	assert_int_equal(s.half_open_timeout_ms, 30000);
+	assert_int_equal(s.frame_timeout_ms, 10000);
+	assert_int_equal(s.idle_timeout_ms, 0);
+	assert_int_equal(s.backend_source_mode, IKETCPD_BSRC_AUTO);
 }
 
 static void
@@ -253,7 +264,8 @@ test_client_defaults(void **state)
 	assert_int_equal(c.send_budget, 262144);
 	assert_int_equal(c.ike_reserve, 131072);
 	assert_int_equal(c.max_frame, 65535);
-	assert_int_equal(c.tcp_keepalive, 0);
+	assert_int_equal(c.tcp_keepalive, 1);
+	assert_int_equal(c.tcp_user_timeout_ms, 60000);
 }
 
 static void
@@ -1735,6 +1747,56 @@ test_file_then_args_append(void **state)
 	free(cfg);
 }
 
+/* ---- budgets and timeouts against unauthenticated peers --------------------------------- */
+
+static void
+test_budget_keys(void **state)
+{
+	(void)state;
+	char b[128];
+	struct iketcpd_cfg *cfg =
+		parse_ok("[server]\nmax-sessions-per-source = 5\nmax-half-open = 7\n"
+			 "max-half-open-per-source = 3\nhalf-open-timeout = 20s\n"
+			 "max-pending-per-source = 4\nsource-prefix4 = 24\nsource-prefix6 = 56\n"
+			 "frame-timeout = 3s\nidle-timeout = 5m\ntcp-user-timeout = 20s\n"
+			 "backend-source = 127.64.0.0/10\n");
+	const struct iketcpd_server_cfg *s = &cfg->servers[0];
+
+	assert_int_equal(s->max_sessions_per_source, 5);
+	assert_int_equal(s->max_half_open, 7);
+	assert_int_equal(s->max_half_open_per_source, 3);
+	assert_int_equal(s->half_open_timeout_ms, 20000);
+	assert_int_equal(s->max_pending_per_source, 4);
+	assert_int_equal(s->source_prefix4, 24);
+	assert_int_equal(s->source_prefix6, 56);
+	assert_int_equal(s->frame_timeout_ms, 3000);
+	assert_int_equal(s->idle_timeout_ms, 300000);
+	assert_int_equal(s->tcp_user_timeout_ms, 20000);
+	assert_int_equal(s->backend_source_mode, IKETCPD_BSRC_PREFIX);
+	assert_string_equal(iketcpd_prefix_str(&s->backend_source, b, sizeof(b)), "127.64.0.0/10");
+	assert_int_equal(iketcpd_config_check(cfg, b, sizeof(b)), 0);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok("[server]\nbackend-source = none\nidle-timeout = off\n");
+	assert_int_equal(cfg->servers[0].backend_source_mode, IKETCPD_BSRC_NONE);
+	assert_int_equal(cfg->servers[0].idle_timeout_ms, 0);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	expect_err("[server]\nsource-prefix4 = 33\n", SRC ":2:", "source-prefix4", "out of range");
+	expect_err("[server]\nsource-prefix6 = 0\n", SRC ":2:", "source-prefix6", "out of range");
+	expect_err("[server]\nbackend-source = 127.0.0.1/32\n", SRC ":2:", "backend-source",
+		   "room for clients");
+	expect_err("[server]\nbackend-source = 10.0.0.1/8\n", SRC ":2:", "backend-source",
+		   "room for clients");
+	expect_err("[server]\nidle-timeout = never\n", SRC ":2:", "idle-timeout", "not a duration");
+	expect_err("[server]\nmax-half-open = 0\n", SRC ":2:", "max-half-open", "out of range");
+	/* a prefix of the other family than the backend's */
+	expect_err("[server]\nbackend-source = fd00:1::/64\n", "backend-source", "address family",
+		   NULL);
+}
+
 /* ---- proxy-protocol, proxy-protocol-from, address prefixes ------------------------------ */
 
 static void
@@ -1845,7 +1907,11 @@ test_dump_text(void **state)
 			      "backend = 127.0.0.1:4500\nprefix-timeout = 5s\n");
 	assert_contains(text, "session-timeout = 10m\n");
 	assert_contains(text, "send-budget = 256k\nike-reserve = 128k\nmax-frame = 65535\n"
-			      "tcp-keepalive = no\n");
+			      "tcp-keepalive = yes\ntcp-user-timeout = 1m\nsource-prefix4 = 32\n"
+			      "source-prefix6 = 64\nmax-pending-per-source = 16\n"
+			      "max-sessions-per-source = 64\nmax-half-open = 1024\n"
+			      "max-half-open-per-source = 16\nhalf-open-timeout = 30s\n"
+			      "frame-timeout = 10s\nidle-timeout = off\nbackend-source = auto\n");
 	assert_contains(text, "\n[client client]\nudp = 127.0.0.1:4501\npeer = 192.0.2.1:4500\n"
 			      "enable-tcp = yes\nfallback-wait = 2s\n");
 	assert_contains(text, "reconnect-min = 100ms\n");
@@ -2363,6 +2429,7 @@ main(void)
 		cmocka_unit_test(test_tls_server_keys),
 		cmocka_unit_test(test_tls_client_keys),
 		cmocka_unit_test(test_tls_args),
+		cmocka_unit_test(test_budget_keys),
 		cmocka_unit_test(test_proxy_protocol_keys),
 		cmocka_unit_test(test_prefix_match),
 	};
