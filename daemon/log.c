@@ -55,7 +55,10 @@ log_set_verbose(int verbose)
 int
 log_enabled(enum log_level lvl)
 {
-	/* verbose 0 shows info; -v adds debug. */
+	/* verbose 0 shows info; -v adds debug; below 0 (tests, fuzzing) only
+	 * errors. */
+	if (L.verbose < 0)
+		return lvl == LOG_LVL_ERR;
 	return (int)lvl <= LOG_LVL_INFO + (L.verbose > 0 ? 1 : 0);
 }
 

@@ -221,38 +221,47 @@ run_timers(struct loop *l)
 }
 
 int
-loop_run(struct loop *l)
+loop_once(struct loop *l, int max_wait_ms)
 {
 	struct epoll_event ev[MAX_EVENTS];
+	int timeout = max_wait_ms;
 
-	l->stop = 0;
-	while (!l->stop) {
-		int timeout = -1;
-		l->now = mono_ms();
-		if (l->nheap) {
-			uint64_t w = l->heap[0]->when_ms;
-			timeout = w <= l->now ? 0 : (int)(w - l->now > 60000 ? 60000 : w - l->now);
-		}
-		int n = epoll_wait(l->epfd, ev, MAX_EVENTS, timeout);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_err("epoll_wait: %s", strerror(errno));
-			return -1;
-		}
-		l->now = mono_ms();
-		for (int i = 0; i < n; i++) {
-			struct watcher *w = ev[i].data.ptr;
-			/* A watcher stopped earlier in this batch (its object is
-			 * being destroyed) must not be called. Objects are only
-			 * freed by run_deferred(), after the batch. */
-			if (!w->active)
-				continue;
-			w->cb(w, ev[i].events);
-		}
-		run_deferred(l);
-		run_timers(l);
-		run_deferred(l);
+	l->now = mono_ms();
+	if (l->nheap) {
+		uint64_t w = l->heap[0]->when_ms;
+		int t = w <= l->now ? 0 : (int)(w - l->now > 60000 ? 60000 : w - l->now);
+		if (timeout < 0 || t < timeout)
+			timeout = t;
 	}
+	int n = epoll_wait(l->epfd, ev, MAX_EVENTS, timeout);
+	if (n < 0) {
+		if (errno == EINTR)
+			return 0;
+		log_err("epoll_wait: %s", strerror(errno));
+		return -1;
+	}
+	l->now = mono_ms();
+	for (int i = 0; i < n; i++) {
+		struct watcher *w = ev[i].data.ptr;
+		/* A watcher stopped earlier in this batch (its object is being
+		 * destroyed) must not be called. Objects are only freed by
+		 * run_deferred(), after the batch. */
+		if (!w->active)
+			continue;
+		w->cb(w, ev[i].events);
+	}
+	run_deferred(l);
+	run_timers(l);
+	run_deferred(l);
+	return 0;
+}
+
+int
+loop_run(struct loop *l)
+{
+	l->stop = 0;
+	while (!l->stop)
+		if (loop_once(l, -1) < 0)
+			return -1;
 	return 0;
 }

@@ -66,6 +66,11 @@ timer_armed(const struct timer *t)
  * (embed it in the object); deferring the same d twice is ignored. */
 void loop_defer(struct loop *l, struct deferred *d, void (*fn)(void *), void *arg);
 
+/* One turn: waits up to max_wait_ms (-1: until the next timer or event)
+ * for events, dispatches them, then due timers and deferred destructors.
+ * Returns 0, or -1 if epoll_wait fails. */
+int loop_once(struct loop *l, int max_wait_ms);
+
 /* Runs until loop_stop(). Returns 0, or -1 if epoll_wait fails. */
 int loop_run(struct loop *l);
 void loop_stop(struct loop *l);

@@ -279,7 +279,7 @@ spi_hash(const struct server *srv, uint64_t key, uint8_t type)
 }
 
 static struct session *
-spi_find(struct server *srv, uint8_t type, uint64_t key)
+spi_find(const struct server *srv, uint8_t type, uint64_t key)
 {
 	for (struct spi_ent *e = srv->spi_tab[spi_hash(srv, key, type)]; e; e = e->next)
 		if (e->key == key && e->type == type)
@@ -2141,6 +2141,57 @@ server_print_stats(const struct server *srv, FILE *fp)
 		P(k, st->closed[r]);
 	}
 #undef P
+}
+
+/* Every link between connections, sessions and sources is two-way and
+ * every count matches what the lists hold; no closed connection is
+ * referred to. For tests and the routing fuzz target. */
+int
+server_selfcheck(const struct server *srv)
+{
+	unsigned nconns = 0, npending = 0, nsess = 0, nho = 0;
+
+	for (const struct sconn *c = srv->conns; c; c = c->next) {
+		nconns++;
+		if (c->state == SC_CLOSED || !c->src || (c->member && !c->sess))
+			return -1;
+		if (c->pending)
+			npending++;
+		if (c->sess) {
+			const struct sconn *o = c->sess->conns;
+			while (o && o != c)
+				o = o->s_next;
+			if (!o || c->sess->dead)
+				return -2;
+		}
+	}
+	for (const struct sconn *c = srv->p_head; c; c = c->p_next)
+		if (!c->pending || (c->p_next ? c->p_next->p_prev != c : srv->p_tail != c))
+			return -3;
+	for (const struct session *s = srv->sessions; s; s = s->next) {
+		unsigned members = 0;
+		nsess++;
+		if (s->dead || !s->src)
+			return -4;
+		for (const struct sconn *c = s->conns; c; c = c->s_next) {
+			if (c->sess != s || c->state == SC_CLOSED)
+				return -5;
+			members += c->member != 0;
+		}
+		if (members != s->nmembers || (s->current && (s->current->sess != s ||
+							      !s->current->member)) ||
+		    (!s->current && members))
+			return -6;
+		nho += s->half_open != 0;
+		for (unsigned i = 0; i < SESS_IKE_SAS; i++)
+			if (s->ike[i].ent.type && spi_find(srv, 1,
+							    s->ike[i].ent.key) != s)
+				return -7;
+	}
+	if (nconns != srv->nconns || npending != srv->npending || nsess != srv->nsessions ||
+	    nho != srv->nhalf_open)
+		return -8;
+	return 0;
 }
 
 void

@@ -81,6 +81,10 @@ void server_shutdown(struct server *s);
  * closed (refused by a limit, counted). */
 int server_adopt(struct server *s, int fd, const struct sockaddr *peer, socklen_t len);
 
+/* Checks the server's internal links and counts; returns 0 when they hold,
+ * a negative code naming the first that does not. */
+int server_selfcheck(const struct server *s);
+
 /* Number of open connections (0 once a shutdown has finished). */
 unsigned server_conns(const struct server *s);
 
