@@ -827,12 +827,18 @@ session_response(struct session *s, const struct iketcp_ike_hdr *h)
 
 	if (!sa)
 		return;
-	struct sconn *who = requester(s, h->spi_i, h->msg_id, &amb);
 	if ((int64_t)h->msg_id <= sa->answered) {
-		if (who && who != s->current)
-			srv->st.replays_ignored++; /* a cached answer: proves nothing */
+		/* a cached answer to a retransmitted or replayed request:
+		 * proves nothing, whoever asked */
+		for (struct sconn *o = s->conns; o; o = o->s_next)
+			if (o != s->current && o->req_valid && o->req_spi == h->spi_i &&
+			    o->req_mid == h->msg_id) {
+				srv->st.replays_ignored++;
+				break;
+			}
 		return;
 	}
+	struct sconn *who = requester(s, h->spi_i, h->msg_id, &amb);
 	if (amb)
 		srv->st.joins_ambiguous++;
 	if (who && who != s->current) {
@@ -1653,7 +1659,7 @@ admit(struct server *srv, struct src_ent *src, const struct iketcpd_addr *peer)
 	 * apply to the client the header names. */
 	if (srv->cfg.proxy_protocol)
 		return NULL;
-	if (src->conns >= srv->cfg.max_conns_per_source) {
+	if (src->conns - 1 >= srv->cfg.max_conns_per_source) { /* pinned: one more */
 		srv->st.refused_source++;
 		return "max-conns-per-source reached";
 	}
@@ -1676,7 +1682,13 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	char ps[64];
 	addr_text(&peer->ss, ps, sizeof(ps));
 	struct src_ent *src = src_get(srv, peer, 1);
+	/* pinned while admit() may close this source's own oldest pending
+	 * connection, which would otherwise free the entry under us */
+	if (src)
+		src->conns++;
 	const char *why = admit(srv, src, peer);
+	if (src)
+		src->conns--;
 	struct sconn *c = why ? NULL : calloc(1, sizeof(*c));
 	if (!why && !c)
 		why = "out of memory";
@@ -2178,14 +2190,13 @@ server_selfcheck(const struct server *srv)
 				return -5;
 			members += c->member != 0;
 		}
-		if (members != s->nmembers || (s->current && (s->current->sess != s ||
-							      !s->current->member)) ||
+		if (members != s->nmembers ||
+		    (s->current && (s->current->sess != s || !s->current->member)) ||
 		    (!s->current && members))
 			return -6;
 		nho += s->half_open != 0;
 		for (unsigned i = 0; i < SESS_IKE_SAS; i++)
-			if (s->ike[i].ent.type && spi_find(srv, 1,
-							    s->ike[i].ent.key) != s)
+			if (s->ike[i].ent.type && spi_find(srv, 1, s->ike[i].ent.key) != s)
 				return -7;
 	}
 	if (nconns != srv->nconns || npending != srv->npending || nsess != srv->nsessions ||

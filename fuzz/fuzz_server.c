@@ -162,7 +162,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				pa.sin_addr.s_addr = htonl(0x7f000001u + (take(&r) & 3));
 				cl[k] = sv[0];
 				prefixed[k] = 0;
-				if (server_adopt(srv, sv[1], (struct sockaddr *)&pa, sizeof(pa)) < 0) {
+				if (server_adopt(srv, sv[1], (struct sockaddr *)&pa, sizeof(pa)) <
+				    0) {
 					close(cl[k]);
 					cl[k] = -1;
 				}

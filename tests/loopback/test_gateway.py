@@ -444,6 +444,163 @@ def test_server_unknown_session_dropped():
         s.stop()
 
 
+# ---- trust model: what an unauthenticated peer can and cannot do -------------
+
+def established(s, spi, src_ip="127.0.0.1"):
+    """A session past IKE_SA_INIT and IKE_AUTH (message IDs 0 and 1
+    answered); returns (tcp, backend source, the IKE_AUTH request)."""
+    t = tcp_from(src_ip, s.port)
+    init = dgram_ike(spi)
+    t.sendall(b"IKETCP" + frame(init))
+    d, src = s.be.recvfrom(70000)
+    assert d == init
+    s.be.sendto(response_of(dgram_ike(spi, spi_r=0x99)), src)
+    recv_frame(t)
+    auth = dgram_ike(spi, spi_r=0x99, ex=35, msgid=1)
+    t.sendall(frame(auth))
+    assert s.be.recvfrom(70000) == (auth, src)
+    s.be.sendto(response_of(auth), src)
+    assert recv_frame(t) == response_of(auth)
+    return t, src, auth
+
+
+def nothing_for(t, seconds=0.3):
+    t.settimeout(seconds)
+    try:
+        got = t.recv(100)
+    except socket.timeout:
+        return True
+    finally:
+        t.settimeout(3)
+    return got == b""
+
+
+def test_server_replay_does_not_move_return_path():
+    """A replayed request (the victim's bytes, on an attacker's connection)
+    is answered by the backend from its cache: an answer no newer than one
+    already relayed proves nothing, and the return path stays."""
+    sock = os.path.join(TMP, "replay.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        t, src, auth = established(s, 0x8181)
+        evil = tcp_from("127.0.0.2", s.port)
+        evil.sendall(b"IKETCP" + frame(auth))
+        assert s.be.recvfrom(70000) == (auth, src)  # relayed: the backend decides
+        s.be.sendto(response_of(auth), src)  # what strongSwan does: the cached answer
+        assert recv_frame(t) == response_of(auth)
+        s.be.sendto(esp(0x81, 1), src)
+        assert recv_frame(t) == esp(0x81, 1)
+        assert nothing_for(evil)
+        st = server_stats(sock)
+        assert st["replays_ignored"] == 1 and st["path_switches"] == 0, st
+    finally:
+        s.stop()
+
+
+def test_server_retransmit_on_new_connection_joins():
+    """R36: the client's connection broke before the answer came (held);
+    the request retransmitted on a new connection from another address is
+    answered again, and that answer, newer than any relayed, proves it."""
+    sock = os.path.join(TMP, "r36.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        t, src, _ = established(s, 0x8282)
+        req = dgram_ike(0x8282, spi_r=0x99, ex=37, msgid=2)
+        t.sendall(frame(req))
+        assert s.be.recvfrom(70000) == (req, src)
+        t.close()
+        wait_stat(sock, "connections", 0, exact=True)
+        s.be.sendto(response_of(req), src)  # held: no connection
+        t2 = tcp_from("127.0.0.2", s.port)
+        t2.sendall(b"IKETCP" + frame(req))
+        assert s.be.recvfrom(70000) == (req, src)
+        s.be.sendto(response_of(req), src)
+        assert recv_frame(t2) == response_of(req)
+        s.be.sendto(esp(0x82, 1), src)
+        got = recv_frame(t2)
+        if got == response_of(req):  # the held copy and the new answer
+            got = recv_frame(t2)
+        assert got == esp(0x82, 1)
+        st = server_stats(sock)
+        assert st["joins"] == 1 and st["resumes"] == 0, st
+    finally:
+        s.stop()
+
+
+def test_server_fast_resume_only_from_the_same_address():
+    """ESP with a session's SPI takes a new connection into the session at
+    once only when the session has no connection and the new one comes
+    from the client's address; from elsewhere it goes nowhere."""
+    sock = os.path.join(TMP, "resume.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        t, src, _ = established(s, 0x8383)
+        t.sendall(frame(esp(0x830, 1)))
+        assert s.be.recvfrom(70000) == (esp(0x830, 1), src)
+        t.close()
+        wait_stat(sock, "connections", 0, exact=True)
+        evil = tcp_from("127.0.0.2", s.port)
+        evil.sendall(b"IKETCP" + frame(esp(0x830, 2)))
+        wait_stat(sock, "esp_unroutable", 1)
+        s.be.sendto(esp(0x83, 1), src)
+        assert nothing_for(evil)
+        t2 = tcp_from("127.0.0.1", s.port)
+        t2.sendall(b"IKETCP" + frame(esp(0x830, 3)))
+        assert s.be.recvfrom(70000) == (esp(0x830, 3), src)
+        s.be.sendto(esp(0x83, 2), src)
+        assert recv_frame(t2) == esp(0x83, 2)
+        assert server_stats(sock)["resumes"] == 1
+    finally:
+        s.stop()
+
+
+def test_server_half_open_budget_and_timeout():
+    """One address cannot hold more than max-half-open-per-source sessions
+    that never got past IKE_SA_INIT: the oldest is evicted, others keep
+    theirs; and a half-open session goes after half-open-timeout."""
+    sock = os.path.join(TMP, "halfopen.sock")
+    s = Server(["--max-half-open-per-source", "2", "--half-open-timeout", "1500ms",
+                "--stats-socket", sock])
+    try:
+        good, gsrc, _ = established(s, 0x8400, "127.0.0.2")
+        srcs = []
+        for i in range(5):
+            t = tcp(s.port)
+            t.sendall(b"IKETCP" + frame(dgram_ike(0x8410 + i)))
+            srcs.append(s.be.recvfrom(70000)[1])
+            t.close()
+        st = wait_stat(sock, "half_open_evicted", 3)
+        assert st["sessions"] == 3 and st["half_open"] == 2, st
+        # per client address towards the backend (backend-source auto)
+        assert len({a for a, _ in srcs}) == 1 and srcs[0][0] != gsrc[0], (srcs, gsrc)
+        assert srcs[0][0].startswith("127.") and srcs[0][0] != "127.0.0.1"
+        st = wait_stat(sock, "half_open_expired", 2, timeout=5)
+        assert st["sessions"] == 1, st
+        good.sendall(frame(esp(0x840, 1)))
+        assert s.be.recvfrom(70000) == (esp(0x840, 1), gsrc)
+        s.be.sendto(esp(0x84, 1), gsrc)
+        assert recv_frame(good) == esp(0x84, 1)
+    finally:
+        s.stop()
+
+
+def test_server_frame_timeout():
+    """A frame begun must end within frame-timeout: a peer cannot park a
+    64 KiB buffer in the server forever."""
+    sock = os.path.join(TMP, "frametmo.sock")
+    s = Server(["--frame-timeout", "600ms", "--stats-socket", sock])
+    try:
+        t, _ = s.open_session(0x8585)
+        t.sendall(b"\xff\xff" + b"\0\0\0\0" + b"x" * 30000)
+        t0 = time.time()
+        assert closed_within(t, 3.0), "a half-sent frame kept the connection"
+        took = time.time() - t0
+        assert 0.4 < took < 2.0, took
+        assert server_stats(sock)["closed_frame_timeout"] == 1
+    finally:
+        s.stop()
+
+
 # ---- proxy-protocol: behind a load balancer ----------------------------------
 
 PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
