@@ -80,8 +80,9 @@ privs_nofile_raise(uint64_t need, uint64_t *raised, char *err, size_t errlen)
 		       "the configuration needs %llu open files (max-conns + max-sessions of each "
 		       "server, 2 x max-flows of each client, and %d more), but RLIMIT_NOFILE is "
 		       "%s (hard limit %s) and cannot be raised to that: %s. Raise the limit "
-		       "(start iketcpd as root, or set LimitNOFILE=%llu in its systemd unit, or "
-		       "ulimit -Hn %llu), or lower max-conns, max-sessions or max-flows",
+		       "(LimitNOFILE=%llu in the systemd unit, ulimit -Hn %llu, or start iketcpd "
+		       "as root with CAP_SYS_RESOURCE), or lower max-conns, max-sessions or "
+		       "max-flows",
 		       (unsigned long long)need, PRIVS_NOFILE_BASE, soft, hard, strerror(e),
 		       (unsigned long long)need, (unsigned long long)need);
 		return -1;
