@@ -1946,6 +1946,33 @@ def test_priv_low_port_keeps_only_bind():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def test_priv_unreadable_config_named():
+    """A -c file the user cannot read is named at the switch, and a reload
+    is refused (the running configuration stays and keeps relaying)."""
+    if os.geteuid() != 0:
+        print("SKIP test_priv_unreadable_config_named: needs root")
+        return
+    conf = os.path.join(TMP, "rootonly.conf")  # TMP is root's, mode 0700
+    be = udp(BASE + 11)
+    with open(conf, "w") as f:
+        f.write("user = nobody\n[server gw]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                % (BASE + 10, BASE + 11))
+    p = start(["-c", conf], "rootonly")
+    try:
+        wait_log(p, "config file %s is not readable by user nobody" % conf)
+        p.send_signal(signal.SIGHUP)
+        wait_log(p, "reload refused, keeping the running configuration")
+        t = tcp(BASE + 10)
+        m = dgram_ike(0x9003)
+        t.sendall(b"IKETCP" + frame(m))
+        assert be.recvfrom(70000)[0] == m
+        t.close()
+    finally:
+        be.close()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+
+
 def has_cap(cap):
     return bool(int(proc_status(os.getpid())["CapEff"], 16) >> cap & 1)
 
