@@ -141,10 +141,8 @@ stats_close(struct app *a)
 	close(a->stats.fd);
 	a->stats.fd = -1;
 	if (unlink(a->stats_open_path) < 0 && errno != ENOENT)
-		log_warn("stats-socket %s: cannot remove it: %s%s%s", a->stats_open_path,
-			 strerror(errno),
-			 a->dropped ? " (its directory is not writable by user " : "",
-			 a->dropped ? a->acct.name : "");
+		log_warn("stats-socket %s: cannot remove it as user %s: %s", a->stats_open_path,
+			 a->dropped ? a->acct.name : "(as started)", strerror(errno));
 	a->stats_open_path[0] = '\0';
 }
 
@@ -222,16 +220,16 @@ begin_stop(struct app *a)
 
 /* After the switch to user, files that a reload reads must be readable by
  * that user; say so now, naming the file, rather than after the next
- * SIGHUP as an OpenSSL error. Returns the number of unreadable files. */
-static int
+ * SIGHUP as an OpenSSL error. */
+static void
 check_readable(const struct app *a, const struct iketcpd_cfg *cfg, const char *when)
 {
 	const char *what[IKETCPD_MAX_SERVERS * 2 + IKETCPD_MAX_CLIENTS + 1];
 	const char *path[IKETCPD_MAX_SERVERS * 2 + IKETCPD_MAX_CLIENTS + 1];
-	int n = 0, bad = 0;
+	int n = 0;
 
 	if (!a->dropped)
-		return 0;
+		return;
 	if (a->config_path) {
 		what[n] = "config file";
 		path[n++] = a->config_path;
@@ -252,15 +250,11 @@ check_readable(const struct app *a, const struct iketcpd_cfg *cfg, const char *w
 			path[n++] = cfg->clients[i].tls_ca_file;
 		}
 	for (int i = 0; i < n; i++)
-		if (access(path[i], R_OK) < 0) {
-			bad++;
-			log_err("%s: %s %s is not readable by user %s (uid %u): %s; files read on "
-				"a "
-				"reload must be readable by the user iketcpd runs as",
+		if (access(path[i], R_OK) < 0)
+			log_err("%s: %s %s is not readable by user %s (uid %u): %s; files read "
+				"on a reload must be readable by the user iketcpd runs as",
 				when, what[i], path[i], a->acct.name, (unsigned)a->acct.uid,
 				strerror(errno));
-		}
-	return bad;
 }
 
 /* The nofile limit for cfg: raised if needed, or the error is logged (and
@@ -281,6 +275,50 @@ nofile_for(const struct iketcpd_cfg *cfg, const char *when, int to_stderr)
 	if (raised)
 		log_info("RLIMIT_NOFILE raised to %llu for the configured limits",
 			 (unsigned long long)raised);
+	return 0;
+}
+
+/* With user set: the switch, once everything that needs root is done, and
+ * warnings about what will fail as the user. Without: a hint when root. */
+static int
+drop_privileges(struct app *a)
+{
+	char err[512];
+
+	if (!a->acct.name[0]) {
+		if (geteuid() == 0)
+			log_info("running as root: set user = NAME (an account of its own) to give "
+				 "up root once the sockets are open; see iketcpd(8)");
+		return 0;
+	}
+	unsigned low = privs_low_port(&a->cfg, a->unpriv_start);
+	if (privs_drop(&a->acct, low != 0, err, sizeof(err)) < 0) {
+		log_err("cannot drop privileges, stopping: %s", err);
+		return -1;
+	}
+	a->dropped = 1;
+	a->kept_bind = low != 0;
+	if (low)
+		log_info("running as user %s (uid %u, gid %u), keeping only CAP_NET_BIND_SERVICE "
+			 "(port %u is below %u)",
+			 a->acct.name, (unsigned)a->acct.uid, (unsigned)a->acct.gid, low,
+			 a->unpriv_start);
+	else
+		log_info("running as user %s (uid %u, gid %u), no capabilities", a->acct.name,
+			 (unsigned)a->acct.uid, (unsigned)a->acct.gid);
+	check_readable(a, &a->cfg, "after the switch");
+	if (a->stats_open_path[0]) {
+		char dir[sizeof(a->stats_open_path)];
+		memcpy(dir, a->stats_open_path, sizeof(dir));
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			slash[slash == dir ? 1 : 0] = '\0';
+		if (access(dir, W_OK | X_OK) < 0)
+			log_warn(
+				"stats-socket %s: its directory is not writable by user %s, so the "
+				"socket stays behind at exit (and is replaced at the next start)",
+				a->stats_open_path, a->acct.name);
+	}
 	return 0;
 }
 
@@ -318,7 +356,7 @@ reload(struct app *a)
 			"when it switched to user %s (no such port was configured at start): "
 			"restart iketcpd to listen there",
 			low, a->unpriv_start, a->acct.name);
-	(void)check_readable(a, n, "reload");
+	check_readable(a, n, "reload");
 	struct server *ns[IKETCPD_MAX_SERVERS] = {0};
 	struct client *nc[IKETCPD_MAX_CLIENTS] = {0};
 	for (int i = 0; i < n->nservers; i++) {
@@ -559,41 +597,8 @@ main(int argc, char **argv)
 			failed = 1;
 		}
 	}
-	if (!failed && a.acct.name[0]) {
-		unsigned low = privs_low_port(&a.cfg, a.unpriv_start);
-		if (privs_drop(&a.acct, low != 0, err, sizeof(err)) < 0) {
-			log_err("cannot drop privileges, stopping: %s", err);
-			failed = 1;
-		} else {
-			a.dropped = 1;
-			a.kept_bind = low != 0;
-			if (low)
-				log_info("running as user %s (uid %u, gid %u), keeping only "
-					 "CAP_NET_BIND_SERVICE (port %u is below %u)",
-					 a.acct.name, (unsigned)a.acct.uid, (unsigned)a.acct.gid,
-					 low, a.unpriv_start);
-			else
-				log_info("running as user %s (uid %u, gid %u), no capabilities",
-					 a.acct.name, (unsigned)a.acct.uid, (unsigned)a.acct.gid);
-			(void)check_readable(&a, &a.cfg, "after the switch");
-			if (a.stats_open_path[0]) {
-				char dir[sizeof(a.stats_open_path)];
-				memcpy(dir, a.stats_open_path, sizeof(dir));
-				char *slash = strrchr(dir, '/');
-				if (slash)
-					slash[slash == dir ? 1 : 0] = '\0';
-				if (access(dir, W_OK | X_OK) < 0)
-					log_warn(
-						"stats-socket %s: its directory is not writable by "
-						"user %s, so the socket stays behind at exit (and "
-						"is replaced at the next start)",
-						a.stats_open_path, a.acct.name);
-			}
-		}
-	} else if (!failed && geteuid() == 0) {
-		log_info("running as root: set user = NAME (an account of its own) to give up "
-			 "root once the sockets are open; see iketcpd(8)");
-	}
+	if (!failed && drop_privileges(&a) < 0)
+		failed = 1;
 	int rc = failed ? 1 : 0;
 	if (!failed) {
 		log_info("iketcpd %s running (%d server, %d client sections)",
