@@ -1941,9 +1941,9 @@ def test_priv_low_port_keeps_only_bind():
         assert_runs_as_nobody(p.pid, 1 << CAP_NET_BIND_SERVICE)
     finally:
         be.close()
+        shutil.rmtree(d, ignore_errors=True)
         p.send_signal(signal.SIGTERM)
         assert p.wait(5) == 0
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_priv_unreadable_config_named():
