@@ -809,7 +809,7 @@ static kw_fn parse_backend, parse_backend_source, parse_idle_timeout, parse_enab
 	parse_proxy_protocol_from, parse_sniff_tls, parse_stats_socket, parse_tls_ca_file,
 	parse_tls_cert, parse_tls_ciphers, parse_tls_ciphersuites, parse_tls_groups, parse_tls_key,
 	parse_tls_min_version, parse_tls_pin_sha256, parse_tls_server_name, parse_udp,
-	parse_verbose;
+	parse_verbose, parse_user, parse_group;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -823,6 +823,7 @@ static const struct kw kwtab[] = {
 	{"fallback-wait", C, 0, NULL, V_DURATION, 0, CLI(fallback_wait_ms), 0, 0},
 	{"flow-timeout", C, 0, NULL, V_DURATION, 0, CLI(flow_timeout_ms), 0, 0},
 	{"frame-timeout", S, 0, NULL, V_DURATION, SRV(frame_timeout_ms), 0, 0, 0},
+	{"group", G, 0, parse_group, V_FN, 0, 0, 0, 0},
 	{"half-open-timeout", S, 0, NULL, V_DURATION, SRV(half_open_timeout_ms), 0, 0, 0},
 	{"idle-timeout", S, 0, parse_idle_timeout, V_FN, 0, 0, 0, 0},
 	{"ike-reserve", S | C, 0, NULL, V_SIZE, SRV(ike_reserve), CLI(ike_reserve), RESERVE_MIN,
@@ -879,6 +880,7 @@ static const struct kw kwtab[] = {
 	{"tls-server-name", C, 0, parse_tls_server_name, V_FN, 0, 0, 0, 0},
 	{"tls-verify", C, 0, NULL, V_BOOL, 0, CLI(tls_verify), 0, 0},
 	{"udp", C, 0, parse_udp, V_FN, 0, 0, 0, 0},
+	{"user", G, 0, parse_user, V_FN, 0, 0, 0, 0},
 	{"verbose", G, 0, parse_verbose, V_FN, 0, 0, 0, 0},
 };
 #undef S
@@ -1058,6 +1060,50 @@ parse_stats_socket(struct parser *p, const char *val)
 	memset(p->cfg->stats_path, 0, sizeof(p->cfg->stats_path));
 	memcpy(p->cfg->stats_path, val, n);
 	return 0;
+}
+
+/* Why s cannot be an account name or number for user/group, or NULL.
+ * Stricter than useradd: what cannot be mistaken for an option or a path. */
+static const char *
+account_problem(const char *s)
+{
+	size_t n = strnlen(s, IKETCPD_USER_MAX);
+
+	if (n >= IKETCPD_USER_MAX)
+		return "is too long (at most 32 bytes)";
+	if (n == 0 || s[0] == '-')
+		return "is not a name or number";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-'))
+			return "is not a name or number (letters, digits, '_', '.', '-')";
+	}
+	return NULL;
+}
+
+static int
+parse_account(struct parser *p, const char *val, char dst[IKETCPD_USER_MAX])
+{
+	const char *why = account_problem(val);
+
+	if (why)
+		return bad_value(p, val, "%s", why);
+	memset(dst, 0, IKETCPD_USER_MAX);
+	memcpy(dst, val, strlen(val));
+	return 0;
+}
+
+static int
+parse_user(struct parser *p, const char *val)
+{
+	return parse_account(p, val, p->cfg->user);
+}
+
+static int
+parse_group(struct parser *p, const char *val)
+{
+	return parse_account(p, val, p->cfg->group);
 }
 
 /* Why a is no new listen or listen-tls address of s, or NULL. */
@@ -2118,6 +2164,12 @@ check_cfg(const struct iketcpd_cfg *cfg, const struct chk *c)
 	if (strnlen(cfg->stats_path, sizeof(cfg->stats_path)) >= sizeof(cfg->stats_path) ||
 	    (cfg->stats_path[0] != '\0' && cfg->stats_path[0] != '/'))
 		return cerr(c, cfg, 0, 0, "stats-socket is not an absolute path");
+	if ((cfg->user[0] && account_problem(cfg->user)) ||
+	    (cfg->group[0] && account_problem(cfg->group)))
+		return cerr(c, cfg, 0, 0, "bad user or group");
+	/* root's uid with another gid would keep every privilege: refuse */
+	if (cfg->group[0] && !cfg->user[0])
+		return cerr(c, cfg, 0, 0, "group %s without user: set user too", cfg->group);
 	for (i = 0; i < cfg->nservers; i++)
 		if (chk_server(c, cfg, i) < 0)
 			return -1;
@@ -2512,6 +2564,10 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 	if (cfg->stats_path[0] != '\0')
 		out_printf(o, "stats-socket = %.*s\n", (int)sizeof(cfg->stats_path) - 1,
 			   cfg->stats_path);
+	if (cfg->user[0] != '\0')
+		out_printf(o, "user = %.*s\n", IKETCPD_USER_MAX - 1, cfg->user);
+	if (cfg->group[0] != '\0')
+		out_printf(o, "group = %.*s\n", IKETCPD_USER_MAX - 1, cfg->group);
 	for (i = 0; i < cfg->nservers && i < IKETCPD_MAX_SERVERS; i++) {
 		const struct iketcpd_server_cfg *s = &cfg->servers[i];
 		out_printf(o, "\n[server %.*s]\n", IKETCPD_NAME_MAX - 1, s->name);

@@ -25,6 +25,7 @@
 #define IKETCPD_TLS_LIST_MAX 512 /* tls-ciphers, tls-ciphersuites, tls-groups */
 #define IKETCPD_PIN_MAX 128      /* tls-pin-sha256 as written */
 #define IKETCPD_AUTH_MAX 256     /* proxy-auth USER:PASS */
+#define IKETCPD_USER_MAX 33      /* user, group: a name or number of at most 32 bytes */
 
 /* tls-min-version values: the TLS wire versions (same as IKETCP_TLS_1_x). */
 #define IKETCPD_TLS_V12 0x0303
@@ -166,6 +167,10 @@ struct iketcpd_cfg {
 	int verbose;          /* "verbose" 0..3; -v adds one */
 	int foreground;       /* -f */
 	char stats_path[108]; /* "stats-socket": unix socket path for counters; "" = none */
+	/* "user", "group": the account iketcpd runs as once its sockets are
+	 * open (name or number); "" = stay as started. group needs user. */
+	char user[IKETCPD_USER_MAX];
+	char group[IKETCPD_USER_MAX];
 };
 
 /* Fills cfg with an empty configuration (no sections, defaults for globals). */

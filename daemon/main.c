@@ -12,6 +12,12 @@
  * re-reads the config file, SIGUSR1 logs the counters. The optional
  * stats-socket (a Unix stream socket) writes every counter, one
  * "server|client NAME KEY VALUE" line each, to whoever connects, then closes.
+ *
+ * Before any socket is opened RLIMIT_NOFILE is raised to what the limits
+ * of the configuration need (privs.h), or iketcpd refuses to start. With
+ * `user` set, the process switches to that account after everything is
+ * open and the signalfd exists, keeping only CAP_NET_BIND_SERVICE when a
+ * configured port needs it.
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,6 +35,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "privs.h"
 #include "server.h"
 
 #define STOP_DEADLINE_MS 3000
@@ -45,6 +52,10 @@ struct app {
 	struct timer stop_timer;
 	uint64_t stop_started;
 	int stopping;
+	struct privs_account acct; /* from user/group; name "" = none */
+	int dropped;               /* running as acct */
+	int kept_bind;             /* ... with CAP_NET_BIND_SERVICE */
+	unsigned unpriv_start;     /* net.ipv4.ip_unprivileged_port_start */
 };
 
 static void
@@ -129,7 +140,9 @@ stats_close(struct app *a)
 	watcher_stop(a->loop, &a->stats);
 	close(a->stats.fd);
 	a->stats.fd = -1;
-	unlink(a->stats_open_path);
+	if (unlink(a->stats_open_path) < 0 && errno != ENOENT)
+		log_warn("stats-socket %s: cannot remove it as user %s: %s", a->stats_open_path,
+			 a->dropped ? a->acct.name : "(as started)", strerror(errno));
 	a->stats_open_path[0] = '\0';
 }
 
@@ -205,6 +218,110 @@ begin_stop(struct app *a)
 	timer_start(a->loop, &a->stop_timer, 0);
 }
 
+/* After the switch to user, files that a reload reads must be readable by
+ * that user; say so now, naming the file, rather than after the next
+ * SIGHUP as an OpenSSL error. */
+static void
+check_readable(const struct app *a, const struct iketcpd_cfg *cfg, const char *when)
+{
+	const char *what[IKETCPD_MAX_SERVERS * 2 + IKETCPD_MAX_CLIENTS + 1];
+	const char *path[IKETCPD_MAX_SERVERS * 2 + IKETCPD_MAX_CLIENTS + 1];
+	int n = 0;
+
+	if (!a->dropped)
+		return;
+	if (a->config_path) {
+		what[n] = "config file";
+		path[n++] = a->config_path;
+	}
+	for (int i = 0; i < cfg->nservers; i++) {
+		if (cfg->servers[i].tls_cert[0]) {
+			what[n] = "tls-cert";
+			path[n++] = cfg->servers[i].tls_cert;
+		}
+		if (cfg->servers[i].tls_key[0]) {
+			what[n] = "tls-key";
+			path[n++] = cfg->servers[i].tls_key;
+		}
+	}
+	for (int i = 0; i < cfg->nclients; i++)
+		if (cfg->clients[i].use_tls && cfg->clients[i].tls_ca_file[0]) {
+			what[n] = "tls-ca-file";
+			path[n++] = cfg->clients[i].tls_ca_file;
+		}
+	for (int i = 0; i < n; i++)
+		if (access(path[i], R_OK) < 0)
+			log_err("%s: %s %s is not readable by user %s (uid %u): %s; files read "
+				"on a reload must be readable by the user iketcpd runs as",
+				when, what[i], path[i], a->acct.name, (unsigned)a->acct.uid,
+				strerror(errno));
+}
+
+/* The nofile limit for cfg: raised if needed, or the error is logged (and
+ * also written to stderr when to_stderr: a daemon's start-up failure must be
+ * seen by whoever started it, not only in syslog). */
+static int
+nofile_for(const struct iketcpd_cfg *cfg, const char *when, int to_stderr)
+{
+	char err[768];
+	uint64_t raised;
+
+	if (privs_nofile_raise(privs_nofile_need(cfg), &raised, err, sizeof(err)) < 0) {
+		log_err("%s: %s", when, err);
+		if (to_stderr)
+			fprintf(stderr, "iketcpd: %s: %s\n", when, err);
+		return -1;
+	}
+	if (raised)
+		log_info("RLIMIT_NOFILE raised to %llu for the configured limits",
+			 (unsigned long long)raised);
+	return 0;
+}
+
+/* With user set: the switch, once everything that needs root is done, and
+ * warnings about what will fail as the user. Without: a hint when root. */
+static int
+drop_privileges(struct app *a)
+{
+	char err[512];
+
+	if (!a->acct.name[0]) {
+		if (geteuid() == 0)
+			log_info("running as root: set user = NAME (an account of its own) to give "
+				 "up root once the sockets are open; see iketcpd(8)");
+		return 0;
+	}
+	unsigned low = privs_low_port(&a->cfg, a->unpriv_start);
+	if (privs_drop(&a->acct, low != 0, err, sizeof(err)) < 0) {
+		log_err("cannot drop privileges, stopping: %s", err);
+		return -1;
+	}
+	a->dropped = 1;
+	a->kept_bind = low != 0;
+	if (low)
+		log_info("running as user %s (uid %u, gid %u), keeping only CAP_NET_BIND_SERVICE "
+			 "(port %u is below %u)",
+			 a->acct.name, (unsigned)a->acct.uid, (unsigned)a->acct.gid, low,
+			 a->unpriv_start);
+	else
+		log_info("running as user %s (uid %u, gid %u), no capabilities", a->acct.name,
+			 (unsigned)a->acct.uid, (unsigned)a->acct.gid);
+	check_readable(a, &a->cfg, "after the switch");
+	if (a->stats_open_path[0]) {
+		char dir[sizeof(a->stats_open_path)];
+		memcpy(dir, a->stats_open_path, sizeof(dir));
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			slash[slash == dir ? 1 : 0] = '\0';
+		if (access(dir, W_OK | X_OK) < 0)
+			log_warn(
+				"stats-socket %s: its directory is not writable by user %s, so the "
+				"socket stays behind at exit (and is replaced at the next start)",
+				a->stats_open_path, a->acct.name);
+	}
+	return 0;
+}
+
 /* SIGHUP: re-read the file; sections are matched by name. Established
  * connections of kept sections survive; removed sections are closed. */
 static void
@@ -227,6 +344,19 @@ reload(struct app *a)
 		free(n);
 		return;
 	}
+	if (nofile_for(n, "reload refused, keeping the running configuration", 0) < 0) {
+		free(n);
+		return;
+	}
+	if (strcmp(n->user, a->cfg.user) || strcmp(n->group, a->cfg.group))
+		log_warn("reload: user and group take effect at the next start only");
+	unsigned low = privs_low_port(n, a->unpriv_start);
+	if (a->dropped && !a->kept_bind && low)
+		log_err("reload: port %u is below %u, and iketcpd kept no CAP_NET_BIND_SERVICE "
+			"when it switched to user %s (no such port was configured at start): "
+			"restart iketcpd to listen there",
+			low, a->unpriv_start, a->acct.name);
+	check_readable(a, n, "reload");
 	struct server *ns[IKETCPD_MAX_SERVERS] = {0};
 	struct client *nc[IKETCPD_MAX_CLIENTS] = {0};
 	for (int i = 0; i < n->nservers; i++) {
@@ -395,6 +525,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "iketcpd: %s\n", err);
 		return 1;
 	}
+	if (privs_lookup(&a.cfg, &a.acct, err, sizeof(err)) < 0) {
+		fprintf(stderr, "iketcpd: %s\n", err);
+		return 1;
+	}
 	a.cfg.verbose += verbose;
 	a.cfg.foreground |= foreground;
 	if (check_only) {
@@ -418,6 +552,10 @@ main(int argc, char **argv)
 	}
 
 	log_init("iketcpd", a.cfg.verbose, !a.cfg.foreground);
+	/* Before any socket: running out later shows up only under load. */
+	if (nofile_for(&a.cfg, "cannot start", !a.cfg.foreground) < 0)
+		return 1;
+	a.unpriv_start = privs_unpriv_port_start();
 	signal(SIGPIPE, SIG_IGN); /* a peer that resets while we write: EPIPE, not death */
 	sigset_t mask;
 	sigemptyset(&mask);
@@ -459,6 +597,8 @@ main(int argc, char **argv)
 			failed = 1;
 		}
 	}
+	if (!failed && drop_privileges(&a) < 0)
+		failed = 1;
 	int rc = failed ? 1 : 0;
 	if (!failed) {
 		log_info("iketcpd %s running (%d server, %d client sections)",

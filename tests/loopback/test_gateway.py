@@ -51,9 +51,10 @@ def response_of(d):
     return bytes(r)
 
 
-def start(args, name, env=None):
+def start(args, name, env=None, wrap=()):
+    """wrap: a command that execs iketcpd (prlimit, setpriv), keeping its pid."""
     log = open(os.path.join(TMP, name + ".log"), "w")
-    p = subprocess.Popen([IKETCPD] + args + ["-f", "-v"], stderr=log, env=env)
+    p = subprocess.Popen(list(wrap) + [IKETCPD] + args + ["-f", "-v"], stderr=log, env=env)
     p.logname = log.name
     PROCS.append(p)
     return p
@@ -2014,6 +2015,228 @@ def test_client_reload_drops_lookup_in_flight():
         rc = stop_client(c, ikd)
         s.stop()
     assert rc == 0, rc
+
+
+# ---- privileges and descriptors (user/group, RLIMIT_NOFILE) -------------------------
+
+CAP_NET_BIND_SERVICE = 10
+CAP_SYS_RESOURCE = 24
+
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(ln.rstrip("\n").split(":\t", 1) for ln in f if ":\t" in ln)
+
+
+def proc_nofile(pid):
+    """(soft, hard) 'Max open files' of a process; -1 for unlimited."""
+    with open("/proc/%d/limits" % pid) as f:
+        for ln in f:
+            if ln.startswith("Max open files"):
+                v = ln.split()[3:5]
+                return tuple(-1 if x == "unlimited" else int(x) for x in v)
+    raise AssertionError("no Max open files in /proc/%d/limits" % pid)
+
+
+def nobody():
+    import pwd
+    pw = pwd.getpwnam("nobody")
+    return pw.pw_uid, pw.pw_gid
+
+
+def nobody_dir():
+    """A directory nobody can read and write (TMP is root's, mode 0700)."""
+    d = tempfile.mkdtemp(prefix="iketcpd-nobody-")
+    uid, gid = nobody()
+    os.chown(d, uid, gid)
+    os.chmod(d, 0o755)
+    return d
+
+
+def low_ports():
+    """Two ports below 1024 that differ between runs of different BASE."""
+    b = 600 + ((BASE // 20) % 200) * 2
+    return b, b + 1
+
+
+def assert_runs_as_nobody(pid, caps):
+    uid, gid = nobody()
+    st = proc_status(pid)
+    assert st["Uid"].split() == [str(uid)] * 4, st["Uid"]
+    assert st["Gid"].split() == [str(gid)] * 4, st["Gid"]
+    assert "0" not in st["Groups"].split(), st["Groups"]
+    for k in ("CapEff", "CapPrm"):
+        assert int(st[k], 16) == caps, "%s %s, want %x" % (k, st[k], caps)
+    assert int(st["CapInh"], 16) == 0 and int(st["CapAmb"], 16) == 0, st
+
+
+def test_priv_user_nobody():
+    """user = nobody: every uid and gid is nobody's, no capability is left
+    (no port below 1024), and it still relays both ways, serves the stats
+    socket made as root, removes it at exit (its directory is nobody's) and
+    exits 0 on SIGTERM."""
+    if os.geteuid() != 0:
+        print("SKIP test_priv_user_nobody: needs root")
+        return
+    import shutil
+    d = nobody_dir()
+    sock = os.path.join(d, "stats.sock")
+    try:
+        s = Server(["--user", "nobody", "--stats-socket", sock])
+        try:
+            wait_log(s.p, "running as user nobody")
+            assert_runs_as_nobody(s.p.pid, 0)
+            t, src = s.open_session(0x9001)
+            s.be.sendto(response_of(dgram_ike(0x9001)), src)
+            assert recv_frame(t) == response_of(dgram_ike(0x9001))
+            t.sendall(frame(esp(0x901, 1)))
+            assert s.be.recvfrom(70000) == (esp(0x901, 1), src)
+            assert server_stats(sock)["accepted"] >= 1
+            assert log_count(s.p, "not writable by user") == 0
+        finally:
+            s.stop()
+        assert not os.path.exists(sock), "stats socket left behind"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_priv_low_port_keeps_only_bind():
+    """A port below 1024 keeps CAP_NET_BIND_SERVICE and nothing else, so a
+    reload (the config file readable by nobody) can bind another low port."""
+    if os.geteuid() != 0:
+        print("SKIP test_priv_low_port_keeps_only_bind: needs root")
+        return
+    import shutil
+    lo1, lo2 = low_ports()
+    d = nobody_dir()
+    conf = os.path.join(d, "low.conf")
+    be = udp(BASE + 9)
+    with open(conf, "w") as f:
+        f.write("user = nobody\n[server gw]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                % (lo1, BASE + 9))
+    os.chmod(conf, 0o644)
+    p = start(["-c", conf], "lowport")
+    try:
+        wait_log(p, "running as user nobody")
+        assert_runs_as_nobody(p.pid, 1 << CAP_NET_BIND_SERVICE)
+        with open(conf, "a") as f:
+            f.write("listen = 127.0.0.1:%d\n" % lo2)
+        p.send_signal(signal.SIGHUP)
+        wait_port(lo2)
+        t = tcp(lo2)
+        m = dgram_ike(0x9002)
+        t.sendall(b"IKETCP" + frame(m))
+        assert be.recvfrom(70000)[0] == m
+        t.close()
+        assert_runs_as_nobody(p.pid, 1 << CAP_NET_BIND_SERVICE)
+    finally:
+        be.close()
+        shutil.rmtree(d, ignore_errors=True)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+
+
+def test_priv_unreadable_config_named():
+    """A -c file the user cannot read is named at the switch, and a reload
+    is refused (the running configuration stays and keeps relaying)."""
+    if os.geteuid() != 0:
+        print("SKIP test_priv_unreadable_config_named: needs root")
+        return
+    conf = os.path.join(TMP, "rootonly.conf")  # TMP is root's, mode 0700
+    be = udp(BASE + 11)
+    with open(conf, "w") as f:
+        f.write("user = nobody\n[server gw]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                % (BASE + 10, BASE + 11))
+    p = start(["-c", conf], "rootonly")
+    try:
+        wait_log(p, "config file %s is not readable by user nobody" % conf)
+        p.send_signal(signal.SIGHUP)
+        wait_log(p, "reload refused, keeping the running configuration")
+        t = tcp(BASE + 10)
+        m = dgram_ike(0x9003)
+        t.sendall(b"IKETCP" + frame(m))
+        assert be.recvfrom(70000)[0] == m
+        t.close()
+    finally:
+        be.close()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+
+
+def has_cap(cap):
+    return bool(int(proc_status(os.getpid())["CapEff"], 16) >> cap & 1)
+
+
+def refusal_need(proc):
+    """The number a refusal names, after checking it says what to do."""
+    import re
+    try:
+        rc = proc.wait(5)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("iketcpd started under a 64:64 limit it cannot raise")
+    assert rc == 1, rc
+    with open(proc.logname) as f:
+        log = f.read()
+    m = re.search(r"needs (\d+) open files .*RLIMIT_NOFILE is 64 \(hard limit 64\)", log)
+    assert m, log
+    assert "max-conns" in log and "max-sessions" in log and "LimitNOFILE" in log, log
+    return int(m.group(1))
+
+
+def test_nofile_raised_or_refused():
+    """The defaults need > 4096 + 8192 descriptors: under a 64:64 limit
+    iketcpd raises it when it may (CAP_SYS_RESOURCE) and refuses with the
+    number otherwise; as nobody it raises the soft limit up to the hard one;
+    lower limits are the other way out."""
+    defaults_need = 4096 + 8192
+    args = ["server", "--listen", "127.0.0.1:%d" % BASE, "--backend", "127.0.0.1:%d" % (BASE + 1)]
+    tight = ["prlimit", "--nofile=64:64"]
+    as_nobody = ["setpriv", "--reuid=%d" % nobody()[0], "--regid=%d" % nobody()[1],
+                 "--clear-groups"]
+
+    # as started (root here): the hard limit is raised only with CAP_SYS_RESOURCE
+    p = start(args, "nofile-root", wrap=tight)
+    if has_cap(CAP_SYS_RESOURCE):
+        wait_log(p, "RLIMIT_NOFILE raised to")
+        soft, hard = proc_nofile(p.pid)
+        assert soft >= defaults_need and hard >= soft, (soft, hard)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+    else:
+        print("  (no CAP_SYS_RESOURCE here: root cannot raise the hard limit either)")
+        assert refusal_need(p) >= defaults_need
+
+    if os.geteuid() != 0:
+        return
+    # an unprivileged start cannot raise the hard limit: a refusal
+    p = start(args, "nofile-nobody", wrap=tight + as_nobody)
+    assert refusal_need(p) >= defaults_need
+
+    # ... but it raises the soft limit up to the hard one (ours: we may not raise it)
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= defaults_need + 1024:
+        lim = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        p = start(args, "nofile-soft", wrap=["prlimit", "--nofile=64:" + lim] + as_nobody)
+        wait_log(p, "RLIMIT_NOFILE raised to")
+        wait_port(BASE)
+        soft, h = proc_nofile(p.pid)
+        assert defaults_need <= soft < defaults_need + 1024, soft  # what it needs
+        assert h == (-1 if lim == "unlimited" else hard), (h, hard)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(5) == 0
+    else:
+        print("  (hard limit %d: no room to test raising the soft limit)" % hard)
+
+    # lower limits fit under the same 64:64 with room for what they need
+    small = args + ["--max-conns", "8", "--max-sessions", "8", "--max-pending", "4",
+                    "--max-conns-per-source", "4"]
+    p = start(small, "nofile-small", wrap=["prlimit", "--nofile=128:128"] + as_nobody)
+    wait_port(BASE)
+    assert proc_nofile(p.pid) == (128, 128)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(5) == 0
+
 
 
 def main():

@@ -466,6 +466,72 @@ test_stats_socket_length(void **state)
 	expect_err(text, SRC ":1:", "too long", "\"/pppp");
 }
 
+static struct iketcpd_cfg *good_cfg(void);
+static void expect_check_err(struct iketcpd_cfg *cfg, const char *n1, const char *n2);
+
+/* user and group: global keys and flags, names or numbers, dumped and read back. */
+static void
+test_user_group(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg = parse_ok("user = iketcpd\ngroup = ike-gw.2\n[server]\n");
+	char err[512] = "";
+
+	assert_string_equal(cfg->user, "iketcpd");
+	assert_string_equal(cfg->group, "ike-gw.2");
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok("user = 4242\n[server]\n");
+	assert_string_equal(cfg->user, "4242");
+	assert_string_equal(cfg->group, "");
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	/* 32 bytes fit, 33 do not */
+	cfg = parse_ok("user = abcdefghijklmnopqrstuvwxyz012345\n[server]\n");
+	assert_int_equal(strlen(cfg->user), 32);
+	free(cfg);
+	expect_err("user = abcdefghijklmnopqrstuvwxyz0123456\n[server]\n", SRC ":1:", "\"abcdef",
+		   "too long");
+
+	expect_err("user = -n\n[server]\n", SRC ":1:", "\"-n\"", "not a name or number");
+	expect_err("user = ../x\n[server]\n", SRC ":1:", "\"../x\"", "not a name or number");
+	expect_err("user = a b\n[server]\n", SRC ":1:", "\"a b\"", "not a name");
+	expect_err("group = x:y\n[server]\n", SRC ":1:", "\"x:y\"", "not a name");
+	expect_err("[server]\nuser = nobody\n", SRC ":2:", "\"user\"", "before the first section");
+	expect_err("user = a\nuser = b\n[server]\n", SRC ":2:", "\"b\"", "line 1");
+	/* group alone would leave uid 0 with every privilege */
+	expect_err("group = nogroup\n[server]\n", "group nogroup without user", NULL, NULL);
+
+	/* on the command line, in either mode */
+	cfg = cfg_new();
+	assert_int_equal(
+		args(cfg, "server", err, sizeof(err), "--user", "nobody", "--group=nogroup", NULL),
+		0);
+	assert_string_equal(cfg->user, "nobody");
+	assert_string_equal(cfg->group, "nogroup");
+	free(cfg);
+	cfg = cfg_new();
+	assert_int_equal(args(cfg, "client", err, sizeof(err), "--udp", "127.0.0.1:1", "--peer",
+			      "gw.example", "--user", "65534", NULL),
+			 0);
+	assert_string_equal(cfg->user, "65534");
+	free(cfg);
+	cfg = cfg_new();
+	assert_int_equal(args(cfg, "server", err, sizeof(err), "--user", "", NULL), -1);
+	assert_contains(err, "--user");
+	assert_string_equal(cfg->user, "");
+	free(cfg);
+
+	cfg = good_cfg();
+	strcpy(cfg->group, "g");
+	expect_check_err(cfg, "group g without user", NULL);
+	cfg = good_cfg();
+	strcpy(cfg->user, "a/b");
+	expect_check_err(cfg, "bad user or group", NULL);
+}
+
 /* ---- numeric keys: every key, valid values and boundaries ------------------------- */
 
 struct numcase {
@@ -2393,6 +2459,7 @@ main(void)
 		cmocka_unit_test(test_section_header_errors),
 		cmocka_unit_test(test_name_max_len_ok),
 		cmocka_unit_test(test_globals),
+		cmocka_unit_test(test_user_group),
 		cmocka_unit_test(test_stats_socket_length),
 		cmocka_unit_test(test_numeric_keys_valid),
 		cmocka_unit_test(test_value_keys_invalid),
