@@ -1449,6 +1449,12 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 			f.kind == IKETCP_FRAME_ESP ? route_esp(c, f.spi) : route_ike(c, &f);
 		if (!s) {
 			srv->st.unroutable++;
+			/* R28: ESP whose SPI we do not know is no sign of a
+			 * corrupt stream (SA databases briefly disagree); a
+			 * connection of no session stays bounded by
+			 * prefix-timeout */
+			if (f.kind == IKETCP_FRAME_ESP)
+				return 0;
 			break;
 		}
 		c->bad_run = 0;

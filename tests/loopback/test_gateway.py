@@ -429,8 +429,11 @@ def test_server_limits():
 
 
 def test_server_unknown_session_dropped():
-    """Only IKE_SA_INIT creates a session; ESP for no session is dropped."""
-    s = Server()
+    """Only IKE_SA_INIT creates a session; ESP for no session is dropped,
+    and (R28) a run of unknown-SPI ESP longer than max-bad-frames does not
+    close the connection."""
+    sock = os.path.join(TMP, "unknown.sock")
+    s = Server(["--max-bad-frames", "4", "--stats-socket", sock])
     try:
         t = tcp(s.port)
         t.sendall(b"IKETCP" + frame(esp(0x999, 1)) + frame(dgram_ike(0x9999, spi_r=5, ex=37)))
@@ -440,6 +443,9 @@ def test_server_unknown_session_dropped():
             raise AssertionError("unroutable frame reached the backend: %r" % (d,))
         except socket.timeout:
             pass
+        t.sendall(b"".join(frame(esp(0x9990 + i, 1)) for i in range(6)))
+        wait_stat(sock, "esp_unroutable", 7)
+        assert still_open(t), "unknown-SPI ESP counted toward max-bad-frames (R28)"
     finally:
         s.be.settimeout(3)
         s.stop()
