@@ -68,6 +68,8 @@
 #define COUNT_MIN 1u
 #define COUNT_MAX 1000000u
 #define VERBOSE_MAX 3
+#define CFG_MAX_MEMORY_MIN ((uint64_t)MIB)
+#define CFG_MAX_MEMORY_MAX (1024ull * 1024u * MIB)
 #define PORT_MAX 65535u
 
 /*
@@ -796,7 +798,7 @@ static kw_fn parse_backend, parse_enable_tcp, parse_listen, parse_listen_tls, pa
 	parse_proxy, parse_proxy_auth, parse_proxy_protocol_from, parse_sniff_tls,
 	parse_stats_socket, parse_tls_ca_file, parse_tls_cert, parse_tls_ciphers,
 	parse_tls_ciphersuites, parse_tls_groups, parse_tls_key, parse_tls_min_version,
-	parse_tls_pin_sha256, parse_tls_server_name, parse_udp, parse_verbose;
+	parse_tls_pin_sha256, parse_tls_server_name, parse_udp, parse_verbose, parse_max_memory;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -818,6 +820,7 @@ static const struct kw kwtab[] = {
 	 COUNT_MAX},
 	{"max-flows", C, 0, NULL, V_COUNT, 0, CLI(max_flows), COUNT_MIN, COUNT_MAX},
 	{"max-frame", S | C, 0, NULL, V_SIZE, SRV(max_frame), CLI(max_frame), FRAME_MIN, FRAME_MAX},
+	{"max-memory", G, 0, parse_max_memory, V_FN, 0, 0, 0, 0},
 	{"max-pending", S, 0, NULL, V_COUNT, SRV(max_pending), 0, COUNT_MIN, COUNT_MAX},
 	{"max-sessions", S, 0, NULL, V_COUNT, SRV(max_sessions), 0, COUNT_MIN, COUNT_MAX},
 	{"peer", C, 0, parse_peer, V_FN, 0, 0, 0, 0},
@@ -1013,6 +1016,31 @@ parse_verbose(struct parser *p, const char *val)
 	if (get_count(p, val, 0, VERBOSE_MAX, &v) < 0)
 		return -1;
 	p->cfg->verbose = (int)v;
+	return 0;
+}
+
+/* Bytes, or with a k, m or g suffix; 1m..1024g. */
+static int
+parse_max_memory(struct parser *p, const char *val)
+{
+	struct iketcp_cur c;
+	uint64_t v, unit = 1;
+	char suf[3];
+
+	if (cur_over_str(&c, val, CFG_LINE_MAX) < 0 || cur_get_dec(&c, &v) == 0 ||
+	    cur_get_suffix(&c, suf) < 0)
+		return bad_value(p, val, "is not a size (bytes, or with a k, m or g suffix)");
+	if (strcmp(suf, "k") == 0 || strcmp(suf, "K") == 0)
+		unit = KIB;
+	else if (strcmp(suf, "m") == 0 || strcmp(suf, "M") == 0)
+		unit = MIB;
+	else if (strcmp(suf, "g") == 0 || strcmp(suf, "G") == 0)
+		unit = 1024ull * MIB;
+	else if (suf[0] != '\0')
+		return bad_value(p, val, "is not a size (bytes, or with a k, m or g suffix)");
+	if (v > CFG_MAX_MEMORY_MAX / unit || v * unit < CFG_MAX_MEMORY_MIN)
+		return bad_value(p, val, "is out of range (1m..1024g)");
+	p->cfg->max_memory = v * unit;
 	return 0;
 }
 
@@ -2428,6 +2456,8 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 	if (cfg->stats_path[0] != '\0')
 		out_printf(o, "stats-socket = %.*s\n", (int)sizeof(cfg->stats_path) - 1,
 			   cfg->stats_path);
+	if (cfg->max_memory)
+		out_printf(o, "max-memory = %llu\n", (unsigned long long)cfg->max_memory);
 	for (i = 0; i < cfg->nservers && i < IKETCPD_MAX_SERVERS; i++) {
 		const struct iketcpd_server_cfg *s = &cfg->servers[i];
 		out_printf(o, "\n[server %.*s]\n", IKETCPD_NAME_MAX - 1, s->name);

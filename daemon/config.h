@@ -142,6 +142,10 @@ struct iketcpd_cfg {
 	int verbose;          /* "verbose" 0..3; -v adds one */
 	int foreground;       /* -f */
 	char stats_path[108]; /* "stats-socket": unix socket path for counters; "" = none */
+	/* "max-memory": bytes of send-queue and assembly buffers of all
+	 * sections together (iketcp_mem_set_limit()); 0 = not set, main()
+	 * uses a quarter of the physical memory */
+	uint64_t max_memory;
 };
 
 /* Fills cfg with an empty configuration (no sections, defaults for globals). */
