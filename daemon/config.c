@@ -2456,8 +2456,13 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 	if (cfg->stats_path[0] != '\0')
 		out_printf(o, "stats-socket = %.*s\n", (int)sizeof(cfg->stats_path) - 1,
 			   cfg->stats_path);
-	if (cfg->max_memory)
-		out_printf(o, "max-memory = %llu\n", (unsigned long long)cfg->max_memory);
+	if (cfg->max_memory) {
+		/* in the largest unit that divides it: digits saturate at 10^12 */
+		uint64_t m = cfg->max_memory;
+		const char *u = m % (1024ull * MIB) == 0 ? "g" : m % MIB == 0 ? "m" : "";
+		uint64_t d = u[0] == 'g' ? 1024ull * MIB : u[0] == 'm' ? MIB : 1;
+		out_printf(o, "max-memory = %llu%s\n", (unsigned long long)(m / d), u);
+	}
 	for (i = 0; i < cfg->nservers && i < IKETCPD_MAX_SERVERS; i++) {
 		const struct iketcpd_server_cfg *s = &cfg->servers[i];
 		out_printf(o, "\n[server %.*s]\n", IKETCPD_NAME_MAX - 1, s->name);
