@@ -135,6 +135,7 @@ run_parse(const uint8_t *s, size_t len, double secs)
 			}
 			if (rc < 0)
 				exit(1);
+			iketcp_deframer_trim(&d); /* as iketcpd does after each read */
 		}
 		zc += d.stats.zero_copy;
 		t = now(CLOCK_MONOTONIC) - t0;
@@ -250,15 +251,21 @@ run_flush(size_t frame_len, double secs, int per_frame_write)
 				if (iketcp_sendq_push_datagram(&q, dg, frame_len - 2) != IKETCP_OK)
 					exit(1);
 				frames++;
-				if (per_frame_write &&
-				    iketcp_sendq_flush(&q, sink_writev, &k) != IKETCP_OK)
-					exit(1);
+				if (per_frame_write) {
+					if (iketcp_sendq_flush(&q, sink_writev, &k) != IKETCP_OK)
+						exit(1);
+					iketcp_sendq_trim(&q);
+				}
 			}
 			int rc;
 			while ((rc = iketcp_sendq_flush(&q, sink_writev, &k)) == IKETCP_E_AGAIN)
 				;
 			if (rc != IKETCP_OK)
 				exit(1);
+			/* as iketcpd does when a queue empties (per-frame mode already
+			 * did: a second trim with no push between is an idle period) */
+			if (!per_frame_write)
+				iketcp_sendq_trim(&q);
 		}
 		t = now(CLOCK_MONOTONIC) - t0;
 	} while (t < secs);

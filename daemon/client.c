@@ -192,6 +192,9 @@ flow_idle_cb(struct timer *t)
 	uint64_t now = loop_now(f->cl->loop);
 	uint64_t idle = now - f->last_active_ms;
 	if (idle < f->cl->cfg.flow_timeout_ms) {
+		/* memory: a flow that went quiet gets its second trim here */
+		iketcp_sendq_trim(&f->q);
+		iketcp_deframer_trim(&f->df);
 		timer_start(f->cl->loop, &f->idle, f->cl->cfg.flow_timeout_ms - idle);
 		return;
 	}
@@ -420,6 +423,8 @@ flow_flush(struct flow *f)
 		}
 	}
 	int rc = iketcp_transport_send(&f->tr, &f->q);
+	if (rc == IKETCP_OK)
+		iketcp_sendq_trim(&f->q); /* memory: frees what was unused since the last trim */
 	if (rc == IKETCP_OK && f->ts == TS_DRAINING) {
 		flow_destroy(f);
 	} else if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN) {
@@ -1053,6 +1058,7 @@ flow_tcp_read(struct flow *f)
 		/* bytes handed back to the transport (the proxy's surplus) are not
 		 * announced by epoll: read on while there are some */
 	} while (f->tr.pre != NULL);
+	iketcp_deframer_trim(&f->df); /* memory: keeps a partial frame's buffer */
 	if (f->is_tls)
 		flow_want(f);
 }

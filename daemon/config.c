@@ -68,6 +68,8 @@
 #define COUNT_MIN 1u
 #define COUNT_MAX 1000000u
 #define VERBOSE_MAX 3
+#define CFG_MAX_MEMORY_MIN ((uint64_t)MIB)
+#define CFG_MAX_MEMORY_MAX (1024ull * 1024u * MIB)
 #define PORT_MAX 65535u
 
 /*
@@ -809,7 +811,7 @@ static kw_fn parse_backend, parse_backend_source, parse_idle_timeout, parse_enab
 	parse_proxy_protocol_from, parse_sniff_tls, parse_stats_socket, parse_tls_ca_file,
 	parse_tls_cert, parse_tls_ciphers, parse_tls_ciphersuites, parse_tls_groups, parse_tls_key,
 	parse_tls_min_version, parse_tls_pin_sha256, parse_tls_server_name, parse_udp,
-	parse_verbose, parse_user, parse_group;
+	parse_verbose, parse_user, parse_group, parse_max_memory;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -839,6 +841,7 @@ static const struct kw kwtab[] = {
 	{"max-half-open", S, 0, NULL, V_COUNT, SRV(max_half_open), 0, COUNT_MIN, COUNT_MAX},
 	{"max-half-open-per-source", S, 0, NULL, V_COUNT, SRV(max_half_open_per_source), 0,
 	 COUNT_MIN, COUNT_MAX},
+	{"max-memory", G, 0, parse_max_memory, V_FN, 0, 0, 0, 0},
 	{"max-pending", S, 0, NULL, V_COUNT, SRV(max_pending), 0, COUNT_MIN, COUNT_MAX},
 	{"max-pending-per-source", S, 0, NULL, V_COUNT, SRV(max_pending_per_source), 0, COUNT_MIN,
 	 COUNT_MAX},
@@ -1043,6 +1046,31 @@ parse_verbose(struct parser *p, const char *val)
 	if (get_count(p, val, 0, VERBOSE_MAX, &v) < 0)
 		return -1;
 	p->cfg->verbose = (int)v;
+	return 0;
+}
+
+/* Bytes, or with a k, m or g suffix; 1m..1024g. */
+static int
+parse_max_memory(struct parser *p, const char *val)
+{
+	struct iketcp_cur c;
+	uint64_t v, unit = 1;
+	char suf[3];
+
+	if (cur_over_str(&c, val, CFG_LINE_MAX) < 0 || cur_get_dec(&c, &v) == 0 ||
+	    cur_get_suffix(&c, suf) < 0)
+		return bad_value(p, val, "is not a size (bytes, or with a k, m or g suffix)");
+	if (strcmp(suf, "k") == 0 || strcmp(suf, "K") == 0)
+		unit = KIB;
+	else if (strcmp(suf, "m") == 0 || strcmp(suf, "M") == 0)
+		unit = MIB;
+	else if (strcmp(suf, "g") == 0 || strcmp(suf, "G") == 0)
+		unit = 1024ull * MIB;
+	else if (suf[0] != '\0')
+		return bad_value(p, val, "is not a size (bytes, or with a k, m or g suffix)");
+	if (v > CFG_MAX_MEMORY_MAX / unit || v * unit < CFG_MAX_MEMORY_MIN)
+		return bad_value(p, val, "is out of range (1m..1024g)");
+	p->cfg->max_memory = v * unit;
 	return 0;
 }
 
@@ -2568,6 +2596,13 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_printf(o, "user = %.*s\n", IKETCPD_USER_MAX - 1, cfg->user);
 	if (cfg->group[0] != '\0')
 		out_printf(o, "group = %.*s\n", IKETCPD_USER_MAX - 1, cfg->group);
+	if (cfg->max_memory) {
+		/* in the largest unit that divides it: digits saturate at 10^12 */
+		uint64_t m = cfg->max_memory;
+		const char *u = m % (1024ull * MIB) == 0 ? "g" : m % MIB == 0 ? "m" : "";
+		uint64_t d = u[0] == 'g' ? 1024ull * MIB : u[0] == 'm' ? MIB : 1;
+		out_printf(o, "max-memory = %llu%s\n", (unsigned long long)(m / d), u);
+	}
 	for (i = 0; i < cfg->nservers && i < IKETCPD_MAX_SERVERS; i++) {
 		const struct iketcpd_server_cfg *s = &cfg->servers[i];
 		out_printf(o, "\n[server %.*s]\n", IKETCPD_NAME_MAX - 1, s->name);

@@ -171,6 +171,10 @@ struct iketcpd_cfg {
 	 * open (name or number); "" = stay as started. group needs user. */
 	char user[IKETCPD_USER_MAX];
 	char group[IKETCPD_USER_MAX];
+	/* "max-memory": bytes of send-queue and assembly buffers of all
+	 * sections together (iketcp_mem_set_limit()); 0 = not set, main()
+	 * uses a quarter of the physical memory */
+	uint64_t max_memory;
 };
 
 /* Fills cfg with an empty configuration (no sections, defaults for globals). */

@@ -90,9 +90,37 @@ open_conns(const struct app *a)
 	return n;
 }
 
+/* max-memory (a quarter of the physical memory when not set): bounds the
+ * send-queue and assembly buffers of all sections together. */
+static void
+apply_max_memory(const struct iketcpd_cfg *cfg)
+{
+	uint64_t lim = cfg->max_memory;
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (lim == 0)
+		lim = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
+	if (lim > SIZE_MAX)
+		lim = SIZE_MAX;
+	iketcp_mem_set_limit((size_t)lim);
+	log_info("max-memory %llu MiB%s", (unsigned long long)(lim >> 20),
+		 cfg->max_memory ? "" : " (a quarter of the physical memory)");
+}
+
+/* Process-wide counters: "global iketcpd KEY VALUE" lines on the stats socket. */
+static void
+print_global_stats(FILE *fp)
+{
+	fprintf(fp, "global iketcpd mem_used %zu\n", iketcp_mem_used());
+	fprintf(fp, "global iketcpd mem_limit %zu\n", iketcp_mem_limit());
+	fprintf(fp, "global iketcpd mem_refused %llu\n", (unsigned long long)iketcp_mem_refused());
+}
+
 static void
 log_stats(const struct app *a)
 {
+	log_info("global: mem_used %zu, mem_limit %zu, mem_refused %llu", iketcp_mem_used(),
+		 iketcp_mem_limit(), (unsigned long long)iketcp_mem_refused());
 	for (int i = 0; i < a->cfg.nservers; i++)
 		if (a->servers[i])
 			server_log_stats(a->servers[i]);
@@ -118,6 +146,7 @@ stats_cb(struct watcher *w, uint32_t ev)
 		FILE *fp = open_memstream(&buf, &len);
 		if (fp) {
 			fprintf(fp, "iketcpd %s\n", IKETCP_VERSION_STRING);
+			print_global_stats(fp);
 			for (int i = 0; i < a->cfg.nservers; i++)
 				if (a->servers[i])
 					server_print_stats(a->servers[i], fp);
@@ -401,6 +430,7 @@ reload(struct app *a)
 			client_free(a->clients[k]);
 		}
 	a->cfg = *n;
+	apply_max_memory(&a->cfg);
 	memcpy(a->servers, ns, sizeof(ns));
 	memcpy(a->clients, nc, sizeof(nc));
 	log_set_verbose(a->cfg.verbose);
@@ -572,6 +602,7 @@ main(int argc, char **argv)
 		log_err("event loop: %s", strerror(errno));
 		return 1;
 	}
+	apply_max_memory(&a.cfg);
 	int failed = 0;
 	for (int i = 0; i < a.cfg.nservers && !failed; i++)
 		failed = !(a.servers[i] = server_new(a.loop, &a.cfg.servers[i]));

@@ -232,7 +232,8 @@ struct server {
 	/* UDP -> TCP: recvmmsg buffers */
 	struct mmsghdr rmsg[UDP_BATCH];
 	struct iovec riov[UDP_BATCH];
-	uint8_t *rdg; /* UDP_BATCH x IKETCP_BODY_MAX */
+	uint8_t *rdg;            /* UDP_BATCH x IKETCP_BODY_MAX */
+	struct timer trim_sweep; /* memory: see trim_sweep_cb() */
 };
 
 static void conn_close(struct sconn *c, enum close_reason why);
@@ -911,6 +912,25 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 		conn_flush(s->current);
 }
 
+/* ---- memory ---------------------------------------------------------------------- */
+
+/* Buffers are trimmed when a queue empties and after each read; the trims
+ * only free what was unused since the previous trim, so that a busy
+ * connection does not allocate per frame. A connection that went idle
+ * gets no more such calls: this sweep gives it the second one. */
+#define TRIM_SWEEP_MS 5000
+
+static void
+trim_sweep_cb(struct timer *t)
+{
+	struct server *srv = t->data;
+	for (struct sconn *c = srv->conns; c; c = c->next) {
+		iketcp_sendq_trim(&c->q);
+		iketcp_deframer_trim(&c->df);
+	}
+	timer_start(srv->loop, t, TRIM_SWEEP_MS);
+}
+
 /* ---- connections ------------------------------------------------------------- */
 
 /* Sets the epoll interest from what the transport waits for (OpenSSL's
@@ -955,6 +975,8 @@ conn_flush(struct sconn *c)
 		return;
 	}
 	int rc = iketcp_transport_send(&c->tr, &c->q);
+	if (rc == IKETCP_OK)
+		iketcp_sendq_trim(&c->q); /* memory: the queue is empty (see trim_sweep_cb) */
 	if (rc == IKETCP_OK && c->state == SC_DRAINING) {
 		conn_close(c, CR_SHUTDOWN);
 		return;
@@ -1564,6 +1586,7 @@ conn_read(struct sconn *c)
 		/* bytes handed back to the transport (iketcp_transport_preread())
 		 * are not announced by epoll: read on while there are some */
 	} while (c->tr.pre != NULL);
+	iketcp_deframer_trim(&c->df); /* memory: keeps a partial frame's buffer */
 	if (c->is_tls)
 		conn_want(c);
 }
@@ -1924,6 +1947,7 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 	if (siphash_key_random(&srv->hkey) < 0)
 		log_warn("%s: no random key from getrandom(): %s; table keys are weaker", cfg->name,
 			 strerror(errno));
+	timer_init(&srv->trim_sweep, trim_sweep_cb, srv);
 	srv->rdg = malloc((size_t)UDP_BATCH * IKETCP_BODY_MAX);
 	if (!srv->rdg) {
 		free(srv);
@@ -1944,6 +1968,7 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 		server_free(srv);
 		return NULL;
 	}
+	timer_start(l, &srv->trim_sweep, TRIM_SWEEP_MS);
 	char bs[64];
 	log_info("%s: backend %s, prefix-timeout %ums, max-conns %u (%u per source, %u pending)",
 		 cfg->name, iketcpd_addr_str(&cfg->backend, bs, sizeof(bs)), cfg->prefix_timeout_ms,
@@ -2230,6 +2255,7 @@ server_free(struct server *srv)
 			free(e);
 		}
 	}
+	timer_stop(srv->loop, &srv->trim_sweep);
 	iketcp_tls_ctx_unref(srv->tls_ctx);
 	free(srv->rdg);
 	free(srv);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "iketcp/frame.h"
+#include "mem_internal.h"
 
 int
 iketcp_deframer_init(struct iketcp_deframer *d, const struct iketcp_deframer_cfg *cfg)
@@ -34,17 +35,49 @@ fail(struct iketcp_deframer *d, int err)
 	return err;
 }
 
-/* Makes sure the assembly buffer exists. Allocation happens at most once
- * per connection (or once after each trim), never per frame. */
-static int
-ensure_asm(struct iketcp_deframer *d)
+/* Frees an owned assembly buffer and gives its bytes back to the budget. */
+static void
+release_asm(struct iketcp_deframer *d)
 {
-	if (d->asm_buf)
-		return IKETCP_OK;
-	d->asm_buf = malloc(d->max_frame);
-	if (!d->asm_buf)
+	if (d->asm_owned) {
+		free(d->asm_buf);
+		iketcp__mem_give(d->asm_cap);
+		d->asm_buf = NULL;
+		d->asm_cap = 0;
+		d->asm_owned = 0;
+	}
+}
+
+/*
+ * Makes sure the assembly buffer holds a frame of `need` bytes. An owned
+ * buffer is sized to the frame (a power of two, at least
+ * IKETCP_MEM_ASM_FLOOR, at most max_frame) and replaced only by a larger
+ * frame, so frames of a steady size allocate nothing; nothing is in it
+ * yet, so nothing is copied. Returns IKETCP_OK or IKETCP_E_NOMEM (malloc
+ * failed or the memory budget refused; d is unchanged).
+ */
+static int
+ensure_asm(struct iketcp_deframer *d, size_t need)
+{
+	if (d->asm_buf && d->asm_cap >= need)
+		return IKETCP_OK; /* also every caller-supplied buffer */
+	size_t cap = IKETCP_MEM_ASM_FLOOR;
+	while (cap < need)
+		cap *= 2;
+	if (cap > d->max_frame)
+		cap = d->max_frame;
+	if (!iketcp__mem_take(cap, cap <= IKETCP_MEM_ASM_FLOOR)) {
+		d->stats.mem_refused++;
 		return IKETCP_E_NOMEM;
-	d->asm_cap = d->max_frame;
+	}
+	uint8_t *nb = malloc(cap);
+	if (!nb) {
+		iketcp__mem_give(cap);
+		return IKETCP_E_NOMEM;
+	}
+	release_asm(d);
+	d->asm_buf = nb;
+	d->asm_cap = cap;
 	d->asm_owned = 1;
 	return IKETCP_OK;
 }
@@ -127,8 +160,10 @@ iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in, const uin
 				d->stats.zero_copy++;
 				return 1;
 			}
-			if ((rc = ensure_asm(d)) != IKETCP_OK)
+			if ((rc = ensure_asm(d, len)) != IKETCP_OK)
 				return rc; /* nothing consumed: retry later */
+			if (len > d->asm_peak)
+				d->asm_peak = len;
 			d->need = len;
 			d->have = 0;
 			d->state = IKETCP_DF_BODY;
@@ -147,8 +182,10 @@ iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in, const uin
 			d->stats.bytes++;
 			return fail(d, rc);
 		}
-		if ((rc = ensure_asm(d)) != IKETCP_OK)
+		if ((rc = ensure_asm(d, len)) != IKETCP_OK)
 			return rc;
+		if (len > d->asm_peak)
+			d->asm_peak = len;
 		*in = peek;
 		d->stats.bytes++;
 		d->asm_buf[0] = d->len_hi;
@@ -191,10 +228,12 @@ iketcp_deframer_trim(struct iketcp_deframer *d)
 {
 	if (!d->asm_owned || d->state == IKETCP_DF_BODY)
 		return;
-	free(d->asm_buf);
-	d->asm_buf = NULL;
-	d->asm_cap = 0;
-	d->asm_owned = 0;
+	/* Same rule as iketcp_sendq_trim(): unused since the last call, or
+	 * sized for a frame four times larger than any since then. */
+	if (d->asm_peak == 0 ||
+	    (d->asm_cap > IKETCP_MEM_ASM_FLOOR && d->asm_peak <= d->asm_cap / 4))
+		release_asm(d);
+	d->asm_peak = 0;
 }
 
 void
@@ -202,11 +241,9 @@ iketcp_deframer_free(struct iketcp_deframer *d)
 {
 	if (!d)
 		return;
-	if (d->asm_owned)
-		free(d->asm_buf);
+	release_asm(d);
 	d->asm_buf = NULL;
 	d->asm_cap = 0;
-	d->asm_owned = 0;
 	d->state = IKETCP_DF_FAILED;
 	d->err = IKETCP_E_STATE;
 }

@@ -4,20 +4,57 @@
 #include <string.h>
 
 #include "iketcp/frame.h"
+#include "mem_internal.h"
 
 /* ---- byte ring --------------------------------------------------------- */
 
-static int
-ring_ensure(struct iketcp_ring *r, size_t cap)
+/* Releases r's buffer and its share of the memory budget. */
+static void
+ring_release(struct iketcp_ring *r)
 {
-	if (r->buf)
-		return IKETCP_OK;
-	r->buf = malloc(cap);
-	if (!r->buf)
+	if (r->buf) {
+		free(r->buf);
+		iketcp__mem_give(r->cap);
+	}
+	*r = (struct iketcp_ring){0};
+}
+
+/*
+ * Makes room for `need` queued bytes in total, doubling from
+ * IKETCP_SENDQ_RING_MIN up to maxcap (need <= maxcap). The new buffer is
+ * allocated before the old one is freed, so both are charged meanwhile;
+ * the queued bytes move to its start, unwrapped. force: growth up to that
+ * size is never refused by the memory budget (the IKE floor).
+ * Returns IKETCP_OK, IKETCP_E_NOBUFS (memory budget) or IKETCP_E_NOMEM.
+ */
+static int
+ring_grow(struct iketcp_ring *r, size_t need, size_t maxcap, size_t floor)
+{
+	size_t cap = r->cap ? r->cap : IKETCP_SENDQ_RING_MIN;
+
+	while (cap < need && cap <= maxcap / 2)
+		cap *= 2;
+	if (cap < need || cap > maxcap)
+		cap = maxcap;
+	if (!iketcp__mem_take(cap, cap <= floor))
+		return IKETCP_E_NOBUFS;
+	uint8_t *nb = malloc(cap);
+	if (!nb) {
+		iketcp__mem_give(cap);
 		return IKETCP_E_NOMEM;
+	}
+	if (r->len) {
+		size_t first = r->cap - r->head < r->len ? r->cap - r->head : r->len;
+		memcpy(nb, r->buf + r->head, first);
+		memcpy(nb + first, r->buf, r->len - first);
+	}
+	if (r->buf) {
+		free(r->buf);
+		iketcp__mem_give(r->cap);
+	}
+	r->buf = nb;
 	r->cap = cap;
 	r->head = 0;
-	r->len = 0;
 	return IKETCP_OK;
 }
 
@@ -32,6 +69,8 @@ ring_put(struct iketcp_ring *r, const uint8_t *p, size_t n)
 	if (n > first)
 		memcpy(r->buf, p + first, n - first);
 	r->len += n;
+	if (r->len > r->peak)
+		r->peak = r->len;
 }
 
 static uint8_t
@@ -96,10 +135,8 @@ iketcp_sendq_free(struct iketcp_sendq *q)
 {
 	if (!q)
 		return;
-	for (int c = 0; c < IKETCP_NCLASS; c++) {
-		free(q->ring[c].buf);
-		q->ring[c] = (struct iketcp_ring){0};
-	}
+	for (int c = 0; c < IKETCP_NCLASS; c++)
+		ring_release(&q->ring[c]);
 	q->inprog = -1;
 	q->inprog_left = 0;
 }
@@ -108,10 +145,17 @@ void
 iketcp_sendq_trim(struct iketcp_sendq *q)
 {
 	for (int c = 0; c < IKETCP_NCLASS; c++) {
-		if (q->ring[c].len == 0) {
-			free(q->ring[c].buf);
-			q->ring[c] = (struct iketcp_ring){0};
+		struct iketcp_ring *r = &q->ring[c];
+		/* An oversized ring is freed rather than shrunk in place: it is
+		 * empty, so the next push starts small without copying. A ring
+		 * at the minimum stays while used, so a slow steady flow does
+		 * not allocate once per frame. */
+		if (r->buf && r->len == 0 &&
+		    (r->peak == 0 || (r->cap > IKETCP_SENDQ_RING_MIN && r->peak <= r->cap / 4))) {
+			ring_release(r);
+			q->stats.trims++;
 		}
+		r->peak = r->len;
 	}
 }
 
@@ -150,9 +194,19 @@ iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *
 		return IKETCP_E_NOBUFS;
 	}
 	/* ESP can only ever fill `budget`, IKE `hard_cap` (see the checks). */
-	int rc = ring_ensure(&q->ring[cls], limit);
-	if (rc != IKETCP_OK)
-		return rc;
+	struct iketcp_ring *r = &q->ring[cls];
+	if (r->len + flen > r->cap) {
+		int rc = ring_grow(r, r->len + flen, limit,
+				   cls == IKETCP_CLASS_IKE ? IKETCP_MEM_IKE_FLOOR : 0);
+		if (rc == IKETCP_E_NOBUFS) {
+			q->stats.dropped[cls]++;
+			q->stats.dropped_bytes[cls] += flen;
+			q->stats.mem_refused++;
+		}
+		if (rc != IKETCP_OK)
+			return rc;
+		q->stats.grows++;
+	}
 	/*
 	 * IKE is sent before every ESP frame that has not started, so an IKE
 	 * frame overtakes exactly when such ESP frames are queued now. It is

@@ -13,8 +13,11 @@
  *
  * A frame that lies whole in the caller's input is handed out as a pointer
  * into that input (no copy). A frame split across inputs is assembled in
- * one buffer of max_frame bytes that the deframer owns (allocated on first
- * need, or supplied by the caller); nothing is allocated per frame. A
+ * one buffer that the deframer owns (allocated when a frame first spans
+ * inputs, sized to that frame: a power of two from IKETCP_MEM_ASM_FLOOR to
+ * max_frame, replaced only by a larger frame, charged to the memory
+ * budget of mem.h) or that the caller supplies; frames of a steady size
+ * allocate nothing. A
  * partial frame simply dies with the deframer when its connection breaks
  * (R23): nothing ever joins bytes of two connections.
  *
@@ -30,6 +33,7 @@
 
 #include "iketcp/cursor.h"
 #include "iketcp/err.h"
+#include "iketcp/mem.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,17 +51,19 @@ struct iketcp_deframer_cfg {
 	size_t max_frame;  /* largest Length accepted; 0 means IKETCP_FRAME_MAX */
 	/*
 	 * Optional caller-owned assembly buffer of at least max_frame bytes.
-	 * NULL: the deframer mallocs one the first time a frame is split
-	 * across inputs and keeps it until iketcp_deframer_trim()/_free().
+	 * NULL: the deframer mallocs one when a frame is split across
+	 * inputs, sized to that frame, and keeps it until
+	 * iketcp_deframer_trim()/_free() release it.
 	 */
 	uint8_t *asm_buf;
 	size_t asm_cap;
 };
 
 struct iketcp_deframer_stats {
-	uint64_t frames;    /* frames handed out */
-	uint64_t zero_copy; /* of which pointed into the caller's input */
-	uint64_t bytes;     /* input bytes consumed, prefix included */
+	uint64_t frames;      /* frames handed out */
+	uint64_t zero_copy;   /* of which pointed into the caller's input */
+	uint64_t bytes;       /* input bytes consumed, prefix included */
+	uint64_t mem_refused; /* assembly buffers the memory budget refused (mem.h) */
 };
 
 struct iketcp_deframer {
@@ -71,7 +77,8 @@ struct iketcp_deframer {
 	size_t have;        /* BODY: bytes of it in asm (field included) */
 	uint8_t *asm_buf;
 	size_t asm_cap;
-	int asm_owned; /* asm_buf was malloc'ed by us and is freed by us */
+	int asm_owned;   /* asm_buf was malloc'ed by us and is freed by us */
+	size_t asm_peak; /* largest frame assembled since the last trim */
 	struct iketcp_deframer_stats stats;
 };
 
@@ -92,8 +99,9 @@ int IKETCP_WUR iketcp_deframer_init(struct iketcp_deframer *d,
  * Returns 1 (a frame), 0 (in is empty: all of it was consumed, feed more),
  * IKETCP_E_BADPREFIX, IKETCP_E_BADLEN, IKETCP_E_TOOBIG (fatal and sticky:
  * close the connection), or IKETCP_E_NOMEM (the assembly buffer could not
- * be allocated; nothing of the frame was lost, d stays usable and in is
- * not advanced past the unassembled bytes).
+ * be allocated or the memory budget of mem.h refused it; nothing of the
+ * frame was lost, d stays usable and in is not advanced past the
+ * unassembled bytes).
  */
 int IKETCP_WUR iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in,
 				    const uint8_t **frame, size_t *frame_len);
@@ -104,7 +112,13 @@ int iketcp_deframer_prefix_done(const struct iketcp_deframer *d);
 /* Returns the number of bytes of an unfinished prefix or frame held inside d. */
 size_t iketcp_deframer_pending(const struct iketcp_deframer *d);
 
-/* Releases an owned assembly buffer when no partial frame needs it (idle connections). */
+/*
+ * Releases an owned assembly buffer when no partial frame is in it and it
+ * was not needed since the previous call (or was sized for a frame four
+ * times larger than any since then). Call it after each read: a stream
+ * whose frames keep spanning reads keeps its buffer, an idle one loses it
+ * by the second call.
+ */
 void iketcp_deframer_trim(struct iketcp_deframer *d);
 
 /* Releases everything d owns. d may be NULL. d must be re-initialised before reuse. */

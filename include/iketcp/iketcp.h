@@ -7,6 +7,7 @@
 #include "iketcp/err.h"
 #include "iketcp/frame.h"
 #include "iketcp/ike.h"
+#include "iketcp/mem.h"
 #include "iketcp/proxy.h"
 #include "iketcp/proxyproto.h"
 #include "iketcp/sendq.h"

@@ -14,8 +14,14 @@
  *  - Bounded: ESP frames are dropped (and counted) once the queued bytes
  *    would exceed `budget`; IKE frames are still accepted up to the hard
  *    cap `budget + ike_reserve`, then dropped and counted too.
- *  - No allocation per frame: each ring is allocated once, on first use,
- *    and can be given back with iketcp_sendq_trim() when the queue is idle.
+ *  - Memory follows use: a ring starts at IKETCP_SENDQ_RING_MIN bytes on
+ *    its first push and doubles when a frame does not fit, up to what its
+ *    class may hold (ESP `budget`, IKE `budget + ike_reserve`). Growths
+ *    are charged to the process-wide budget of mem.h, which may refuse
+ *    them (the frame is then dropped and counted like a full budget).
+ *    iketcp_sendq_trim() gives memory back; see there for when.
+ *  - No allocation per frame in steady state: a ring only grows when the
+ *    backlog reaches a size it has not held since the last trim.
  *
  * Frames are stored self-describing (their own Length field), so the queue
  * needs no per-frame metadata.
@@ -28,6 +34,7 @@
 #include <sys/uio.h>
 
 #include "iketcp/err.h"
+#include "iketcp/mem.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +51,8 @@ enum iketcp_class {
 
 #define IKETCP_SENDQ_DEFAULT_BUDGET (256u * 1024u)
 #define IKETCP_SENDQ_DEFAULT_IKE_RESERVE (128u * 1024u)
+/* First size of a ring: one MTU-sized ESP frame fits. */
+#define IKETCP_SENDQ_RING_MIN 2048u
 
 struct iketcp_sendq_cfg {
 	size_t budget;      /* 0 means IKETCP_SENDQ_DEFAULT_BUDGET */
@@ -60,6 +69,9 @@ struct iketcp_sendq_stats {
 	uint64_t writev_calls;   /* calls to the writer that wrote > 0 bytes */
 	uint64_t partial_writes; /* of which left queued bytes behind */
 	uint64_t overtakes;      /* IKE frames sent before an earlier-queued ESP frame */
+	uint64_t mem_refused;    /* of dropped: refused by the process memory budget (mem.h) */
+	uint64_t grows;          /* ring allocations and growths */
+	uint64_t trims;          /* rings released by iketcp_sendq_trim() */
 };
 
 struct iketcp_ring {
@@ -67,6 +79,7 @@ struct iketcp_ring {
 	size_t cap;
 	size_t head; /* index of the first queued byte */
 	size_t len;  /* queued bytes */
+	size_t peak; /* most bytes queued since the last trim */
 };
 
 struct iketcp_sendq {
@@ -92,14 +105,24 @@ int IKETCP_WUR iketcp_sendq_init(struct iketcp_sendq *q, const struct iketcp_sen
 /* Releases everything. q may be NULL. */
 void iketcp_sendq_free(struct iketcp_sendq *q);
 
-/* Gives back the memory of empty rings (call on idle connections). */
+/*
+ * Gives back the memory of empty rings that were not needed since the
+ * previous call: a ring is released when nothing was queued in it since
+ * then, or when it was grown larger than IKETCP_SENDQ_RING_MIN and never
+ * filled beyond a quarter of its size since then (it is regrown on
+ * demand). Other rings are kept, so calling this every time the queue
+ * empties (and from time to time on idle connections) costs no
+ * allocation on a busy connection and frees an idle one's rings by the
+ * second call.
+ */
 void iketcp_sendq_trim(struct iketcp_sendq *q);
 
 /*
  * Queues one whole frame given as head + body (either part may be empty),
  * copying it into the ring of class cls. The first two bytes of head+body
  * must be a Length field equal to head_len + body_len, and at least 3.
- * Returns IKETCP_OK, IKETCP_E_NOBUFS (refused by budget or hard cap;
+ * Returns IKETCP_OK, IKETCP_E_NOBUFS (refused by budget, hard cap or the
+ * process memory budget of mem.h;
  * counted in stats.dropped), IKETCP_E_INVAL (not a whole frame, bad class)
  * or IKETCP_E_NOMEM. The queue is unchanged on every error.
  */

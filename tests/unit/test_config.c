@@ -443,6 +443,40 @@ test_globals(void **state)
 	expect_err("verbose = 1\nverbose = 2\n[server]\n", SRC ":2:", "\"2\"", "line 1");
 }
 
+/* max-memory: a global size with k/m/g suffixes, 1m..1024g; unset is 0
+ * (main() then takes a quarter of the physical memory). */
+static void
+test_max_memory(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		uint64_t bytes;
+	} ok[] = {
+		{"1m", 1u << 20},      {"512M", 512ull << 20}, {"3g", 3ull << 30},
+		{"1024g", 1ull << 40}, {"1048576", 1u << 20},  {"4096k", 4u << 20},
+	};
+	char text[100];
+
+	struct iketcpd_cfg *cfg = parse_ok("[server]\n");
+	assert_int_equal(cfg->max_memory, 0);
+	free(cfg);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "max-memory = %s\n[server]\n", ok[i].text);
+		cfg = parse_ok(text);
+		assert_int_equal(cfg->max_memory, ok[i].bytes);
+		assert_roundtrip(cfg);
+		free(cfg);
+	}
+	expect_err("max-memory = 1023k\n[server]\n", SRC ":1:", "\"1023k\"", "out of range");
+	expect_err("max-memory = 1025g\n[server]\n", SRC ":1:", "\"1025g\"", "out of range");
+	expect_err("max-memory = 99999999999999g\n[server]\n", SRC ":1:", NULL, "out of range");
+	expect_err("max-memory = 2t\n[server]\n", SRC ":1:", "\"2t\"", "not a size");
+	expect_err("max-memory = lots\n[server]\n", SRC ":1:", "\"lots\"", "not a size");
+	expect_err("[server]\nmax-memory = 1g\n", SRC ":2:", "\"max-memory\"",
+		   "before the first section");
+}
+
 static void
 test_stats_socket_length(void **state)
 {
@@ -2460,6 +2494,7 @@ main(void)
 		cmocka_unit_test(test_name_max_len_ok),
 		cmocka_unit_test(test_globals),
 		cmocka_unit_test(test_user_group),
+		cmocka_unit_test(test_max_memory),
 		cmocka_unit_test(test_stats_socket_length),
 		cmocka_unit_test(test_numeric_keys_valid),
 		cmocka_unit_test(test_value_keys_invalid),

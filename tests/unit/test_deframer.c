@@ -17,6 +17,7 @@
 
 #include "iketcp/deframer.h"
 #include "iketcp/frame.h"
+#include "iketcp/mem.h"
 #include "iketcp/ike.h"
 
 #define MAX_FRAMES 16
@@ -769,10 +770,13 @@ test_trim(void **state)
 	assert_memory_equal(fr, data, len);
 	assert_ptr_equal(d.asm_buf, held); /* kept until trimmed */
 
-	/* one Length byte is kept outside the buffer: trimming is allowed */
+	/* one Length byte is kept outside the buffer: trimming is allowed,
+	 * but the buffer was used since the last trim: kept */
 	iketcp_cur_init(&in, data, 1);
 	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), 0);
 	iketcp_deframer_trim(&d);
+	assert_ptr_equal(d.asm_buf, held);
+	iketcp_deframer_trim(&d); /* a whole period without assembling: released */
 	assert_null(d.asm_buf);
 	assert_false(d.asm_owned);
 	assert_int_equal(iketcp_deframer_pending(&d), 1);
@@ -781,12 +785,114 @@ test_trim(void **state)
 	assert_int_equal(flen, len);
 	assert_memory_equal(fr, data, len);
 
-	/* idle: released */
+	/* idle: released by the second trim */
+	assert_non_null(d.asm_buf);
+	iketcp_deframer_trim(&d);
 	assert_non_null(d.asm_buf);
 	iketcp_deframer_trim(&d);
 	assert_null(d.asm_buf);
 	assert_int_equal(d.asm_cap, 0);
 	iketcp_deframer_free(&d);
+}
+
+/* Feeds frame f (len bytes) split after `cut` bytes; it must come out whole. */
+static void
+feed_split(struct iketcp_deframer *d, const uint8_t *f, size_t len, size_t cut)
+{
+	struct iketcp_cur in;
+	const uint8_t *fr;
+	size_t flen;
+
+	iketcp_cur_init(&in, f, cut);
+	assert_int_equal(iketcp_deframer_next(d, &in, &fr, &flen), 0);
+	iketcp_cur_init(&in, f + cut, len - cut);
+	assert_int_equal(iketcp_deframer_next(d, &in, &fr, &flen), 1);
+	assert_int_equal(flen, len);
+	assert_memory_equal(fr, f, len);
+}
+
+/* The assembly buffer is sized to the frame that needs it, not to
+ * max_frame; it is replaced only by a larger frame, and a quarter-used
+ * one goes at the next trim. The memory budget sees every byte. */
+static void
+test_asm_sized_to_frame(void **state)
+{
+	(void)state;
+	static uint8_t big[20000], small[1400];
+	size_t lb = tu_frame_esp(big, sizeof(big) - 2, 0x7777, 1);
+	size_t ls = tu_frame_esp(small, sizeof(small) - 2, 0x7777, 2);
+	size_t used0 = iketcp_mem_used();
+	struct iketcp_deframer d;
+
+	assert_int_equal(iketcp_deframer_init(&d, NULL), IKETCP_OK);
+	feed_split(&d, small, ls, 700);
+	assert_int_equal(d.asm_cap, IKETCP_MEM_ASM_FLOOR); /* not 65535 */
+	assert_int_equal(iketcp_mem_used() - used0, IKETCP_MEM_ASM_FLOOR);
+	uint8_t *held = d.asm_buf;
+	for (size_t cut = 1; cut < ls; cut += 97) {
+		feed_split(&d, small, ls, cut);
+		iketcp_deframer_trim(&d); /* used every period: kept, no new malloc */
+		assert_ptr_equal(d.asm_buf, held);
+	}
+	feed_split(&d, big, lb, 5000);
+	assert_int_equal(d.asm_cap, 32768);
+	assert_int_equal(iketcp_mem_used() - used0, 32768);
+	feed_split(&d, small, ls, 3); /* fits the large buffer */
+	assert_int_equal(d.asm_cap, 32768);
+	iketcp_deframer_trim(&d); /* the large frame came in this period: kept */
+	assert_int_equal(d.asm_cap, 32768);
+	feed_split(&d, small, ls, 3);
+	iketcp_deframer_trim(&d); /* 1400 <= 32768 / 4: released */
+	assert_null(d.asm_buf);
+	assert_int_equal(iketcp_mem_used(), used0);
+	feed_split(&d, small, ls, 3);
+	assert_int_equal(d.asm_cap, IKETCP_MEM_ASM_FLOOR);
+	iketcp_deframer_free(&d);
+	assert_int_equal(iketcp_mem_used(), used0);
+}
+
+/* Under the memory budget: a large frame that spans reads is refused with
+ * IKETCP_E_NOMEM and nothing consumed (it can be retried); a frame up to
+ * IKETCP_MEM_ASM_FLOOR is always assembled. */
+static void
+test_asm_mem_limit(void **state)
+{
+	(void)state;
+	static uint8_t big[5000], small[1400];
+	size_t lb = tu_frame_esp(big, sizeof(big) - 2, 0x7777, 1);
+	size_t ls = tu_frame_esp(small, sizeof(small) - 2, 0x7777, 2);
+	size_t used0 = iketcp_mem_used();
+	uint64_t ref0 = iketcp_mem_refused();
+	struct iketcp_deframer d;
+	struct iketcp_cur in;
+	const uint8_t *fr;
+	size_t flen;
+
+	iketcp_mem_set_limit(used0 + 1); /* nothing fits */
+	assert_int_equal(iketcp_deframer_init(&d, NULL), IKETCP_OK);
+	feed_split(&d, small, ls, 100); /* the floor: never refused */
+	assert_int_equal(d.stats.mem_refused, 0);
+	iketcp_cur_init(&in, big, 1000);
+	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), IKETCP_E_NOMEM);
+	assert_int_equal(iketcp_cur_left(&in), 1000); /* nothing consumed */
+	assert_int_equal(d.stats.mem_refused, 1);
+	assert_int_equal(iketcp_mem_refused(), ref0 + 1);
+	assert_int_equal(d.asm_cap, IKETCP_MEM_ASM_FLOOR); /* the old buffer is kept */
+	/* the split Length path refuses the same way */
+	iketcp_cur_init(&in, big, 1);
+	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), 0);
+	iketcp_cur_init(&in, big + 1, 999);
+	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), IKETCP_E_NOMEM);
+	assert_int_equal(iketcp_cur_left(&in), 999);
+	assert_int_equal(iketcp_mem_refused(), ref0 + 2);
+	iketcp_mem_set_limit(0);
+	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), 0);
+	iketcp_cur_init(&in, big + 1000, lb - 1000);
+	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), 1);
+	assert_int_equal(flen, lb);
+	assert_memory_equal(fr, big, lb);
+	iketcp_deframer_free(&d);
+	assert_int_equal(iketcp_mem_used(), used0);
 }
 
 static void
@@ -1173,6 +1279,8 @@ main(void)
 		cmocka_unit_test(test_init_validation),
 		cmocka_unit_test(test_pending),
 		cmocka_unit_test(test_trim),
+		cmocka_unit_test(test_asm_sized_to_frame),
+		cmocka_unit_test(test_asm_mem_limit),
 		cmocka_unit_test(test_free_and_reuse),
 		cmocka_unit_test(test_r23_partial_frame_discarded),
 		cmocka_unit_test(test_state_names),

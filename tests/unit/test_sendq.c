@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "iketcp/frame.h"
+#include "iketcp/mem.h"
 #include "iketcp/sendq.h"
 
 #define MAXF 2048
@@ -1234,14 +1235,23 @@ test_trim(void **state)
 	f.allow = 70; /* the IKE frame and 20 bytes of the ESP frame */
 	assert_int_equal(iketcp_sendq_flush(&q, fake_writev, &f), IKETCP_E_AGAIN);
 	iketcp_sendq_trim(&q);
-	assert_null(q.ring[IKETCP_CLASS_IKE].buf);     /* empty: released */
+	/* empty, but used since the last trim: kept, so that a connection
+	 * that trims whenever its queue empties does not allocate per frame */
+	assert_non_null(q.ring[IKETCP_CLASS_IKE].buf);
 	assert_non_null(q.ring[IKETCP_CLASS_ESP].buf); /* holds 40 bytes: kept */
 	assert_int_equal(iketcp_sendq_class_bytes(&q, IKETCP_CLASS_ESP), 40);
+	iketcp_sendq_trim(&q);
+	assert_null(q.ring[IKETCP_CLASS_IKE].buf); /* idle for a whole period: released */
+	assert_non_null(q.ring[IKETCP_CLASS_ESP].buf);
+	assert_int_equal(q.stats.trims, 1);
 	f.allow = SIZE_MAX;
 	flush_all(&q, &f);
+	iketcp_sendq_trim(&q); /* held bytes at the last trim: used, kept once more */
+	assert_non_null(q.ring[IKETCP_CLASS_ESP].buf);
 	iketcp_sendq_trim(&q);
 	assert_null(q.ring[IKETCP_CLASS_IKE].buf);
 	assert_null(q.ring[IKETCP_CLASS_ESP].buf);
+	assert_int_equal(q.stats.trims, 2);
 	/* still usable: rings come back on the next push */
 	push_ok(&q, r, i1);
 	push_ok(&q, r, e1);
@@ -1249,6 +1259,199 @@ test_trim(void **state)
 	assert_wire(&f, r, want, 4);
 	free(f.wire);
 	iketcp_sendq_free(&q);
+	reg_free(r);
+}
+
+/* Rings start at IKETCP_SENDQ_RING_MIN and double only when a frame does
+ * not fit; the memory budget's counter follows the capacity. */
+static void
+test_ring_grows_on_demand(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q;
+	struct fake f;
+	size_t ids[300], n = 0, used0 = iketcp_mem_used();
+
+	q_init(&q, 0, 0);                          /* budget 256 KiB */
+	assert_null(q.ring[IKETCP_CLASS_ESP].buf); /* init allocates nothing */
+	assert_int_equal(iketcp_mem_used(), used0);
+	ids[n] = reg_add(r, IKETCP_CLASS_ESP, 1000);
+	push_ok(&q, r, ids[n++]);
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_RING_MIN);
+	assert_int_equal(iketcp_mem_used() - used0, IKETCP_SENDQ_RING_MIN);
+	ids[n] = reg_add(r, IKETCP_CLASS_ESP, 1000);
+	push_ok(&q, r, ids[n++]); /* 2000 bytes: still fits */
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_RING_MIN);
+	assert_int_equal(q.stats.grows, 1);
+	ids[n] = reg_add(r, IKETCP_CLASS_ESP, 1000);
+	push_ok(&q, r, ids[n++]);
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, 2 * IKETCP_SENDQ_RING_MIN);
+	assert_int_equal(iketcp_mem_used() - used0, 2 * IKETCP_SENDQ_RING_MIN);
+	assert_int_equal(q.stats.grows, 2);
+	/* fill to the budget: doubling, never beyond it */
+	while (iketcp_sendq_bytes(&q) + 1000 <= IKETCP_SENDQ_DEFAULT_BUDGET) {
+		ids[n] = reg_add(r, IKETCP_CLASS_ESP, 1000);
+		push_ok(&q, r, ids[n++]);
+		assert_true(q.ring[IKETCP_CLASS_ESP].cap >= iketcp_sendq_bytes(&q));
+		assert_true(q.ring[IKETCP_CLASS_ESP].cap <= IKETCP_SENDQ_DEFAULT_BUDGET);
+	}
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_DEFAULT_BUDGET);
+	assert_int_equal(q.stats.grows, 8);        /* 2, 4, ... 128 KiB, then 256 KiB */
+	assert_null(q.ring[IKETCP_CLASS_IKE].buf); /* the other class costs nothing */
+	fake_init(&f, 7);
+	flush_all(&q, &f);
+	assert_wire(&f, r, ids, n);
+	free(f.wire);
+	iketcp_sendq_free(&q);
+	assert_int_equal(iketcp_mem_used(), used0);
+	reg_free(r);
+}
+
+/* Growing a wrapped ring moves its bytes in queue order, and a frame that
+ * was partly written stays the one that is finished first. */
+static void
+test_grow_keeps_order_when_wrapped(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q;
+	struct fake f;
+	size_t ids[8], n = 0;
+
+	q_init(&q, 0, 0);
+	fake_init(&f, 3);
+	for (int i = 0; i < 3; i++) {
+		ids[n] = reg_add(r, IKETCP_CLASS_ESP, 600);
+		push_ok(&q, r, ids[n++]);
+	}
+	manual_write(&q, &f, 1000);   /* frame 0 done, frame 1 started, head at 1000 */
+	for (int i = 0; i < 2; i++) { /* 1800 + 1200 bytes: wraps in 2048 */
+		ids[n] = reg_add(r, IKETCP_CLASS_ESP, 600);
+		push_ok(&q, r, ids[n++]);
+	}
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_RING_MIN);
+	struct iovec iov[IKETCP_SENDQ_IOV_MAX];
+	assert_true(iketcp_sendq_iov(&q, iov) >= 2); /* really wrapped */
+	ids[n] = reg_add(r, IKETCP_CLASS_ESP, 600);  /* 2400 bytes: grows */
+	push_ok(&q, r, ids[n++]);
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, 2 * IKETCP_SENDQ_RING_MIN);
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].head, 0);
+	assert_int_equal(q.inprog, IKETCP_CLASS_ESP);
+	ids[n] = reg_add(r, IKETCP_CLASS_IKE, 100); /* must not cut into frame 1 */
+	push_ok(&q, r, ids[n++]);
+	flush_all(&q, &f);
+	size_t want[] = {ids[0], ids[1], ids[6], ids[2], ids[3], ids[4], ids[5]};
+	assert_wire(&f, r, want, 7);
+	free(f.wire);
+	iketcp_sendq_free(&q);
+	reg_free(r);
+}
+
+/* After a burst the ring is kept while bursts of that size go on, and is
+ * released once a whole trim period saw less than a quarter of it. */
+static void
+test_trim_shrinks_after_burst(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q;
+	struct fake f;
+	size_t big[40], small = reg_add(r, IKETCP_CLASS_ESP, 1000);
+	size_t used0 = iketcp_mem_used();
+
+	for (size_t i = 0; i < 40; i++)
+		big[i] = reg_add(r, IKETCP_CLASS_ESP, 1000);
+	q_init(&q, 0, 0);
+	fake_init(&f, 5);
+	for (int round = 0; round < 3; round++) {
+		for (size_t i = 0; i < 40; i++)
+			push_ok(&q, r, big[i]);
+		flush_all(&q, &f);
+		iketcp_sendq_trim(&q);
+		assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, 64 * 1024);
+	}
+	assert_int_equal(q.stats.grows, 6); /* once, in the first round */
+	push_ok(&q, r, small);
+	flush_all(&q, &f);
+	iketcp_sendq_trim(&q); /* peak 1000 <= 64 KiB / 4 */
+	assert_null(q.ring[IKETCP_CLASS_ESP].buf);
+	assert_int_equal(iketcp_mem_used(), used0);
+	push_ok(&q, r, small);
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_RING_MIN);
+	flush_all(&q, &f);
+	iketcp_sendq_trim(&q); /* at the minimum and used: kept */
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_RING_MIN);
+	free(f.wire);
+	iketcp_sendq_free(&q);
+	reg_free(r);
+}
+
+/* The process memory budget: ESP growth is refused and counted like a full
+ * queue; IKE may still grow to IKETCP_MEM_IKE_FLOOR, not beyond. */
+static void
+test_mem_limit_refuses_growth(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q, q2, q3;
+	struct fake f;
+	size_t esp1 = reg_add(r, IKETCP_CLASS_ESP, 1500), esp2 = reg_add(r, IKETCP_CLASS_ESP, 1500);
+	size_t ike[8];
+	size_t used0 = iketcp_mem_used();
+	uint64_t ref0 = iketcp_mem_refused();
+
+	for (size_t i = 0; i < 8; i++)
+		ike[i] = reg_add(r, IKETCP_CLASS_IKE, 1500);
+	q_init(&q, 0, 0);
+	q_init(&q2, 0, 0);
+	q_init(&q3, 0, 0);
+	size_t limit = used0 + 5 * IKETCP_SENDQ_RING_MIN / 2; /* 5 KiB */
+	iketcp_mem_set_limit(limit);
+	assert_int_equal(iketcp_mem_limit(), limit);
+	push_ok(&q, r, esp1); /* 2 KiB */
+	/* growing to 4 KiB takes 4 more while the 2 are held: 6 > 5 */
+	assert_int_equal(iketcp_sendq_push(&q, IKETCP_CLASS_ESP, r->data[esp2], 2,
+					   r->data[esp2] + 2, r->len[esp2] - 2),
+			 IKETCP_E_NOBUFS);
+	assert_int_equal(q.stats.dropped[IKETCP_CLASS_ESP], 1);
+	assert_int_equal(q.stats.dropped_bytes[IKETCP_CLASS_ESP], 1500);
+	assert_int_equal(q.stats.mem_refused, 1);
+	assert_int_equal(iketcp_mem_refused(), ref0 + 1);
+	assert_int_equal(iketcp_sendq_bytes(&q), 1500); /* unchanged */
+	assert_int_equal(q.ring[IKETCP_CLASS_ESP].cap, IKETCP_SENDQ_RING_MIN);
+	/* another connection's first ESP ring still fits (2 + 2 <= 6 KiB) */
+	push_ok(&q2, r, esp1);
+	assert_int_equal(iketcp_mem_used() - used0, 2 * IKETCP_SENDQ_RING_MIN);
+	/* IKE up to the floor is never refused, though 4 + 8 KiB > 6 KiB */
+	size_t k = 0;
+	while ((k + 1) * 1500 <= IKETCP_MEM_IKE_FLOOR)
+		push_ok(&q2, r, ike[k++]);
+	assert_int_equal(q2.ring[IKETCP_CLASS_IKE].cap, IKETCP_MEM_IKE_FLOOR);
+	assert_true(iketcp_mem_used() > iketcp_mem_limit());
+	assert_int_equal(iketcp_mem_refused(), ref0 + 1);
+	/* beyond the floor IKE is refused too */
+	assert_int_equal(iketcp_sendq_push(&q2, IKETCP_CLASS_IKE, r->data[ike[k]], 2,
+					   r->data[ike[k]] + 2, r->len[ike[k]] - 2),
+			 IKETCP_E_NOBUFS);
+	assert_int_equal(q2.stats.dropped[IKETCP_CLASS_IKE], 1);
+	assert_int_equal(iketcp_mem_refused(), ref0 + 2);
+	/* memory given back makes room again */
+	assert_int_equal(iketcp_sendq_push(&q3, IKETCP_CLASS_ESP, r->data[esp2], 2,
+					   r->data[esp2] + 2, r->len[esp2] - 2),
+			 IKETCP_E_NOBUFS);
+	iketcp_sendq_free(&q2);
+	push_ok(&q3, r, esp2);
+	iketcp_sendq_free(&q3);
+	iketcp_mem_set_limit(0);
+	push_ok(&q, r, esp2);
+	fake_init(&f, 9);
+	flush_all(&q, &f);
+	size_t want[] = {esp1, esp2};
+	assert_wire(&f, r, want, 2);
+	free(f.wire);
+	iketcp_sendq_free(&q);
+	assert_int_equal(iketcp_mem_used(), used0);
 	reg_free(r);
 }
 
@@ -1297,6 +1500,10 @@ main(void)
 		cmocka_unit_test(test_iov_ring_wrap),
 		cmocka_unit_test(test_iov_contiguous_after_drain),
 		cmocka_unit_test(test_trim),
+		cmocka_unit_test(test_ring_grows_on_demand),
+		cmocka_unit_test(test_grow_keeps_order_when_wrapped),
+		cmocka_unit_test(test_trim_shrinks_after_burst),
+		cmocka_unit_test(test_mem_limit_refuses_growth),
 		cmocka_unit_test(test_free_releases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
