@@ -21,9 +21,12 @@ static struct {
 	} bucket[LOGC_NCAT];
 } L = {.verbose = 0};
 
-/* Each limited category: a burst of 20 lines, then 5 per second. */
+/* Each limited category: a burst of 20 lines, then 5 per second; peer
+ * debug lines (LOGC_DEBUG, only with -v) 2000, then 500 per second. */
 #define LOG_BURST 20.0
 #define LOG_RATE 5.0
+#define LOG_DEBUG_BURST 2000.0
+#define LOG_DEBUG_RATE 500.0
 
 static double
 mono(void)
@@ -39,7 +42,7 @@ log_init(const char *ident, int verbose, int use_syslog)
 	L.verbose = verbose;
 	L.use_syslog = use_syslog;
 	for (int i = 0; i < LOGC_NCAT; i++) {
-		L.bucket[i].tokens = LOG_BURST;
+		L.bucket[i].tokens = i == LOGC_DEBUG ? LOG_DEBUG_BURST : LOG_BURST;
 		L.bucket[i].last = mono();
 	}
 	if (use_syslog)
@@ -69,9 +72,11 @@ allow(enum log_cat cat, unsigned long *suppressed)
 	if (cat == LOGC_NONE || cat >= LOGC_NCAT)
 		return 1;
 	double t = mono();
-	L.bucket[cat].tokens += (t - L.bucket[cat].last) * LOG_RATE;
-	if (L.bucket[cat].tokens > LOG_BURST)
-		L.bucket[cat].tokens = LOG_BURST;
+	double burst = cat == LOGC_DEBUG ? LOG_DEBUG_BURST : LOG_BURST;
+	L.bucket[cat].tokens += (t - L.bucket[cat].last) *
+				(cat == LOGC_DEBUG ? LOG_DEBUG_RATE : LOG_RATE);
+	if (L.bucket[cat].tokens > burst)
+		L.bucket[cat].tokens = burst;
 	L.bucket[cat].last = t;
 	if (L.bucket[cat].tokens < 1.0) {
 		L.bucket[cat].suppressed++;

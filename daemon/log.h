@@ -16,6 +16,7 @@ enum log_cat {
 	LOGC_ACCEPT,  /* connection refused by limits */
 	LOGC_PROTO,   /* protocol errors by peers */
 	LOGC_SESSION, /* session events */
+	LOGC_DEBUG,   /* debug lines a peer causes: a larger bucket */
 	LOGC_NCAT,
 };
 
@@ -35,6 +36,9 @@ void log_msg(enum log_level lvl, enum log_cat cat, const char *fmt, ...)
 		if (log_enabled(LOG_LVL_DEBUG))                                                    \
 			log_msg(LOG_LVL_DEBUG, LOGC_NONE, __VA_ARGS__);                            \
 	} while (0)
+/* Debug lines that a peer's traffic causes (one per connection or session
+ * event): limited too, so that -v cannot be turned into a disk flood. */
+#define log_peer_debug(...) log_peer(LOG_LVL_DEBUG, LOGC_DEBUG, __VA_ARGS__)
 /* Rate-limited variants for peer-triggered events. */
 #define log_peer(lvl, cat, ...)                                                                    \
 	do {                                                                                       \

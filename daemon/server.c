@@ -711,7 +711,7 @@ set_current(struct session *s, struct sconn *c)
 	if (!c)
 		return;
 	conn_arm(c);
-	log_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
+	log_peer_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
 		  (unsigned long long)c->id, c->peer_str);
 	if (s->held) {
 		/* R36 (TR side): an IKE message the backend sent while no
@@ -775,7 +775,7 @@ attach(struct sconn *c, struct session *s, int member)
 		if (s->conns)
 			s->conns->s_prev = c;
 		s->conns = c;
-		log_debug("conn %llu (%s) claims session %llu", (unsigned long long)c->id,
+		log_peer_debug("conn %llu (%s) claims session %llu", (unsigned long long)c->id,
 			  c->peer_str, (unsigned long long)s->id);
 	}
 	if (member && !c->member) {
@@ -787,7 +787,7 @@ attach(struct sconn *c, struct session *s, int member)
 			session_arm(s);
 		if (!s->current)
 			set_current(s, c);
-		log_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id,
+		log_peer_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id,
 			  c->peer_str, (unsigned long long)s->id);
 	}
 	conn_arm(c);
@@ -1031,7 +1031,7 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 	if ((why == CR_SHUTDOWN || why == CR_EOF || why == CR_REPLACED) &&
 	    iketcp_transport_handshake_done(&c->tr) &&
 	    iketcp_transport_shutdown(&c->tr) != IKETCP_OK)
-		log_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
+		log_peer_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
 	detach(c);
 	if (c->pending) {
 		srv->npending--;
@@ -1165,7 +1165,7 @@ conn_handshake(struct sconn *c)
 	srv->st.tls_handshakes++;
 	if (iketcp_tls_resumed(&c->tr))
 		srv->st.tls_resumed++;
-	log_debug("conn %llu %s: TLS handshake done: %s, %s%s", (unsigned long long)c->id,
+	log_peer_debug("conn %llu %s: TLS handshake done: %s, %s%s", (unsigned long long)c->id,
 		  c->peer_str, iketcp_tls_version(&c->tr), iketcp_tls_cipher(&c->tr),
 		  iketcp_tls_resumed(&c->tr) ? ", resumed session" : "");
 	c->state = SC_WAIT_PREFIX;
@@ -1305,7 +1305,7 @@ conn_proxy_hdr(struct sconn *c)
 							     : sizeof(struct sockaddr_in6)};
 		struct src_ent *src = src_get(srv, &client, 1);
 		iketcpd_addr_str(&client, as, sizeof(as));
-		log_debug("conn %llu %s: PROXY v%d header: client %s", (unsigned long long)c->id,
+		log_peer_debug("conn %llu %s: PROXY v%d header: client %s", (unsigned long long)c->id,
 			  c->peer_str, pi.version, as);
 		if (src != c->src && (!src || src->conns >= srv->cfg.max_conns_per_source ||
 				      src->pending >= srv->cfg.max_pending_per_source)) {
@@ -1329,7 +1329,7 @@ conn_proxy_hdr(struct sconn *c)
 	} else {
 		srv->st.proxy_local++;
 		c->pp_local = 1;
-		log_debug("conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
+		log_peer_debug("conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
 			  (unsigned long long)c->id, c->peer_str, pi.version);
 	}
 	conn_begin(c);
@@ -1789,7 +1789,7 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	srv->nconns++;
 	srv->npending++;
 	srv->st.accepted++;
-	log_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps, srv->cfg.name,
+	log_peer_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps, srv->cfg.name,
 		  tls ? " (TLS)" : "");
 	return 0;
 }
