@@ -79,7 +79,7 @@ def parse_ike(msg):
     return spi_i, spi_r, ex, fl, mid
 
 
-def listening(port, timeout=10.0):
+def listening(port, timeout=10.0, proc=None):
     """Waits until a TCP socket listens on port (no probe connection: a probe
     would count against the limits under test)."""
     hexport = ":%04X" % port
@@ -95,6 +95,8 @@ def listening(port, timeout=10.0):
                             return True
             except OSError:
                 pass
+        if proc:
+            proc.assert_alive()  # a refused option: fail now, not after the timeout
         return False
     wait_until(up, timeout, "TCP port %d to listen" % port)
 
@@ -506,11 +508,7 @@ class H:
             args += ["--stats-socket", self.stats_path]
         d = Daemon(args + list(extra), name, nofile=nofile, env=env)
         self.daemons.append(d)
-        try:
-            listening(self.port)
-        except AssertionError:
-            d.assert_alive()
-            raise
+        listening(self.port, proc=d)
         return d
 
     def stats(self, name="server"):

@@ -27,7 +27,37 @@ import harness as hn  # noqa: E402
 from harness import (F_INITIATOR, F_RESPONSE, IKE_AUTH, IKE_SA_INIT, INFORMATIONAL,  # noqa: E402
                      PREFIX, Legit, check_outcome, frame, ike, mentions, wait_until)
 
-BASE = int(os.environ.get("IKETCP_TEST_BASE", 20000 + (os.getpid() % 590) * 20))
+NPORTS = 150  # 10 per attack
+
+
+def ports_free(base):
+    for port in range(base, base + NPORTS):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            s = socket.socket(socket.AF_INET, kind)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+            finally:
+                s.close()
+    return True
+
+
+def pick_base():
+    """IKETCP_TEST_BASE, else a free block below the ephemeral range (ctest
+    runs the loopback suite, which takes pid-derived ports, at the same time)."""
+    if "IKETCP_TEST_BASE" in os.environ:
+        return int(os.environ["IKETCP_TEST_BASE"])
+    n = (32000 - 20000) // NPORTS
+    start = os.getpid() * 7919 % n
+    for i in range(n):
+        base = 20000 + (start + i) % n * NPORTS
+        if ports_free(base):
+            return base
+    raise AssertionError("no free block of %d ports in 20000..32000" % NPORTS)
+
+
+BASE = pick_base()
 ASAN = False
 
 
@@ -473,9 +503,9 @@ def test_11_ipv6_prefix_is_one_source(h):
     need_root("attack 11 (network namespace)")
     drop = hn.netns(V6_NS)
     try:
-        cmds = ["-6 addr add 2001:db8:1::1/64 dev lo nodad",
-                "-6 addr add 2001:db8:2::10/64 dev lo nodad"]
-        cmds += ["-6 addr add 2001:db8:1::%x/64 dev lo nodad" % (0x1000 + i) for i in range(100)]
+        cmds = ["addr add 2001:db8:1::1/64 dev lo nodad",
+                "addr add 2001:db8:2::10/64 dev lo nodad"]
+        cmds += ["addr add 2001:db8:1::%x/64 dev lo nodad" % (0x1000 + i) for i in range(100)]
         subprocess.run(["ip", "-n", V6_NS, "-batch", "-"], input="\n".join(cmds) + "\n",
                        text=True, check=True)
         env = dict(os.environ, IKETCP_TEST_BASE=str(h.base))
