@@ -259,15 +259,15 @@ def colliding_ike_spi(i):
 def test_06_spi_hash_flood(h):
     """Finding 6: with a fixed public hash, SPIs that all fall into one bucket
     cost a walk of the whole chain per frame (~180 us at 131 072 entries) and
-    a legitimate round trip took 5.4 s instead of 0.04 s. Here 1500 sessions
-    with 16 colliding IKE SPIs each (24 000 entries in one bucket), then
+    a legitimate round trip took 5.4 s instead of 0.04 s. Here 2500 sessions
+    with 16 colliding IKE SPIs each (40 000 entries in one bucket), then
     60 000 frames with further colliding SPIs: on the old hash that is
     seconds of chain walking, enough to push a round trip far past the bound;
     with a keyed hash the same frames cost microseconds."""
     d = h.server(["--max-sessions", "8192", "--max-conns-per-source", "1024"])
     legit = Legit(h, "127.0.0.10").setup()
     lines0, t0 = d.log_lines(), time.time()
-    nsess, per = 1500, 16
+    nsess, per = 2500, 16
     k = 1
     for s in range(nsess):
         src = "127.0.4.%d" % (1 + s % 32)
@@ -312,7 +312,7 @@ def test_06_spi_hash_flood(h):
     tflood = time.time()
     for _ in range(8):
         rtts.append(legit.ping(timeout=20))
-    bound = 1.0 if ASAN else 0.5
+    bound = 2.0 if ASAN else 1.0
     assert max(rtts) < bound, ("legitimate round trips under the SPI flood: max %.2fs "
                                "(bound %.1fs; before it %.3fs)" % (max(rtts), bound, base_rtt))
     print("    round trip before %.3fs, under the flood max %.3fs (%.1fs of flooding)" % (
@@ -417,9 +417,13 @@ def test_09_incomplete_frame_times_out(h):
         legit.ping()  # served all along
     assert fr.eof, "an incomplete frame held its connection open for 15 s"
     legit.ping()
-    out = subprocess.run(["ss", "-tnoH", "state", "established", "sport", "=", ":%d" % h.port,
-                          "dst", "127.0.0.10"], capture_output=True, text=True).stdout
-    assert "keepalive" in out, "no TCP keepalive on the client's connection: %r" % out
+
+    def keepalive_timer():
+        # ss shows one timer: keepalive once nothing is in flight
+        return "keepalive" in subprocess.run(
+            ["ss", "-tnoH", "state", "established", "sport", "=", ":%d" % h.port, "dst",
+             "127.0.0.10"], capture_output=True, text=True).stdout
+    wait_until(keepalive_timer, 3, "TCP keepalive on the client's connection")
     check_outcome(d, lines0, time.time() - t0, what="slow frame")
 
 
