@@ -13,15 +13,16 @@ setup_tcp_pair
 topo_client 2
 must_wait "nsx $(ns_of c2) ping -c1 -W1 $(gw_addr 2)" 10 "link c2 -> gw"
 
-# The attacker's connections stay open (stdin held by the sleep) until the
-# cleanup kills both.
-sleep 600 | ip netns exec "$(ns_of c2)" python3 "$E2E_DIR/half_open.py" "$(gw_addr 2)" \
-	"$GW_TCP_PORT" "$N_HALF_OPEN" >"$RUN/half_open.out" 2>&1 &
+# The attacker's connections stay open until the cleanup kills it.
+ip netns exec "$(ns_of c2)" python3 "$E2E_DIR/half_open.py" "$(gw_addr 2)" \
+	"$GW_TCP_PORT" "$N_HALF_OPEN" 120 >"$RUN/half_open.out" 2>&1 &
 track_pid $!
-must_wait "grep -q 'IKE_SA_INITs answered' $RUN/half_open.out" 15 "the attacker's IKE_SA_INITs"
+must_wait "grep -q 'IKE_SA_INITs accepted' $RUN/half_open.out" 15 "the attacker's IKE_SA_INITs"
 cat "$RUN/half_open.out"
-grep -q "$N_HALF_OPEN of $N_HALF_OPEN" "$RUN/half_open.out" ||
-	fail "the responder did not answer every IKE_SA_INIT of the attacker"
+# charon ignores the attacker's IKE_SA_INITs past block_threshold (5): at
+# least 5 accepted means the attacker's address is now blocked.
+n=$(sed -n 's/^half_open: \([0-9]*\) of .*/\1/p' "$RUN/half_open.out")
+[ "${n:-0}" -ge 5 ] || fail "the responder accepted only ${n:-0} IKE_SA_INITs of the attacker"
 n=$(swan "$NS_GW" --list-sas | grep -c CONNECTING || true)
 log "responder: $n half-open IKE SAs"
 [ "$n" -ge 5 ] || fail "expected at least 5 half-open IKE SAs at the responder, found $n"
