@@ -131,12 +131,17 @@ class Daemon:
         self.log = open(self.logname, "w")
         self.args = [IKETCPD, "-f"] + list(args)
 
-        def pre():
-            if nofile:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        self.p = subprocess.Popen(self.args, stderr=self.log, stdout=self.log,
-                                  preexec_fn=pre, env=env)
+        self.nofile = nofile
+        self.p = subprocess.Popen(self.args, stderr=self.log, stdout=self.log, env=env)
         self.pid = self.p.pid
+
+    def lower_nofile(self):
+        """iketcpd refuses to start below what its limits need (it raises
+        RLIMIT_NOFILE itself), so descriptor exhaustion is made the way it
+        happens in the field: the limit shrinks under the running daemon
+        (prlimit, or a neighbour eating the system's file table)."""
+        if self.nofile:
+            resource.prlimit(self.pid, resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def alive(self):
         return self.p.poll() is None
@@ -509,6 +514,7 @@ class H:
         d = Daemon(args + list(extra), name, nofile=nofile, env=env)
         self.daemons.append(d)
         listening(self.port, proc=d)
+        d.lower_nofile()
         return d
 
     def stats(self, name="server"):

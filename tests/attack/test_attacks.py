@@ -200,8 +200,8 @@ def test_03_one_source_exhausts_sessions(h):
 def test_05_emfile_no_spin_no_log_flood(h):
     """Finding 5: at the descriptor limit the level-triggered listener spun
     at 100% CPU and a failing session_new logged without a rate limit
-    (93 688 lines in 2 s). The daemon gets RLIMIT_NOFILE 64 so the limit is
-    reached with ~30 connections instead of thousands."""
+    (93 688 lines in 2 s). The running daemon's RLIMIT_NOFILE is lowered to
+    64 so the limit is reached with ~30 connections instead of thousands."""
     d = h.server(nofile=64)
     legit = Legit(h, "127.0.0.10").setup()
     lines0, t0 = d.log_lines(), time.time()
