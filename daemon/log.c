@@ -73,8 +73,8 @@ allow(enum log_cat cat, unsigned long *suppressed)
 		return 1;
 	double t = mono();
 	double burst = cat == LOGC_DEBUG ? LOG_DEBUG_BURST : LOG_BURST;
-	L.bucket[cat].tokens += (t - L.bucket[cat].last) *
-				(cat == LOGC_DEBUG ? LOG_DEBUG_RATE : LOG_RATE);
+	L.bucket[cat].tokens +=
+		(t - L.bucket[cat].last) * (cat == LOGC_DEBUG ? LOG_DEBUG_RATE : LOG_RATE);
 	if (L.bucket[cat].tokens > burst)
 		L.bucket[cat].tokens = burst;
 	L.bucket[cat].last = t;

@@ -712,7 +712,7 @@ set_current(struct session *s, struct sconn *c)
 		return;
 	conn_arm(c);
 	log_peer_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
-		  (unsigned long long)c->id, c->peer_str);
+		       (unsigned long long)c->id, c->peer_str);
 	if (s->held) {
 		/* R36 (TR side): an IKE message the backend sent while no
 		 * connection existed goes out on the next one. */
@@ -776,7 +776,7 @@ attach(struct sconn *c, struct session *s, int member)
 			s->conns->s_prev = c;
 		s->conns = c;
 		log_peer_debug("conn %llu (%s) claims session %llu", (unsigned long long)c->id,
-			  c->peer_str, (unsigned long long)s->id);
+			       c->peer_str, (unsigned long long)s->id);
 	}
 	if (member && !c->member) {
 		c->member = 1;
@@ -788,7 +788,7 @@ attach(struct sconn *c, struct session *s, int member)
 		if (!s->current)
 			set_current(s, c);
 		log_peer_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id,
-			  c->peer_str, (unsigned long long)s->id);
+			       c->peer_str, (unsigned long long)s->id);
 	}
 	conn_arm(c);
 }
@@ -1166,8 +1166,8 @@ conn_handshake(struct sconn *c)
 	if (iketcp_tls_resumed(&c->tr))
 		srv->st.tls_resumed++;
 	log_peer_debug("conn %llu %s: TLS handshake done: %s, %s%s", (unsigned long long)c->id,
-		  c->peer_str, iketcp_tls_version(&c->tr), iketcp_tls_cipher(&c->tr),
-		  iketcp_tls_resumed(&c->tr) ? ", resumed session" : "");
+		       c->peer_str, iketcp_tls_version(&c->tr), iketcp_tls_cipher(&c->tr),
+		       iketcp_tls_resumed(&c->tr) ? ", resumed session" : "");
 	c->state = SC_WAIT_PREFIX;
 	if (timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
 		conn_close(c, CR_NOMEM);
@@ -1305,8 +1305,8 @@ conn_proxy_hdr(struct sconn *c)
 							     : sizeof(struct sockaddr_in6)};
 		struct src_ent *src = src_get(srv, &client, 1);
 		iketcpd_addr_str(&client, as, sizeof(as));
-		log_peer_debug("conn %llu %s: PROXY v%d header: client %s", (unsigned long long)c->id,
-			  c->peer_str, pi.version, as);
+		log_peer_debug("conn %llu %s: PROXY v%d header: client %s",
+			       (unsigned long long)c->id, c->peer_str, pi.version, as);
 		if (src != c->src && (!src || src->conns >= srv->cfg.max_conns_per_source ||
 				      src->pending >= srv->cfg.max_pending_per_source)) {
 			srv->st.refused_source++;
@@ -1330,7 +1330,7 @@ conn_proxy_hdr(struct sconn *c)
 		srv->st.proxy_local++;
 		c->pp_local = 1;
 		log_peer_debug("conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
-			  (unsigned long long)c->id, c->peer_str, pi.version);
+			       (unsigned long long)c->id, c->peer_str, pi.version);
 	}
 	conn_begin(c);
 }
@@ -1684,15 +1684,14 @@ admit(struct server *srv, struct src_ent *src, const struct iketcpd_addr *peer)
 	}
 	if (!src)
 		return "out of memory";
-	/* Behind a balancer every client comes from its address: the limits
-	 * apply to the client the header names. */
-	if (srv->cfg.proxy_protocol)
-		return NULL;
-	if (src->conns - 1 >= srv->cfg.max_conns_per_source) { /* pinned: one more */
+	/* Behind a balancer every client comes from its address: the
+	 * per-source limits apply to the client the header names. */
+	if (!srv->cfg.proxy_protocol &&
+	    src->conns - 1 >= srv->cfg.max_conns_per_source) { /* pinned: one more */
 		srv->st.refused_source++;
 		return "max-conns-per-source reached";
 	}
-	if (src->pending >= srv->cfg.max_pending_per_source) {
+	if (!srv->cfg.proxy_protocol && src->pending >= srv->cfg.max_pending_per_source) {
 		srv->st.refused_pending_source++;
 		return "max-pending-per-source reached";
 	}
@@ -1789,8 +1788,8 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	srv->nconns++;
 	srv->npending++;
 	srv->st.accepted++;
-	log_peer_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps, srv->cfg.name,
-		  tls ? " (TLS)" : "");
+	log_peer_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps,
+		       srv->cfg.name, tls ? " (TLS)" : "");
 	return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -116,6 +117,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!init) {
 		log_init("fuzz_server", -1, 0); /* errors only */
+		signal(SIGPIPE, SIG_IGN);       /* as iketcpd does: writes to closed peers */
 		init = 1;
 	}
 	for (int i = 0; i < NCONN; i++)
@@ -215,15 +217,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 9: { /* the backend reads, learning session addresses */
 			struct sockaddr_in from;
 			socklen_t fl = sizeof(from);
+			unsigned next = 0;
 			while (recvfrom(be, b, sizeof(b), 0, (struct sockaddr *)&from, &fl) >= 0) {
 				int seen = 0;
 				for (int i = 0; i < npeers; i++)
 					seen |= !memcmp(&peers[i], &from, sizeof(from));
-				if (!seen)
-					peers[npeers++ % NPEERS] = from;
+				if (!seen && npeers < NPEERS)
+					peers[npeers++] = from;
+				else if (!seen)
+					peers[next++ % NPEERS] = from; /* the newest replace */
 				fl = sizeof(from);
 			}
-			npeers = npeers > NPEERS ? NPEERS : npeers;
 			break;
 		}
 		case 10: /* the backend answers */
