@@ -1299,7 +1299,7 @@ local_sender_ok(struct client *cl, const struct iketcpd_addr *src, int sa_init)
 				 "refused)",
 				 cl->cfg.name, as);
 		else
-			log_peer(LOG_LVL_WARN, LOGC_ACCEPT,
+			log_peer(LOG_LVL_WARN, LOGC_SESSION, /* not lost in a flood of drops */
 				 "%s: local IKE daemon moved from %s to %s (IKE_SA_INIT from a "
 				 "new port); closing the flows of the old one",
 				 cl->cfg.name, iketcpd_addr_str(&cl->pin, ps, sizeof(ps)), as);
