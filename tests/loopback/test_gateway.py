@@ -1742,6 +1742,43 @@ def test_client_local_peer_refuses_other_first_sender():
         p.stop()
 
 
+def test_client_local_peer_reload():
+    """SIGHUP with a new local-peer address pins it at once: the flows of the
+    sender pinned until then close, and that sender is foreign from now on."""
+    conf = os.path.join(TMP, "local-peer.conf")
+    sock = os.path.join(TMP, "local-peer-reload.sock")
+    s = Server()
+    ikd = udp(BASE + 3)
+    other = udp_at("127.0.0.2")
+
+    def write(extra):
+        with open(conf, "w") as f:
+            f.write("stats-socket = %s\n[client c]\nudp = 127.0.0.1:%d\npeer = 127.0.0.1:%d\n%s"
+                    % (sock, BASE + 2, s.port, extra))
+    write("")
+    c = start(["-c", conf], "client")
+    try:
+        wait_udp(BASE + 2)
+        m = dgram_ike(0xA7)
+        ikd.sendto(m, ("127.0.0.1", BASE + 2))
+        assert s.be.recvfrom(70000)[0] == m
+        wait_client_stat(sock, "flows", 1, "c")
+        write("local-peer = 127.0.0.2\n")
+        c.send_signal(signal.SIGHUP)
+        wait_log(c, "configuration reloaded")
+        wait_client_stat(sock, "flows", 0, "c")
+        ikd.sendto(esp(0xA00, 1), ("127.0.0.1", BASE + 2))
+        wait_client_stat(sock, "udp_foreign_drops", 1, "c")
+        m2 = dgram_ike(0xA8)
+        other.sendto(m2, ("127.0.0.1", BASE + 2))
+        assert s.be.recvfrom(70000)[0] == m2
+        wait_client_stat(sock, "flows", 1, "c")
+    finally:
+        rc = stop_client(c, ikd, other)
+        s.stop()
+    assert rc == 0, rc
+
+
 # ---- name lookups of the client's peer and proxy -------------------------------
 
 def slowdns(mapping):
