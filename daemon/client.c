@@ -121,6 +121,11 @@ struct client {
 	 * connections keep the one they started with. */
 	struct iketcp_tls_ctx *tls_ctx;
 	struct watcher uw; /* the --udp socket */
+	/* The local IKE daemon (local-peer): the configured address, or with
+	 * auto the sender of the first IKE_SA_INIT (pinned = 0 until then).
+	 * Port 0 = any port of that address. */
+	struct iketcpd_addr pin;
+	int pinned;
 	struct flow *flows;
 	unsigned nflows, nconns;
 	int shutting;
@@ -1198,13 +1203,140 @@ remember_request(struct flow *f, const uint8_t *p, size_t len, const struct iket
 	f->req_gen = 0;
 }
 
+/* ---- who may send: local-peer ------------------------------------------------------ */
+
+/* a's IP as 16 bytes (IPv4 as ::ffff:A.B.C.D, the form a dual-stack udp
+ * socket reports IPv4 senders in) and its port in network order. */
+static int
+addr_ip16(const struct iketcpd_addr *a, uint8_t ip[16], uint16_t *port)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	if (a->ss.ss_family == AF_INET && a->len >= sizeof(sin)) {
+		memcpy(&sin, &a->ss, sizeof(sin));
+		memset(ip, 0, 10);
+		ip[10] = ip[11] = 0xff;
+		memcpy(ip + 12, &sin.sin_addr, 4);
+		*port = sin.sin_port;
+		return 0;
+	}
+	if (a->ss.ss_family == AF_INET6 && a->len >= sizeof(sin6)) {
+		memcpy(&sin6, &a->ss, sizeof(sin6));
+		memcpy(ip, &sin6.sin6_addr, 16);
+		*port = sin6.sin6_port;
+		return 0;
+	}
+	return -1;
+}
+
+/* 1 if src is the pinned daemon (its IP, and its port unless that is 0);
+ * *same_ip tells whether at least the IP is. */
+static int
+pin_match(const struct client *cl, const struct iketcpd_addr *src, int *same_ip)
+{
+	uint8_t a[16], b[16];
+	uint16_t pa, pb;
+
+	*same_ip = 0;
+	if (!cl->pinned || addr_ip16(&cl->pin, a, &pa) < 0 || addr_ip16(src, b, &pb) < 0)
+		return 0;
+	*same_ip = memcmp(a, b, 16) == 0;
+	return *same_ip && (pa == 0 || pa == pb);
+}
+
+/* The pinned address for logs: "192.0.2.1:500", or "192.0.2.1 (any port)". */
+static const char *
+pin_str(const struct client *cl, char *buf, size_t len)
+{
+	uint8_t ip[16];
+	uint16_t port;
+
+	if (!cl->pinned)
+		return "nobody yet";
+	iketcpd_addr_str(&cl->pin, buf, len);
+	if (addr_ip16(&cl->pin, ip, &port) == 0 && port == 0) {
+		char *colon = strrchr(buf, ':');
+		if (colon)
+			snprintf(colon, len - (size_t)(colon - buf), " (any port)");
+	}
+	return buf;
+}
+
+/* Closes the flows whose replies would go to someone other than the pinned
+ * daemon (after it moved, or local-peer changed on reload). */
+static void
+close_unpinned_flows(struct client *cl)
+{
+	int same_ip;
+
+	for (struct flow *f = cl->flows, *next; f; f = next) {
+		next = f->next;
+		if (pin_match(cl, &f->local, &same_ip))
+			continue;
+		log_info("%s: flow %llu closed: its local address is no longer the local IKE "
+			 "daemon's",
+			 cl->cfg.name, (unsigned long long)f->id);
+		flow_destroy(f);
+	}
+}
+
+/*
+ * Whether a datagram from src may be handled (sa_init: it is an IKE_SA_INIT
+ * request, the only thing that creates a flow). The pinned daemon may; in
+ * auto mode an IKE_SA_INIT pins its sender when nobody is pinned yet, and
+ * moves the pin to a new port of the pinned IP (the daemon restarted on
+ * another port: a new daemon starts with IKE_SA_INIT, and the old one's
+ * flows are closed). Nothing else moves the pin. Everyone else is counted
+ * and dropped.
+ */
+static int
+local_sender_ok(struct client *cl, const struct iketcpd_addr *src, int sa_init)
+{
+	char as[64], ps[64];
+	int same_ip;
+
+	if (pin_match(cl, src, &same_ip))
+		return 1;
+	if (sa_init && cl->cfg.local_peer.len == 0 && (!cl->pinned || same_ip)) {
+		iketcpd_addr_str(src, as, sizeof(as));
+		if (!cl->pinned)
+			log_info("%s: local IKE daemon is %s (local-peer auto: other senders are "
+				 "refused)",
+				 cl->cfg.name, as);
+		else
+			log_peer(LOG_LVL_WARN, LOGC_SESSION, /* not lost in a flood of drops */
+				 "%s: local IKE daemon moved from %s to %s (IKE_SA_INIT from a "
+				 "new port); closing the flows of the old one",
+				 cl->cfg.name, iketcpd_addr_str(&cl->pin, ps, sizeof(ps)), as);
+		cl->pin = *src;
+		cl->pinned = 1;
+		close_unpinned_flows(cl);
+		return 1;
+	}
+	cl->st.udp_foreign_drops++;
+	log_peer(LOG_LVL_WARN, LOGC_ACCEPT,
+		 "%s: datagram from %s dropped: not the local IKE daemon (local-peer %s%s)",
+		 cl->cfg.name, iketcpd_addr_str(src, as, sizeof(as)),
+		 cl->cfg.local_peer.len ? "" : "auto, pinned to ", pin_str(cl, ps, sizeof(ps)));
+	return 0;
+}
+
 static void
 from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, size_t len)
 {
 	struct flow *f = NULL;
 	struct iketcp_ike_hdr h;
-	int is_ike = 0, is_request = 0;
+	int is_ike = 0, is_request = 0, sa_init = 0, marker;
 
+	marker = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
+	if (marker && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK) {
+		is_ike = 1;
+		is_request = !iketcp_ike_is_response(&h);
+		sa_init = h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0 && is_request;
+	}
+	if (!local_sender_ok(cl, src, sa_init))
+		return;
 	cl->st.from_local++;
 	if (len == 1 && p[0] == IKETCP_KEEPALIVE_OCTET) {
 		cl->st.local_keepalives++;
@@ -1213,15 +1345,13 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			(void)send(f->uw.fd, p, len, 0); /* UDP path: keepalives belong there */
 		return;                                  /* R47: never over TCP */
 	}
-	if (len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3]) {
-		if (iketcp_ike_parse(p + 4, len - 4, &h) != IKETCP_OK) {
+	if (marker) {
+		if (!is_ike) {
 			cl->st.unroutable++;
 			return;
 		}
-		is_ike = 1;
-		is_request = !iketcp_ike_is_response(&h);
 		f = flow_by_ike(cl, h.spi_i);
-		if (!f && h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0 && is_request)
+		if (!f && sa_init)
 			f = flow_new(cl, src);
 		else if (!f)
 			f = flow_latest(cl, src); /* IKE SA rekeyed: new SPIs, same flow */
@@ -1248,7 +1378,11 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 		cl->st.unroutable++;
 		return;
 	}
-	f->local = *src; /* the daemon may move (port change): follow it */
+	/* Replies follow the daemon's IKE (a port change of a daemon with an IP
+	 * local-peer and no port), never ESP: an ESP SPI is easy to learn and
+	 * would steer the flow's traffic elsewhere. */
+	if (is_ike)
+		f->local = *src;
 	flow_touch(f);
 
 	if (is_ike && is_request) {
@@ -1388,6 +1522,10 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 			return NULL;
 		}
 	}
+	if (cfg->local_peer.len) {
+		cl->pin = cfg->local_peer;
+		cl->pinned = 1;
+	}
 	target_set(cl, &cl->peer, "peer", cfg->peer_host, cfg->peer_port);
 	target_set(cl, &cl->proxy, "proxy", cfg->proxy_host, cfg->proxy_port);
 	client_lookup_targets(cl);
@@ -1435,7 +1573,17 @@ client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 		iketcp_tls_ctx_unref(cl->tls_ctx);
 		cl->tls_ctx = NULL;
 	}
+	/* A new local-peer address is pinned at once; a change to auto keeps
+	 * the daemon pinned now (unpinning would let any sender in). Flows of
+	 * a sender that is no longer trusted end. */
+	int repin = memcmp(&cl->cfg.local_peer, &cfg->local_peer, sizeof(cfg->local_peer)) != 0;
 	cl->cfg = *cfg;
+	if (repin && cfg->local_peer.len) {
+		cl->pin = cfg->local_peer;
+		cl->pinned = 1;
+	}
+	if (repin && cl->pinned)
+		close_unpinned_flows(cl);
 	client_lookup_targets(cl);
 	client_tls_info(cfg);
 	log_info("%s: configuration reloaded (%u flows kept)", cfg->name, cl->nflows);
@@ -1484,12 +1632,12 @@ client_log_stats(const struct client *cl)
 {
 	const struct client_stats *s = &cl->st;
 	log_info("%s: flows %u, connections %u; from local %llu (keepalives %llu, unroutable "
-		 "%llu), frames to peer %llu (queue drops %llu, retransmits dropped %llu, "
-		 "requests resent %llu)",
+		 "%llu), foreign senders dropped %llu, frames to peer %llu (queue drops %llu, "
+		 "retransmits dropped %llu, requests resent %llu)",
 		 cl->cfg.name, cl->nflows, cl->nconns, (unsigned long long)s->from_local,
 		 (unsigned long long)s->local_keepalives, (unsigned long long)s->unroutable,
-		 (unsigned long long)s->to_peer_frames, (unsigned long long)s->sendq_drops,
-		 (unsigned long long)s->retransmits_dropped,
+		 (unsigned long long)s->udp_foreign_drops, (unsigned long long)s->to_peer_frames,
+		 (unsigned long long)s->sendq_drops, (unsigned long long)s->retransmits_dropped,
 		 (unsigned long long)s->requests_resent);
 	log_info("%s: from peer %llu frames (runts %llu), to local %llu (drops %llu); connects "
 		 "%llu (failed %llu, lost %llu), fallbacks to TCP %llu, UDP answered %llu",
@@ -1520,6 +1668,7 @@ client_print_stats(const struct client *cl, FILE *fp)
 	P("local_keepalives", s->local_keepalives);
 	P("to_peer_frames", s->to_peer_frames);
 	P("unroutable", s->unroutable);
+	P("udp_foreign_drops", s->udp_foreign_drops);
 	P("retransmits_dropped", s->retransmits_dropped);
 	P("requests_resent", s->requests_resent);
 	P("sendq_drops", s->sendq_drops);

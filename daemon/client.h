@@ -19,6 +19,12 @@
  * request that the current connection already carried is dropped (R35).
  * NAT keepalives from the local daemon are never framed (R47).
  *
+ * Only the local IKE daemon may use the section (local-peer): its address
+ * is configured, or (auto) the sender of the first IKE_SA_INIT is pinned.
+ * Datagrams from anyone else are dropped and counted before they are
+ * looked at, so they cannot create flows or steer replies. Where a flow's
+ * replies go follows IKE from the daemon only, never ESP.
+ *
  * Several IKE SAs from one local UDP flow: IKE goes by SPI to its own
  * connection; an ESP SPI not seen before is attributed to the flow of that
  * local address whose IKE traffic was most recent (a new CHILD SA follows
@@ -40,6 +46,9 @@ struct client_stats {
 	uint64_t from_peer_frames, from_peer_runts, to_local, to_local_drops;
 	uint64_t connects, connect_failures, disconnects, fallbacks_to_tcp, udp_answers;
 	uint64_t flows_created, flows_expired;
+	/* datagrams on --udp from a sender other than the local IKE daemon
+	 * (local-peer), dropped unread; not in from_local */
+	uint64_t udp_foreign_drops;
 	/* tls = yes / proxy: completed handshakes (of which resumed, R75),
 	 * refused ones (certificate, pin, alert, timeout) and refused or failed
 	 * CONNECTs; both failures also count in connect_failures. */

@@ -629,6 +629,18 @@ addr_valid(const struct iketcpd_addr *a)
 	return 0;
 }
 
+/* local-peer: auto (all zero), or an address whose port may be 0 (any). */
+static int
+local_peer_valid(const struct iketcpd_addr *a)
+{
+	static const struct sockaddr_storage zero;
+
+	if (a->len == 0)
+		return memcmp(&a->ss, &zero, sizeof(zero)) == 0;
+	return (a->ss.ss_family == AF_INET && a->len == sizeof(struct sockaddr_in)) ||
+	       (a->ss.ss_family == AF_INET6 && a->len == sizeof(struct sockaddr_in6));
+}
+
 /* Same family, address and port (flow label and scope are ignored). */
 static int
 addr_eq(const struct iketcpd_addr *x, const struct iketcpd_addr *y)
@@ -807,7 +819,7 @@ struct kw {
 #define CLI(f) offsetof(struct iketcpd_client_cfg, f)
 
 static kw_fn parse_backend, parse_backend_source, parse_idle_timeout, parse_enable_tcp,
-	parse_listen, parse_listen_tls, parse_peer, parse_proxy, parse_proxy_auth,
+	parse_listen, parse_listen_tls, parse_local_peer, parse_peer, parse_proxy, parse_proxy_auth,
 	parse_proxy_protocol_from, parse_sniff_tls, parse_stats_socket, parse_tls_ca_file,
 	parse_tls_cert, parse_tls_ciphers, parse_tls_ciphersuites, parse_tls_groups, parse_tls_key,
 	parse_tls_min_version, parse_tls_pin_sha256, parse_tls_server_name, parse_udp,
@@ -832,6 +844,7 @@ static const struct kw kwtab[] = {
 	 RESERVE_MAX},
 	{"listen", S, 1, parse_listen, V_FN, 0, 0, 0, 0},
 	{"listen-tls", S, 1, parse_listen_tls, V_FN, 0, 0, 0, 0},
+	{"local-peer", C, 0, parse_local_peer, V_FN, 0, 0, 0, 0},
 	{"max-bad-frames", S, 0, NULL, V_COUNT, SRV(max_bad_frames), 0, COUNT_MIN, COUNT_MAX},
 	{"max-conns", S, 0, NULL, V_COUNT, SRV(max_conns), 0, COUNT_MIN, COUNT_MAX},
 	{"max-conns-per-source", S, 0, NULL, V_COUNT, SRV(max_conns_per_source), 0, COUNT_MIN,
@@ -1247,6 +1260,45 @@ parse_enable_tcp(struct parser *p, const char *val)
 		p->cli->enable_tcp = IKETCPD_TCP_NO;
 	else
 		return bad_value(p, val, "is not yes, no or fallback");
+	return 0;
+}
+
+/* Sets the port of a (AF_INET or AF_INET6) address. */
+static void
+addr_set_port(struct iketcpd_addr *a, uint16_t port)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	if (a->ss.ss_family == AF_INET) {
+		memcpy(&sin, &a->ss, sizeof(sin));
+		sin.sin_port = htons(port);
+		memcpy(&a->ss, &sin, sizeof(sin));
+	} else {
+		memcpy(&sin6, &a->ss, sizeof(sin6));
+		sin6.sin6_port = htons(port);
+		memcpy(&a->ss, &sin6, sizeof(sin6));
+	}
+}
+
+/* auto, or a numeric ADDR[:PORT]: without a port, any port of ADDR. */
+static int
+parse_local_peer(struct parser *p, const char *val)
+{
+	struct iketcpd_addr a, b;
+
+	if (strcasecmp(val, "auto") == 0) {
+		memset(&p->cli->local_peer, 0, sizeof(p->cli->local_peer));
+		return 0;
+	}
+	/* Two default ports: the results differ only when no port was written. */
+	if (iketcpd_parse_addr(val, 1, &a) < 0 || iketcpd_parse_addr(val, 2, &b) < 0)
+		return bad_value(p, val,
+				 "is not auto or an address (numeric IPV4[:PORT] or "
+				 "[IPV6][:PORT], port 1..65535; no port: any port)");
+	if (!addr_eq(&a, &b))
+		addr_set_port(&a, 0);
+	memcpy(&p->cli->local_peer, &a, sizeof(a));
 	return 0;
 }
 
@@ -2146,6 +2198,8 @@ chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 		return cerr(c, cfg, K, i, "bad section name");
 	if (!addr_valid(&cl->udp))
 		return cerr(c, cfg, K, i, "no udp address (udp = ADDR:PORT)");
+	if (!local_peer_valid(&cl->local_peer))
+		return cerr(c, cfg, K, i, "local-peer is not auto or an address");
 	if (hl == 0)
 		return cerr(c, cfg, K, i, "no peer (peer = HOST[:PORT])");
 	if (hl >= IKETCPD_HOST_MAX ||
@@ -2561,6 +2615,26 @@ out_str(struct out *o, const char *key, const char *v, size_t size)
 		out_printf(o, "%s = %.*s\n", key, (int)n, v);
 }
 
+/* "auto", or the address without ":0" when any port goes. */
+static void
+out_local_peer(struct out *o, const struct iketcpd_addr *a)
+{
+	char buf[64];
+	size_t n;
+
+	if (!local_peer_valid(a))
+		return;
+	if (a->len == 0) {
+		out_printf(o, "local-peer = auto\n");
+		return;
+	}
+	iketcpd_addr_str(a, buf, sizeof(buf));
+	n = strlen(buf);
+	if (n > 2 && strcmp(buf + n - 2, ":0") == 0)
+		buf[n - 2] = '\0';
+	out_printf(o, "local-peer = %s\n", buf);
+}
+
 static void
 out_tls_opts(struct out *o, const struct iketcpd_tls_opts *t)
 {
@@ -2677,6 +2751,7 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 		out_dur(o, "resolve-interval", c->resolve_interval_ms);
 		out_dur(o, "flow-timeout", c->flow_timeout_ms);
 		out_printf(o, "max-flows = %u\n", c->max_flows);
+		out_local_peer(o, &c->local_peer);
 		out_size(o, "send-budget", c->send_budget);
 		out_size(o, "ike-reserve", c->ike_reserve);
 		out_size(o, "max-frame", c->max_frame);

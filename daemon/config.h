@@ -138,7 +138,11 @@ struct iketcpd_client_cfg {
 	uint32_t resolve_interval_ms;
 	uint32_t flow_timeout_ms; /* "flow-timeout": idle IKE SA flows expire; default 600000 */
 	uint32_t max_flows;       /* "max-flows"; default 256 */
-	uint32_t send_budget;     /* as for the server */
+	/* "local-peer": who may send to udp. len 0 = auto (default): the sender
+	 * of the first IKE_SA_INIT is pinned. Else that address; port 0 = any
+	 * port of it. */
+	struct iketcpd_addr local_peer;
+	uint32_t send_budget; /* as for the server */
 	uint32_t ike_reserve;
 	uint32_t max_frame;
 	int tcp_keepalive;

@@ -1778,6 +1778,204 @@ def test_client_request_survives_failed_first_connect():
     assert rc == 0, rc
 
 
+# ---- who may send to the client's --udp address (local-peer) ------------------
+
+def udp_at(ip, port=0):
+    """A UDP socket on another loopback address (127.0.0.2 is as local as
+    127.0.0.1 on Linux): a second local sender."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, port))
+    s.settimeout(3)
+    return s
+
+
+def recv_or_none(sock, secs):
+    sock.settimeout(secs)
+    try:
+        return sock.recvfrom(70000)[0]
+    except socket.timeout:
+        return None
+    finally:
+        sock.settimeout(3)
+
+
+def wait_client_stat(sock, key, want, name="client", timeout=5.0):
+    """Polls the stats socket until counter key equals want; returns the counters."""
+    end = time.time() + timeout
+    while True:
+        st = client_stats(sock, name)
+        if st.get(key) == want:
+            return st
+        assert time.time() < end, "%s never became %d: %s" % (key, want, st)
+        time.sleep(0.05)
+
+
+def test_client_foreign_esp_does_not_redirect():
+    """An ESP datagram with a flow's SPI from a sender that is not the local
+    IKE daemon (local-peer auto pinned the daemon's address and port) is
+    dropped and counted: it does not reach the peer, and the peer's traffic
+    keeps going to the daemon. Before local-peer it was relayed and the flow's
+    replies went to the last sender."""
+    sock = os.path.join(TMP, "foreign-esp.sock")
+    p = Pair(["--stats-socket", sock])
+    evil = [udp_at("127.0.0.2"), udp_at("127.0.0.1")]  # another address, another port
+    try:
+        m = dgram_ike(0xD1)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m, d
+        p.s.be.sendto(response_of(m), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        p.send(esp(0xD00, 1))  # the flow's SPI, now known to the client
+        assert p.s.be.recvfrom(70000)[0] == esp(0xD00, 1)
+        for n, e in enumerate(evil, 1):
+            e.sendto(esp(0xD00, 99), ("127.0.0.1", p.cport))
+            relayed = recv_or_none(p.s.be, 0.5)  # old behaviour: relayed at once
+            p.s.be.sendto(esp(0xE00, n), src)
+            stolen = recv_or_none(e, 0.5)
+            assert stolen is None, "peer->initiator ESP went to foreign sender %s" % (
+                e.getsockname(),)
+            assert p.ikd.recvfrom(70000)[0] == esp(0xE00, n)
+            assert relayed is None, "foreign ESP reached the peer: %r" % relayed[:8]
+            wait_client_stat(sock, "udp_foreign_drops", n)
+        p.send(esp(0xD00, 2))  # the daemon itself still gets through
+        assert p.s.be.recvfrom(70000)[0] == esp(0xD00, 2)
+        st = client_stats(sock)
+        assert st["udp_foreign_drops"] == 2 and st["from_local"] == 3, st
+        wait_log(p.c, "dropped: not the local IKE daemon (local-peer auto, pinned to "
+                 "127.0.0.1:%d)" % (BASE + 3))
+    finally:
+        for e in evil:
+            e.close()
+        p.stop()
+
+
+def test_client_foreign_ike_sa_init_creates_no_flow():
+    """IKE_SA_INITs from another local address create no flow (before
+    local-peer, 256 of them filled max-flows and locked the daemon out): here
+    40 against max-flows 4. Then the daemon "restarts" on a new port of the
+    same address: its IKE_SA_INIT moves the pin (the old port's flows close),
+    and its replies go to the new port."""
+    sock = os.path.join(TMP, "foreign-init.sock")
+    p = Pair(["--max-flows", "4", "--stats-socket", sock])
+    evil = udp_at("127.0.0.2")
+    ikd2 = None
+    try:
+        m = dgram_ike(0xE1)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m, d
+        p.s.be.sendto(response_of(m), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        for i in range(40):
+            evil.sendto(dgram_ike(0x5000 + i), ("127.0.0.1", p.cport))
+        m2 = dgram_ike(0xE2)
+        p.send(m2)  # after the flood: the client reads it last
+        got = []
+        while True:
+            d = recv_or_none(p.s.be, 5.0)
+            assert d is not None, "the daemon's IKE_SA_INIT never reached the peer; got %d " \
+                "others first" % len(got)
+            if d == m2:
+                break
+            got.append(d)
+        assert not got, "%d foreign IKE_SA_INITs reached the peer" % len(got)
+        st = client_stats(sock)
+        assert st["flows"] == 2 and st["flows_created"] == 2, st
+        assert st["udp_foreign_drops"] == 40, st
+        # the daemon restarts on another port of 127.0.0.1
+        ikd2 = udp(0)
+        m3 = dgram_ike(0xE3)
+        ikd2.sendto(m3, ("127.0.0.1", p.cport))
+        d, src3 = p.s.be.recvfrom(70000)
+        assert d == m3, d
+        p.s.be.sendto(response_of(m3), src3)
+        assert ikd2.recvfrom(70000)[0] == response_of(m3)
+        wait_log(p.c, "local IKE daemon moved from 127.0.0.1:%d to 127.0.0.1:%d" %
+                 (BASE + 3, ikd2.getsockname()[1]))
+        st = wait_client_stat(sock, "flows", 1)
+        p.send(esp(0xD00, 1))  # the old port is foreign now
+        wait_client_stat(sock, "udp_foreign_drops", 41)
+    finally:
+        evil.close()
+        if ikd2:
+            ikd2.close()
+        p.stop()
+
+
+def test_client_local_peer_refuses_other_first_sender():
+    """local-peer ADDR: the first sender is refused when it is not ADDR (any
+    port of ADDR is fine); local-peer ADDR:PORT also refuses other ports."""
+    sock = os.path.join(TMP, "local-peer.sock")
+    p = Pair(["--local-peer", "127.0.0.2", "--stats-socket", sock])
+    good = udp_at("127.0.0.2")
+    try:
+        m1 = dgram_ike(0xF1)
+        p.send(m1)  # 127.0.0.1 is first, but not local-peer
+        m2 = dgram_ike(0xF2)
+        good.sendto(m2, ("127.0.0.1", p.cport))
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m2, "the refused sender's IKE_SA_INIT reached the peer: %r" % d[:12]
+        p.s.be.sendto(response_of(m2), src)
+        assert good.recvfrom(70000)[0] == response_of(m2)
+        st = client_stats(sock)
+        assert st["udp_foreign_drops"] == 1 and st["flows"] == 1, st
+        wait_log(p.c, "datagram from 127.0.0.1:%d dropped: not the local IKE daemon "
+                 "(local-peer 127.0.0.2 (any port))" % (BASE + 3))
+    finally:
+        good.close()
+        p.stop()
+    p = Pair(["--local-peer", "127.0.0.1:%d" % (BASE + 3), "--stats-socket", sock])
+    other = udp(0)
+    try:
+        other.sendto(dgram_ike(0xF3), ("127.0.0.1", p.cport))
+        m4 = dgram_ike(0xF4)
+        p.send(m4)
+        assert p.s.be.recvfrom(70000)[0] == m4
+        st = client_stats(sock)
+        assert st["udp_foreign_drops"] == 1 and st["flows"] == 1, st
+    finally:
+        other.close()
+        p.stop()
+
+
+def test_client_local_peer_reload():
+    """SIGHUP with a new local-peer address pins it at once: the flows of the
+    sender pinned until then close, and that sender is foreign from now on."""
+    conf = os.path.join(TMP, "local-peer.conf")
+    sock = os.path.join(TMP, "local-peer-reload.sock")
+    s = Server()
+    ikd = udp(BASE + 3)
+    other = udp_at("127.0.0.2")
+
+    def write(extra):
+        with open(conf, "w") as f:
+            f.write("stats-socket = %s\n[client c]\nudp = 127.0.0.1:%d\npeer = 127.0.0.1:%d\n%s"
+                    % (sock, BASE + 2, s.port, extra))
+    write("")
+    c = start(["-c", conf], "client")
+    try:
+        wait_udp(BASE + 2)
+        m = dgram_ike(0xA7)
+        ikd.sendto(m, ("127.0.0.1", BASE + 2))
+        assert s.be.recvfrom(70000)[0] == m
+        wait_client_stat(sock, "flows", 1, "c")
+        write("local-peer = 127.0.0.2\n")
+        c.send_signal(signal.SIGHUP)
+        wait_log(c, "configuration reloaded")
+        wait_client_stat(sock, "flows", 0, "c")
+        ikd.sendto(esp(0xA00, 1), ("127.0.0.1", BASE + 2))
+        wait_client_stat(sock, "udp_foreign_drops", 1, "c")
+        m2 = dgram_ike(0xA8)
+        other.sendto(m2, ("127.0.0.1", BASE + 2))
+        assert s.be.recvfrom(70000)[0] == m2
+        wait_client_stat(sock, "flows", 1, "c")
+    finally:
+        rc = stop_client(c, ikd, other)
+        s.stop()
+    assert rc == 0, rc
+
+
 # ---- name lookups of the client's peer and proxy -------------------------------
 
 def slowdns(mapping):

@@ -1955,6 +1955,92 @@ test_proxy_protocol_keys(void **state)
 	expect_check_err(cfg, "proxy-protocol-from is set but proxy-protocol = no", NULL);
 }
 
+/* local-peer: auto (default), or ADDR[:PORT] where no port means any port. */
+static void
+test_local_peer(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *val, *addr, *dump; /* addr NULL: auto; iketcpd_addr_str() form */
+	} ok[] = {
+		{"auto", NULL, "auto"},
+		{"AUTO", NULL, "auto"},
+		{"127.0.0.2", "127.0.0.2:0", "127.0.0.2"},
+		{"127.0.0.2:4500", "127.0.0.2:4500", "127.0.0.2:4500"},
+		{"192.0.2.1:1", "192.0.2.1:1", "192.0.2.1:1"},
+		{"[::1]", "[::1]:0", "[::1]"},
+		{"::1", "[::1]:0", "[::1]"},
+		{"[2001:db8::7]:65535", "[2001:db8::7]:65535", "[2001:db8::7]:65535"},
+	};
+	char text[256], want[128], *dump;
+
+	/* default: auto, and the dump says so */
+	struct iketcpd_cfg *cfg = parse_ok(CLIENT_HDR);
+	assert_int_equal(cfg->clients[0].local_peer.len, 0);
+	dump = dump_str(cfg);
+	assert_contains(dump, "\nlocal-peer = auto\n");
+	free(dump);
+	free(cfg);
+
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		snprintf(text, sizeof(text), CLIENT_HDR "local-peer = %s\n", ok[i].val);
+		cfg = parse_ok(text);
+		const struct iketcpd_addr *a = &cfg->clients[0].local_peer;
+		if (ok[i].addr)
+			assert_addr(a, ok[i].addr);
+		else
+			assert_int_equal(a->len, 0);
+		assert_int_equal(iketcpd_config_check(cfg, NULL, 0), 0);
+		dump = dump_str(cfg);
+		snprintf(want, sizeof(want), "\nlocal-peer = %s\n", ok[i].dump);
+		assert_contains(dump, want);
+		free(dump);
+		assert_roundtrip(cfg);
+		free(cfg);
+	}
+
+	static const char *const bad_lp[] = {
+		"vpn.example.com", "127.0.0.2:0",   "127.0.0.2:65536", "[::1",   "1.2.3",
+		"auto:4500",       "127.0.0.0/8",   "127.0.0.2:",      "any",    "[::1]:x",
+		"::1:4500:",       "127.0.0.2 500", "0x7f000001",      "[auto]", "127.0.0.2:-1",
+	};
+	for (size_t i = 0; i < ARRAY_LEN(bad_lp); i++) {
+		snprintf(text, sizeof(text), CLIENT_HDR "local-peer = %s\n", bad_lp[i]);
+		expect_err(text, SRC ":4:", "local-peer", "is not auto or an address");
+	}
+	expect_err("[server]\nlocal-peer = 127.0.0.1\n", SRC ":2:", "local-peer",
+		   "is a [client NAME] key");
+	expect_err(CLIENT_HDR "local-peer = auto\nlocal-peer = 127.0.0.1\n",
+		   SRC ":5:", "duplicates the value set on line 4", NULL);
+
+	/* the flag is the same key */
+	cfg = cfg_new();
+	char err[512] = "";
+	assert_int_equal(args(cfg, "client", err, sizeof(err), "--udp", "127.0.0.1:4501", "--peer",
+			      "192.0.2.1", "--local-peer", "127.0.0.9", NULL),
+			 0);
+	assert_addr(&cfg->clients[0].local_peer, "127.0.0.9:0");
+	assert_int_equal(args(cfg, "client", err, sizeof(err), "--udp", "127.0.0.1:4502", "--peer",
+			      "192.0.2.1", "--local-peer=[::1]:500", NULL),
+			 0);
+	assert_addr(&cfg->clients[1].local_peer, "[::1]:500");
+	assert_roundtrip(cfg);
+	free(cfg);
+	expect_args_err("client", "--local-peer", "is not auto or an address", "--local-peer",
+			"host.example");
+	expect_args_err("server", "--local-peer is a client option", NULL, "--local-peer",
+			"127.0.0.1");
+
+	/* the check refuses what the parser never writes */
+	cfg = good_cfg();
+	cfg->clients[0].local_peer.ss.ss_family = AF_INET; /* len 0 but not empty */
+	expect_check_err(cfg, "client \"c\": local-peer is not auto or an address", NULL);
+	cfg = good_cfg();
+	cfg->clients[0].local_peer.ss.ss_family = AF_INET6;
+	cfg->clients[0].local_peer.len = sizeof(struct sockaddr_in);
+	expect_check_err(cfg, "local-peer is not auto or an address", NULL);
+}
+
 static void
 test_prefix_match(void **state)
 {
@@ -2025,7 +2111,7 @@ test_dump_text(void **state)
 	iketcpd_client_defaults(&cfg->clients[0], "x");
 	text = dump_str(cfg);
 	assert_true(strstr(text, "udp =") == NULL);
-	assert_true(strstr(text, "peer =") == NULL);
+	assert_true(strstr(text, "\npeer =") == NULL); /* "local-peer = auto" is there */
 	free(text);
 	free(cfg);
 
@@ -2534,6 +2620,7 @@ main(void)
 		cmocka_unit_test(test_budget_keys),
 		cmocka_unit_test(test_proxy_protocol_keys),
 		cmocka_unit_test(test_prefix_match),
+		cmocka_unit_test(test_local_peer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
