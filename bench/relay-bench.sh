@@ -32,6 +32,9 @@
 #   --no-gen-gso      generator sends with sendmmsg only (no UDP GSO); its
 #                     core then caps what it can offer at about 130k/s
 #   --iketcpd-v       run iketcpd with -v (logs in the output directory)
+#   --base FILE       an iketcpd binary to compare with (e.g. built from an
+#                     older commit in a git worktree): path "iketcpd-base",
+#                     the same pair and flags as "iketcpd"
 #
 # Pinning (2 CPUs): both relay processes on CPU 0, the load process
 # (generator and sink threads) on CPU 1. The relay pair of either kind gets
@@ -53,6 +56,7 @@ SEARCH_D=3
 PIN=1
 GEN_GSO=1
 IKETCPD_V=
+BASE_BIN=
 LOSS_LIMIT=1.0
 
 die() {
@@ -74,6 +78,7 @@ while [ $# -gt 0 ]; do
 	--no-pin) PIN=0 ;;
 	--no-gen-gso) GEN_GSO=0 ;;
 	--iketcpd-v) IKETCPD_V=-v ;;
+	--base) BASE_BIN=$2; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (try -h)" ;;
 	esac
@@ -189,12 +194,14 @@ run_one() {
 	direct)
 		args+=(--to "127.0.0.1:$SP" --listen "127.0.0.1:$SP")
 		;;
-	iketcpd)
-		"${PIN_RELAY[@]}" "$IKETCPD" server --listen 127.0.0.1:$TP \
+	iketcpd | iketcpd-base)
+		local bin=$IKETCPD
+		[ "$path" = iketcpd-base ] && bin=$BASE_BIN
+		"${PIN_RELAY[@]}" "$bin" server --listen 127.0.0.1:$TP \
 			--backend 127.0.0.1:$SP -f $IKETCPD_V >"$tag.server.log" 2>&1 &
 		spid=$!
 		PIDS+=("$spid")
-		"${PIN_RELAY[@]}" "$IKETCPD" client --udp 127.0.0.1:$CP \
+		"${PIN_RELAY[@]}" "$bin" client --udp 127.0.0.1:$CP \
 			--peer 127.0.0.1:$TP --enable-tcp yes -f $IKETCPD_V >"$tag.client.log" 2>&1 &
 		cpid=$!
 		PIDS+=("$cpid")
@@ -292,6 +299,7 @@ field() { # field KEY LINE
 path_ok() {
 	case $1 in
 	iketcpd | iketcpd-tls | iketcpd-null) [ $HAVE_IKETCPD = 1 ] ;;
+	iketcpd-base) [ -n "$BASE_BIN" ] && [ -x "$BASE_BIN" ] ;;
 	udptunnel) [ $HAVE_UDPTUNNEL = 1 ] ;;
 	*) true ;;
 	esac
