@@ -39,6 +39,7 @@
 #                  http://deb.debian.org/debian)
 #   FRESH_SECURITY security mirror (default: from the host's sources, else
 #                  http://deb.debian.org/debian-security)
+#   FRESH_MAX_AGE_DAYS  rebuild the base when it is older (default 7)
 #   FUZZ_SECONDS   passed to ci/test.sh (default here: 5)
 #   E2E_TIMEOUT, JOBS, CI_SKIP   passed to ci/test.sh when set
 set -euo pipefail
@@ -160,6 +161,13 @@ phase_done() {
 }
 
 # ---- 1. the pristine base ----------------------------------------------------
+# A base older than FRESH_MAX_AGE_DAYS is rebuilt: a fresh machine installs
+# today's packages, and apt-get upgrade is not what a new user runs first.
+if [ -e "$BASE/.iketcp-fresh-base" ] &&
+	[ -n "$(find "$BASE/.iketcp-fresh-base" -mtime +"${FRESH_MAX_AGE_DAYS:-7}")" ]; then
+	say "the base is older than ${FRESH_MAX_AGE_DAYS:-7} days: rebuilding it"
+	REBUILD=1
+fi
 if [ "$REBUILD" = 1 ] || [ ! -e "$BASE/.iketcp-fresh-base" ]; then
 	if ! command -v debootstrap >/dev/null; then
 		say "installing debootstrap"
