@@ -2,10 +2,12 @@
 # ci/fresh-check.sh: prove that the README's two commands work on a pristine
 # Debian 12 with nothing installed by hand beforehand.
 #
-#   sudo ci/fresh-check.sh            ./ci/demo.sh in a fresh Debian 12 root
-#   sudo ci/fresh-check.sh --full     ./ci/demo.sh, then ./ci/test.sh, in one
+#   ci/fresh-check.sh                 ./ci/demo.sh in a fresh Debian 12 root
+#   ci/fresh-check.sh --full          ./ci/demo.sh, then ./ci/test.sh, in one
 #                                     fresh root (FUZZ_SECONDS defaults to 5)
-#   sudo ci/fresh-check.sh --test     ./ci/test.sh alone in a fresh root
+#   ci/fresh-check.sh --test          ./ci/test.sh alone in a fresh root
+#   ci/fresh-check.sh --user          ./ci/demo.sh as a user: without sudo
+#                                     (must refuse, saying why), then with
 #   options: --keep (keep the run's root afterwards), --rebuild-base
 #
 # How: debootstrap --variant=minbase builds a Debian 12 (bookworm) root once
@@ -54,6 +56,7 @@ for arg in "$@"; do
 	--full) MODE=full ;;
 	--test) MODE="test" ;;
 	--demo) MODE=demo ;;
+	--user) MODE=user ;;
 	--keep) KEEP=1 ;;
 	--rebuild-base) REBUILD=1 ;;
 	-h | --help)
@@ -170,6 +173,8 @@ if [ -e "$BASE/.iketcp-fresh-base" ] &&
 fi
 if [ "$REBUILD" = 1 ] || [ ! -e "$BASE/.iketcp-fresh-base" ]; then
 	if ! command -v debootstrap >/dev/null; then
+		command -v apt-get >/dev/null ||
+			die "debootstrap missing: install it and Debian's archive keyring (README.md, \"Other distributions\")"
 		say "installing debootstrap"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null ||
 			die "could not install debootstrap (apt-get install debootstrap)"
@@ -272,8 +277,40 @@ run_cmd() {
 	phase_done "$cmd" $((SECONDS - t)) "$res"
 }
 
+# The not-root paths: a user without sudo must get the one-line "run it as
+# root" and exit non-zero before anything is installed; after apt-get install
+# sudo (and a NOPASSWD rule), the same command must re-run itself with sudo
+# and pass.
+USER_SETUP='useradd -m -s /bin/bash fresh && cp -a /root/iketcp /home/fresh/ && chown -R fresh: /home/fresh/iketcp'
+AS_USER='runuser -u fresh -- env HOME=/home/fresh bash -c "cd ~/iketcp && ./ci/demo.sh"'
+run_user() {
+	local t=$SECONDS res
+	in_root user-nosudo "$USER_SETUP && $AS_USER"
+	if [ "$LAST_RC" -ne 0 ] && grep -q 'sudo is not installed' "$LAST_LOG" &&
+		! grep -q 'installing' "$LAST_LOG"; then
+		res="PASS (refused)"
+	else
+		res="FAIL (exit $LAST_RC)"
+		overall=1
+	fi
+	phase_done "user, no sudo: ./ci/demo.sh" $((SECONDS - t)) "$res"
+	t=$SECONDS
+	in_root user-sudo "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends sudo >/dev/null &&
+		echo 'fresh ALL=(ALL) NOPASSWD: ALL' >/etc/sudoers.d/fresh && $AS_USER"
+	if [ "$LAST_RC" -eq 0 ] && grep -q 'RESULT: PASS' "$LAST_LOG" &&
+		grep -q 're-running with sudo' "$LAST_LOG"; then
+		res=PASS
+	else
+		res="FAIL (exit $LAST_RC)"
+		overall=1
+	fi
+	phase_done "user + sudo: ./ci/demo.sh" $((SECONDS - t)) "$res"
+}
+
 case "$MODE" in
 demo) run_cmd demo ./ci/demo.sh ;;
+user) run_user ;;
 test) run_cmd test ./ci/test.sh ;;
 full)
 	run_cmd demo ./ci/demo.sh
