@@ -36,6 +36,8 @@ DEPS_TEST=(
 	clang clang-format libclang-rt-14-dev
 	tshark tcpdump iperf3 openssl tinyproxy-bin haproxy
 )
+# Not here: udptunnel, which only bench/relay-bench.sh uses (as an optional
+# comparison; it skips that path without it).
 
 # The plugins every e2e / demo charon loads (tests/e2e/lib.sh writes this
 # list into strongswan.conf), and the Debian 12 package with each.
@@ -146,10 +148,16 @@ deps_check_gateway() {
 	# (swanctl --version asks a running charon; talking to one is checked
 	# when tests/e2e/lib.sh starts charon and reads its plugin list.)
 	command -v swanctl >/dev/null 2>&1 || _deps_need strongswan-swanctl "swanctl"
-	local p
+	# One line per package: the plugins it should have brought.
+	local p pkg
+	local -A lost=()
 	for p in $DEPS_CHARON_PLUGINS; do
-		[ -e "$DEPS_PLUGIN_DIR/libstrongswan-$p.so" ] ||
-			_deps_need "$(deps_plugin_package "$p")" "charon plugin '$p'"
+		[ -e "$DEPS_PLUGIN_DIR/libstrongswan-$p.so" ] && continue
+		pkg=$(deps_plugin_package "$p")
+		lost[$pkg]="${lost[$pkg]:+${lost[$pkg]} }$p"
+	done
+	for pkg in "${!lost[@]}"; do
+		_deps_need "$pkg" "charon plugins ($DEPS_PLUGIN_DIR): ${lost[$pkg]}"
 	done
 	_deps_run nft --version || _deps_need nftables "nft"
 	_deps_run ip -V || _deps_need iproute2 "ip"
