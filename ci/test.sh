@@ -147,6 +147,11 @@ run() {
 # ---- steps ------------------------------------------------------------------
 
 do_deps() {
+	# Say it now, not after the builds: the e2e step will need root.
+	if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1 && [[ " $CI_SKIP " != *" e2e "* ]]; then
+		echo "ci/test.sh: the e2e tests need root (network namespaces) and sudo is not installed: run ci/test.sh as root" >&2
+		return 1
+	fi
 	deps_install "${PACKAGES[@]}"
 	local ok=1
 	deps_check_build || ok=0
