@@ -2,8 +2,9 @@
 # ci/demo.sh: the README's "main job". Builds iketcpd and shows the gateway
 # carrying a real IPsec tunnel over TCP, on a network that drops all UDP.
 #
-#   sudo ./ci/demo.sh            the gateway demo (needs root: namespaces)
-#   sudo ./ci/demo.sh --keep     same, but keep the run directory (configs, logs)
+#   ./ci/demo.sh                 the gateway demo, as root (namespaces); not
+#                                root: re-runs itself with sudo if installed
+#   ./ci/demo.sh --keep          same, but keep the run directory (configs, logs)
 #   ./ci/demo.sh --frames        only "iketcp demo": encode / parse RFC 9329
 #                                frames and the send queue (no root needed
 #                                once the build packages are installed)
@@ -24,7 +25,8 @@
 # name). Exit status 0 only if the tunnel carried every ping over TCP.
 #
 # Reuses tests/e2e/lib.sh (namespaces, charon configs, nftables counters).
-# Environment: DEMO_NO_INSTALL=1 (never run apt-get), JOBS (build jobs).
+# Packages: ci/deps.sh (Debian 12). Environment: DEMO_NO_INSTALL=1 (never
+# run apt-get; fail if a package is missing), JOBS (build jobs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -52,30 +54,50 @@ banner() {
 	printf '\n=== %s\n' "$*"
 }
 
-# ---- packages ------------------------------------------------------------------
-# Build: compiler, cmake, pkg-config, OpenSSL (the TLS transport), cmocka
-# (the project's usual build deps; the demo itself builds without tests).
-# Gateway demo: what tests/e2e/lib.sh needs (strongSwan with kernel-libipsec,
-# nftables, ip/ss, ping, python3).
-PACKAGES=(build-essential cmake pkg-config libssl-dev libcmocka-dev)
-if [ "$MODE" = gateway ]; then
-	PACKAGES+=(strongswan-charon strongswan-swanctl libcharon-extra-plugins
-		nftables iproute2 iputils-ping python3 procps)
+# ---- root ------------------------------------------------------------------------
+# The gateway demo needs root (network namespaces). Not root: re-run under
+# sudo when it is installed, else say what to do.
+if [ "$MODE" = gateway ] && [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		echo "ci/demo.sh: the gateway demo needs root (network namespaces): re-running with sudo"
+		exec sudo env JOBS="$JOBS" DEMO_NO_INSTALL="${DEMO_NO_INSTALL:-0}" "$ROOT/ci/demo.sh" "$@"
+	fi
+	echo "ci/demo.sh: the gateway demo needs root (network namespaces) and sudo is not installed:" \
+		"run it as root, or run ci/demo.sh --frames for the frame demo alone" >&2
+	exit 1
 fi
-need=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed || need+=("$p")
-done
-if ((${#need[@]})); then
-	if [ "${DEMO_NO_INSTALL:-0}" = 1 ] || [ "$(id -u)" -ne 0 ]; then
-		echo "ci/demo.sh: missing packages: ${need[*]} (run as root to install them)" >&2
+
+# ---- packages ------------------------------------------------------------------
+# Named in ci/deps.sh, which also checks afterwards that each capability is
+# really there (compiler, OpenSSL 3, charon with every plugin the configs load,
+# nft, ...), so a missing piece stops the demo here with the package to
+# install, not deep inside it.
+DEPS_WHO=ci/demo.sh
+# shellcheck source=ci/deps.sh
+. "$ROOT/ci/deps.sh"
+PACKAGES=("${DEPS_BUILD[@]}")
+[ "$MODE" = frames ] || PACKAGES+=("${DEPS_GATEWAY[@]}")
+if [ "${DEMO_NO_INSTALL:-0}" = 1 ]; then
+	mapfile -t need < <(deps_missing "${PACKAGES[@]}")
+	if ((${#need[@]})); then
+		echo "ci/demo.sh: missing packages (DEMO_NO_INSTALL=1): apt-get install ${need[*]}" >&2
 		exit 1
 	fi
-	banner "installing ${need[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+else
+	banner "packages (Debian 12): ${PACKAGES[*]}"
+	deps_install "${PACKAGES[@]}" || exit 1
 fi
+ok=1
+deps_check_build || ok=0
+if [ "$MODE" = gateway ]; then
+	deps_check_gateway || ok=0
+fi
+[ "$ok" = 1 ] || {
+	echo "ci/demo.sh: stopping: the capabilities above are missing" >&2
+	exit 1
+}
+echo "checked: gcc, make, cmake, pkg-config, OpenSSL 3$([ "$MODE" = frames ] ||
+	echo ", charon + plugins ($DEPS_CHARON_PLUGINS), swanctl, nft, ip, ss, ping, sysctl, python3, /dev/net/tun")"
 
 # ---- build -----------------------------------------------------------------------
 banner "building iketcp and iketcpd (Release) in build/demo"
@@ -103,12 +125,6 @@ echo "built in $((SECONDS - t_build)) s: $("$BUILD/iketcpd" -V), $("$BUILD/iketc
 if [ "$MODE" = frames ]; then
 	banner "iketcp demo: RFC 9329 frames, parsed back in odd-sized chunks; the send queue"
 	exec "$BUILD/iketcp" demo
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "ci/demo.sh: the gateway demo needs root (network namespaces); try sudo," >&2
-	echo "            or ci/demo.sh --frames for the frame demo alone" >&2
-	exit 1
 fi
 
 # ---- the gateway demo (in a subshell: its EXIT trap cleans up, then the ----------

@@ -1,12 +1,15 @@
 #!/bin/bash
 # ci/test.sh: the one command that builds iketcp and runs every test.
 #
-#   sudo ./ci/test.sh        (or ./ci/test.sh as root)
+#   ./ci/test.sh             as root (a fresh Debian 12 has no sudo); not
+#                            root: apt-get and the e2e suite go through sudo
+#                            when it is installed, else it says to run as root
 #
 # On a fresh Debian 12 machine it first installs what it needs with apt
 # (only when something is missing). Then, in order, failing fast:
 #
-#   deps     apt packages (build, unit tests, fuzzing, end-to-end tests)
+#   deps     apt packages (ci/deps.sh: build, unit tests, fuzzing, end-to-end
+#            tests), then a check of each capability they provide
 #   format   ci/format-check.sh: clang-format --dry-run -Werror
 #   release  gcc Release build with -Werror, ctest, DESTDIR install check
 #   asan     clang Debug build with ASan+UBSan (IKETCP_SANITIZE), ctest
@@ -45,19 +48,15 @@ case "$FUZZ_SECONDS$E2E_TIMEOUT$JOBS" in
 	;;
 esac
 
-PACKAGES=(
-	# build, unit tests, loopback tests (python3, see CMakeLists.txt)
-	build-essential cmake pkg-config libcmocka-dev libssl-dev python3
-	# format check, sanitizers, libFuzzer
-	clang clang-format libclang-rt-14-dev
-	# end-to-end tests (tests/e2e)
-	strongswan-charon strongswan-swanctl libcharon-extra-plugins
-	nftables iproute2 iputils-ping tshark iperf3 udptunnel tcpdump
-	# TLS and HTTP-proxy scenarios (tests/e2e/08-11)
-	openssl tinyproxy-bin
-	# PROXY protocol behind a load balancer (tests/e2e/12-haproxy)
-	haproxy
-)
+# Every Debian 12 package the build and the tests need, named in ci/deps.sh
+# (also what --no-install-recommends leaves out), which also checks each
+# capability after installing: compilers, OpenSSL 3, cmocka, the ASan/UBSan/
+# libFuzzer runtimes, charon with every plugin the e2e configs load, tshark,
+# haproxy, tinyproxy, ...
+DEPS_WHO=ci/test.sh
+# shellcheck source=ci/deps.sh
+. "$ROOT/ci/deps.sh"
+PACKAGES=("${DEPS_BUILD[@]}" "${DEPS_GATEWAY[@]}" "${DEPS_TEST[@]}")
 
 STEPS=(deps format release asan fuzz e2e)
 declare -A STEP_TITLE=(
@@ -148,31 +147,30 @@ run() {
 # ---- steps ------------------------------------------------------------------
 
 do_deps() {
-	local missing=() p
-	for p in "${PACKAGES[@]}"; do
-		if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
-			missing+=("$p")
-		fi
-	done
-	if [ "${#missing[@]}" -eq 0 ]; then
-		echo "all ${#PACKAGES[@]} packages already installed"
-	else
-		echo "missing: ${missing[*]}"
-		local sudo=()
-		if [ "$(id -u)" -ne 0 ]; then
-			if ! command -v sudo >/dev/null; then
-				echo "ci/test.sh: need root (or sudo) to install packages" >&2
-				return 1
-			fi
-			sudo=(sudo env DEBIAN_FRONTEND=noninteractive)
-		fi
-		run "${sudo[@]}" apt-get update -q
-		run "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+	# Say it now, not after the builds: the e2e step will need root.
+	if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1 && [[ " $CI_SKIP " != *" e2e "* ]]; then
+		echo "ci/test.sh: the e2e tests need root (network namespaces) and sudo is not installed: run ci/test.sh as root" >&2
+		return 1
 	fi
-	echo "gcc:    $(gcc --version | head -n1)"
-	echo "clang:  $(clang --version | head -n1)"
-	echo "cmake:  $(cmake --version | head -n1)"
-	echo "kernel: $(uname -sr), $(nproc) CPUs"
+	deps_install "${PACKAGES[@]}"
+	local ok=1
+	deps_check_build || ok=0
+	deps_check_gateway || ok=0
+	deps_check_test || ok=0
+	if [ "$ok" = 0 ]; then
+		echo "ci/test.sh: stopping: the capabilities above are missing" >&2
+		return 1
+	fi
+	echo "checked: gcc, make, cmake, pkg-config, OpenSSL 3, cmocka, clang-format, clang with"
+	echo "  ASan/UBSan/libFuzzer (a fuzz target built and run), charon + plugins, swanctl, nft,"
+	echo "  ip, ss, ping, sysctl, python3, /dev/net/tun, tshark, tcpdump, iperf3, openssl,"
+	echo "  tinyproxy, haproxy"
+	echo "gcc:     $(gcc --version | head -n1)"
+	echo "clang:   $(clang --version | head -n1)"
+	echo "cmake:   $(cmake --version | head -n1)"
+	echo "charon:  strongSwan $(dpkg-query -W -f='${Version}' strongswan-charon)"
+	echo "haproxy: $(haproxy -v 2>&1 | head -n1)"
+	echo "kernel:  $(uname -sr), $(nproc) CPUs"
 }
 
 do_format() {
@@ -289,9 +287,19 @@ do_fuzz() {
 do_e2e() {
 	local e2e=tests/e2e/run-all.sh
 	if [ -x "$e2e" ]; then
+		# Network namespaces need root: sudo only when not root and installed.
+		local sudo=()
+		if [ "$(id -u)" -ne 0 ]; then
+			if ! command -v sudo >/dev/null 2>&1; then
+				echo "ci/test.sh: the e2e tests need root (network namespaces) and sudo is not installed: run ci/test.sh as root" >&2
+				return 1
+			fi
+			sudo=(sudo)
+		fi
 		# The e2e suite finds the binaries built above through these.
-		IKETCP_BUILD_DIR=$ROOT/build/ci-release IKETCP_ASAN_BUILD_DIR=$ROOT/build/ci-asan \
-			run timeout -k 30 "$E2E_TIMEOUT" "$e2e"
+		run ${sudo[@]+"${sudo[@]}"} env IKETCP_BUILD_DIR="$ROOT/build/ci-release" \
+			IKETCP_ASAN_BUILD_DIR="$ROOT/build/ci-asan" \
+			timeout -k 30 "$E2E_TIMEOUT" "$e2e"
 	elif [ -e "$e2e" ]; then
 		echo "WARNING: $e2e exists but is not executable (chmod +x it); skipping e2e"
 		STEP_STATUS=SKIPPED

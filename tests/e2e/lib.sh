@@ -50,6 +50,10 @@ esac
 unset _ike
 
 CHARON=${CHARON:-/usr/lib/ipsec/charon}
+# The charon plugin list (DEPS_CHARON_PLUGINS) lives next to the packages
+# that provide each plugin, so that a missing one is named by its package.
+# shellcheck source=ci/deps.sh
+. "$ROOT/ci/deps.sh"
 E2E_RESULTS=${E2E_RESULTS:-$ROOT/build/e2e-results.txt}
 E2E_SERVER_LISTEN=${E2E_SERVER_LISTEN:-0.0.0.0:4500}
 PSK=${E2E_PSK:-iketcp-e2e-not-a-secret-0123456789}
@@ -204,8 +208,10 @@ e2e_init() {
 	for c in ip nft ss ping swanctl timeout python3 "$CHARON"; do
 		command -v "$c" >/dev/null 2>&1 || missing+=("$c")
 	done
-	[ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] ||
-		missing+=("kernel-libipsec plugin (libcharon-extra-plugins)")
+	for c in $DEPS_CHARON_PLUGINS; do
+		[ -e "$DEPS_PLUGIN_DIR/libstrongswan-$c.so" ] ||
+			missing+=("charon plugin $c ($(deps_plugin_package "$c"))")
+	done
 	[ -c /dev/net/tun ] || missing+=("/dev/net/tun")
 	[ "${#missing[@]}" -eq 0 ] || fail "missing: ${missing[*]} (run tests/e2e/run-all.sh to install)"
 	RUN=$(mktemp -d "/tmp/iketcp-e2e.${SCENARIO%%-*}.XXXXXX")
@@ -478,7 +484,7 @@ charon_start() {
 charon {
 	# Explicit plugin list: kernel-libipsec (ESP in user space through the
 	# ipsec0 TUN device) before kernel-netlink; kdf is required.
-	load = random nonce openssl aes sha1 sha2 hmac gcm kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+	load = $DEPS_CHARON_PLUGINS
 	# Fail fast: ~25 s to give up instead of ~165 s.
 	retransmit_tries = 3
 	retransmit_timeout = 2.0
@@ -577,6 +583,10 @@ EOF
 	echo $! >"$d/charon.pid"
 	wait_until "[ -S $d/charon.vici ] && swan $ns --stats" 15 ||
 		fail "$ns: charon did not come up (see $d/charon.out, $d/charon.log)"
+	# A plugin that fails to load is only a warning to charon; the first sign
+	# would be an IKE_SA_INIT with no DH group. Stop here, naming the package.
+	deps_charon_loaded "$SCENARIO: $ns" "$(swan "$ns" --stats 2>&1)" ||
+		fail "$ns: charon lacks plugins (see the lines above)"
 	swan "$ns" --load-all --file "$d/swanctl/swanctl.conf" >"$d/swanctl-load.out" 2>&1 ||
 		fail "$ns: swanctl --load-all failed: $(cat "$d/swanctl-load.out")"
 	log "$ns: charon ($role) up, PID $(cat "$d/charon.pid")"
