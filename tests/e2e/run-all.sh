@@ -38,7 +38,9 @@ declare -A PKG=(
 	[ip]=iproute2 [ss]=iproute2 [nft]=nftables [ping]=iputils-ping
 	[swanctl]=strongswan-swanctl [/usr/lib/ipsec/charon]=strongswan-charon
 	[/usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so]=libcharon-extra-plugins
-	[python3]=python3 [iperf3]=iperf3 [timeout]=coreutils
+	[/usr/lib/ipsec/plugins/libstrongswan-openssl.so]=libstrongswan-standard-plugins
+	[/usr/lib/ipsec/plugins/libstrongswan-gcm.so]=libstrongswan-standard-plugins
+	[sysctl]=procps [python3]=python3 [iperf3]=iperf3 [timeout]=coreutils
 	[openssl]=openssl [tcpdump]=tcpdump [tshark]=tshark [tinyproxy]=tinyproxy-bin
 	[haproxy]=haproxy
 )
