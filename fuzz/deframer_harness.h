@@ -207,9 +207,15 @@ df_trim(struct df_run *run)
 	uint8_t *buf = d->asm_buf;
 	int owned = d->asm_owned;
 	size_t pending = iketcp_deframer_pending(d);
+	/* the trim rule (deframer.h): an owned buffer outside a frame body
+	 * goes when unused since the last trim, or when four times larger
+	 * than anything it held since (and above the floor) */
+	int goes = owned && d->state != IKETCP_DF_BODY &&
+		   (d->asm_peak == 0 ||
+		    (d->asm_cap > IKETCP_MEM_ASM_FLOOR && d->asm_peak <= d->asm_cap / 4));
 
 	iketcp_deframer_trim(d);
-	if (owned && d->state != IKETCP_DF_BODY)
+	if (goes)
 		CHECK(d->asm_buf == NULL && d->asm_cap == 0 && !d->asm_owned);
 	else
 		CHECK(d->asm_buf == buf);
