@@ -401,8 +401,10 @@ def test_server_limits():
     s = Server(["--max-conns-per-source", "3", "--max-pending", "3", "--max-conns", "8",
                 "--max-pending-per-source", "2", "--stats-socket", sock])
     try:
+        # Server()'s probe connection must be gone: it was pending too
+        wait_stat(sock, "connections", 0, exact=True)
         a = [tcp(s.port) for _ in range(2)]  # two pending from 127.0.0.1
-        wait_stat(sock, "accepted", 3)  # and Server()'s probe
+        wait_stat(sock, "accepted", 3)  # and the probe
         f = tcp(s.port)
         assert closed_within(f, 1.0), "a third pending connection from one source"
         assert server_stats(sock)["refused_pending_source"] == 1
