@@ -1250,9 +1250,10 @@ flow_latest(struct client *cl, const struct iketcpd_addr *local)
  *  1. the peer just started a new inbound SPI on flow F (within
  *     REPLY_WINDOW_MS) that no outbound SPI was paired with: the local
  *     daemon is answering it on that SA pair: F;
- *  2. else the flow with the oldest unmatched completed exchange (SAs come
- *     into use in the order they were installed); a guess if another flow
- *     had one too;
+ *  2. else the flow whose unmatched exchange completed last before this
+ *     packet (a new SA carries traffic as soon as it is installed, and an
+ *     IKE rekey leaves an unmatched exchange behind); a guess if another
+ *     flow had one too;
  *  3. else the flow of that address with the latest IKE traffic: a guess.
  *
  * A guess is provisional: the next new inbound SPI (the peer's answer to the
@@ -1357,7 +1358,8 @@ attribute_new_spi(struct client *cl, const struct iketcpd_addr *src, int esp, in
 		}
 		if (f->ncredits) {
 			ncand++;
-			if (!cand || f->credit[0].seq < cand->credit[0].seq)
+			if (!cand ||
+			    f->credit[f->ncredits - 1].seq > cand->credit[cand->ncredits - 1].seq)
 				cand = f;
 		}
 	}
@@ -1370,7 +1372,7 @@ attribute_new_spi(struct client *cl, const struct iketcpd_addr *src, int esp, in
 		return answer;
 	}
 	if (cand) {
-		*credit = credit_take(cand);
+		*credit = cand->credit[--cand->ncredits];
 		*guess = ncand > 1;
 		return cand;
 	}

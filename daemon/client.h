@@ -29,7 +29,7 @@
  * its own connection. The SPIs that ESP carries are inside encrypted
  * payloads, so a new outbound ESP SPI is attributed from what can be seen:
  * the flow on which an IKE_AUTH or CREATE_CHILD_SA exchange completed and
- * has not yet been matched with a new SPI (oldest first), or the flow on
+ * has not yet been matched with a new SPI (the latest), or the flow on
  * which the peer just started sending a new inbound SPI (the local daemon
  * answers it). When more than one flow qualifies, the choice is provisional:
  * the peer answers the first packet of a new SA on the connection that

@@ -896,22 +896,22 @@ def test_client_esp_follows_its_exchange():
 
 
 def test_client_esp_guess_moved_by_the_peers_answer():
-    """R25, R30: both exchanges done, B's SPI first: the oldest exchange (A)
-    is only a guess; the peer answers on B's connection with a new inbound
-    SPI, which moves B's SPI to B. A's SPI then goes to A."""
+    """R25, R30: both exchanges done (A's, then B's), A's SPI first: the
+    latest exchange (B) is only a guess; the peer answers on A's connection
+    with a new inbound SPI, which moves A's SPI to A. B's SPI then goes to B."""
     sock = os.path.join(TMP, "c-attr2.sock")
     p = Pair(["--stats-socket", sock])
     try:
         a, b = two_sas(p)
-        esp_from(p, 0x0B00, 1, a)  # the guess
-        p.s.be.sendto(esp(0xBB00, 1), b)  # the peer's answer, on B
-        assert p.ikd.recvfrom(70000)[0] == esp(0xBB00, 1)
-        esp_from(p, 0x0B00, 2, b)
-        esp_from(p, 0x0A00, 1, a)
-        p.s.be.sendto(esp(0xAA00, 1), a)
+        esp_from(p, 0x0A00, 1, b)  # the guess
+        p.s.be.sendto(esp(0xAA00, 1), a)  # the peer's answer, on A
         assert p.ikd.recvfrom(70000)[0] == esp(0xAA00, 1)
         esp_from(p, 0x0A00, 2, a)
-        esp_from(p, 0x0B00, 3, b)
+        esp_from(p, 0x0B00, 1, b)
+        p.s.be.sendto(esp(0xBB00, 1), b)
+        assert p.ikd.recvfrom(70000)[0] == esp(0xBB00, 1)
+        esp_from(p, 0x0B00, 2, b)
+        esp_from(p, 0x0A00, 3, a)
         st = client_stats(sock)
         assert (st["spi_guessed"], st["spi_moved"], st["spi_attributed"]) == (1, 1, 1), st
     finally:
@@ -945,8 +945,8 @@ def test_client_rekeyed_ike_sa_stays_on_its_connection():
     p = Pair()
     try:
         a, b = two_sas(p)
-        esp_from(p, 0x0A00, 1, a)
         esp_from(p, 0x0B00, 1, b)
+        esp_from(p, 0x0A00, 1, a)
         exchange(p, a, dgram_ike(0xA1, spi_r=0xA, ex=36, msgid=2))
         exchange(p, b, dgram_ike(0xB1, spi_r=0xB, ex=37, msgid=2))
         exchange(p, a, dgram_ike(0xA2, spi_r=0xA2, ex=37, msgid=0))
