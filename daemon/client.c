@@ -18,6 +18,15 @@
 #define UDP_BATCH 32
 #define FLOW_IKE_SPIS 4
 #define FLOW_ESP_SPIS 8
+/* ESP attribution (R25, R30), see attribute_esp(): an SA-creating exchange
+ * that completed on a flow is a credit for the next new outbound SPI (or
+ * new IKE SPI after an IKE rekey) for ATTRIB_WINDOW_MS; a guess stays open
+ * to correction for REPLY_WINDOW_MS, the time the peer's first answer on
+ * the new SA pair takes to come back on the right connection. */
+#define FLOW_CREDITS 4
+#define ATTRIB_WINDOW_MS 30000
+#define REPLY_WINDOW_MS 2000
+#define PROVISIONAL_MAX 8
 #define DRAIN_MS 2000
 /* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
 #define PROXY_REQ_MAX 2048
@@ -79,6 +88,21 @@ struct flow {
 	uint32_t esp_spis[FLOW_ESP_SPIS];
 	unsigned esp_next;
 	uint64_t last_ike_ms; /* for attributing new ESP SPIs */
+	/* completion times of IKE_AUTH / CREATE_CHILD_SA exchanges not yet
+	 * matched with a new SPI from the local daemon, oldest first */
+	struct credit {
+		uint64_t ms;  /* for ATTRIB_WINDOW_MS */
+		uint64_t seq; /* order across flows (many in one ms) */
+	} credit[FLOW_CREDITS];
+	unsigned ncredits;
+	uint64_t credit_spi; /* the last credited exchange (IKE SPIi, Message ID) */
+	uint32_t credit_msgid;
+	/* ESP SPIs the peer sent on this connection (the local daemon's inbound
+	 * SAs), and when a new one came that no outbound SPI was paired with */
+	uint32_t esp_in[FLOW_ESP_SPIS];
+	unsigned esp_in_next;
+	uint64_t unpaired_in_ms;
+	uint64_t new_out_ms; /* when the last new outbound SPI was given to it */
 	uint64_t last_active_ms;
 	enum flow_mode mode;
 	struct timer idle;     /* flow-timeout */
@@ -144,6 +168,15 @@ struct client {
 	/* Flows with frames queued by the current recvmmsg batch: written once
 	 * per batch, so a burst of datagrams becomes one writev, not one each. */
 	struct flow *dirty;
+	uint64_t credit_seq;
+	/* outbound ESP SPIs attributed by a guess, open to correction by the
+	 * next new inbound SPI (attribute_esp) */
+	struct provisional {
+		uint32_t spi;
+		uint64_t flow_id; /* 0 = free */
+		uint64_t first_ms;
+		struct credit credit; /* the one it took from that flow, seq 0 = none */
+	} prov[PROVISIONAL_MAX];
 };
 
 static void flow_tcp_down(struct flow *f, const char *why);
@@ -981,6 +1014,9 @@ flow_tt_cb(struct timer *t)
 }
 
 static void flow_from_peer(struct flow *f, const uint8_t *p, size_t len);
+static struct flow *flow_by_ike(struct client *cl, uint64_t spi);
+static void flow_exchange_seen(struct flow *f, const struct iketcp_ike_hdr *h);
+static void flow_new_inbound_spi(struct flow *f, uint32_t spi);
 
 /* The generation of the connection that carries what is queued now: the
  * open one, or the next one while (re)connecting. */
@@ -1103,12 +1139,25 @@ flow_from_peer(struct flow *f, const uint8_t *p, size_t len)
 {
 	struct iketcp_ike_hdr h;
 	flow_touch(f);
-	if (len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3] &&
-	    iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK) {
+	int marker = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
+	if (marker && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK) {
 		f->last_ike_ms = loop_now(f->cl->loop);
 		if (iketcp_ike_is_response(&h) && f->req_len && h.spi_i == f->req_spi &&
 		    h.msg_id == f->req_msgid)
 			f->req_len = 0; /* answered: nothing to resend */
+		/* R25: the peer's IKE for an SA arrives on that SA's connection,
+		 * so a rekeyed IKE SA the peer speaks first on is learned here */
+		if (!flow_by_ike(f->cl, h.spi_i))
+			f->ike_spis[f->ike_next++ % FLOW_IKE_SPIS] = h.spi_i;
+		flow_exchange_seen(f, &h);
+	} else if (!marker && len >= IKETCP_ESP_MIN) {
+		uint32_t spi =
+			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		int known = 0;
+		for (unsigned i = 0; i < FLOW_ESP_SPIS && !known; i++)
+			known = f->esp_in[i] == spi;
+		if (!known)
+			flow_new_inbound_spi(f, spi);
 	}
 	batch_add(f->cl, f, p, len);
 }
@@ -1184,6 +1233,217 @@ flow_latest(struct client *cl, const struct iketcpd_addr *local)
 		    (!best || f->last_ike_ms > best->last_ike_ms))
 			best = f;
 	return best;
+}
+
+/* ---- which IKE SA a new SPI belongs to (R25, R30) ------------------------------------------ */
+
+/*
+ * The local daemon sends the IKE and ESP of all its SAs with this peer from
+ * one address and port, and after IKE_SA_INIT everything that names an SPI
+ * is encrypted. What is visible: the exchange type and Response flag in
+ * each IKE header (which flow's IKE_AUTH / CREATE_CHILD_SA just completed),
+ * the first packet of each new outbound SPI, and the first packet of each
+ * new inbound SPI on each connection. The server and the peer's daemon keep
+ * a new SA's inbound ESP on the connection of its IKE SA, so an inbound SPI
+ * is always on the right flow; the outbound one is inferred:
+ *
+ *  1. the peer just started a new inbound SPI on flow F (within
+ *     REPLY_WINDOW_MS) that no outbound SPI was paired with: the local
+ *     daemon is answering it on that SA pair: F;
+ *  2. else the flow whose unmatched exchange completed last before this
+ *     packet (a new SA carries traffic as soon as it is installed, and an
+ *     IKE rekey leaves an unmatched exchange behind); a guess if another
+ *     flow had one too;
+ *  3. else the flow of that address with the latest IKE traffic: a guess.
+ *
+ * A guess is provisional: the next new inbound SPI (the peer's answer to the
+ * first packet on the new SA, on the connection that carries the SA) on
+ * another flow within REPLY_WINDOW_MS moves it there, oldest guess first.
+ */
+
+static void
+credits_expire(struct flow *f, uint64_t now)
+{
+	unsigned k = 0;
+	while (k < f->ncredits && now - f->credit[k].ms > ATTRIB_WINDOW_MS)
+		k++;
+	if (!k)
+		return;
+	memmove(f->credit, f->credit + k, (f->ncredits - k) * sizeof(f->credit[0]));
+	f->ncredits -= k;
+}
+
+static void
+credit_give(struct flow *f, struct credit c)
+{
+	unsigned i;
+	if (f->ncredits == FLOW_CREDITS) {
+		memmove(f->credit, f->credit + 1, (FLOW_CREDITS - 1) * sizeof(f->credit[0]));
+		f->ncredits--;
+	}
+	for (i = f->ncredits; i > 0 && f->credit[i - 1].seq > c.seq; i--)
+		f->credit[i] = f->credit[i - 1];
+	f->credit[i] = c;
+	f->ncredits++;
+}
+
+static struct credit
+credit_take(struct flow *f)
+{
+	struct credit c = f->credit[0];
+	memmove(f->credit, f->credit + 1, (f->ncredits - 1) * sizeof(f->credit[0]));
+	f->ncredits--;
+	return c;
+}
+
+/* h (from either side, on f) may complete an exchange that creates SAs. */
+static void
+flow_exchange_seen(struct flow *f, const struct iketcp_ike_hdr *h)
+{
+	if (!iketcp_ike_is_response(h) ||
+	    (h->exchange != IKETCP_IKE_AUTH && h->exchange != IKETCP_IKE_CREATE_CHILD_SA))
+		return;
+	/* fragments (RFC 7383) and retransmissions of one response count once */
+	if (f->credit_spi == h->spi_i && f->credit_msgid == h->msg_id)
+		return;
+	f->credit_spi = h->spi_i;
+	f->credit_msgid = h->msg_id;
+	uint64_t now = loop_now(f->cl->loop);
+	credits_expire(f, now);
+	credit_give(f, (struct credit){.ms = now, .seq = ++f->cl->credit_seq});
+}
+
+static struct flow *
+flow_by_id(struct client *cl, uint64_t id)
+{
+	for (struct flow *f = cl->flows; f; f = f->next)
+		if (f->id == id && !f->dead)
+			return f;
+	return NULL;
+}
+
+static void
+esp_learn(struct flow *f, uint32_t spi)
+{
+	f->esp_spis[f->esp_next++ % FLOW_ESP_SPIS] = spi;
+}
+
+static int
+same_local(const struct flow *f, const struct iketcpd_addr *local)
+{
+	return f->local.len == local->len && !memcmp(&f->local.ss, &local->ss, local->len);
+}
+
+/*
+ * A flow for an SPI the local daemon at src sends and no flow knows (esp: an
+ * ESP SPI; else the IKE SPIs of a rekeyed IKE SA, for which rule 1 does not
+ * apply: the peer's IKE on a new SA is learned where it arrives).
+ */
+static struct flow *
+attribute_new_spi(struct client *cl, const struct iketcpd_addr *src, int esp, int *guess,
+		  struct credit *credit)
+{
+	uint64_t now = loop_now(cl->loop);
+	struct flow *cand = NULL, *answer = NULL;
+	unsigned ncand = 0, nanswer = 0;
+
+	for (struct flow *f = cl->flows; f; f = f->next) {
+		if (f->dead || !same_local(f, src))
+			continue;
+		credits_expire(f, now);
+		if (esp && f->unpaired_in_ms && now - f->unpaired_in_ms <= REPLY_WINDOW_MS) {
+			nanswer++;
+			if (!answer || f->unpaired_in_ms < answer->unpaired_in_ms)
+				answer = f;
+		}
+		if (f->ncredits) {
+			ncand++;
+			if (!cand ||
+			    f->credit[f->ncredits - 1].seq > cand->credit[cand->ncredits - 1].seq)
+				cand = f;
+		}
+	}
+	*credit = (struct credit){0};
+	if (answer) {
+		answer->unpaired_in_ms = 0;
+		if (answer->ncredits)
+			*credit = credit_take(answer);
+		*guess = nanswer > 1;
+		return answer;
+	}
+	if (cand) {
+		*credit = cand->credit[--cand->ncredits];
+		*guess = ncand > 1;
+		return cand;
+	}
+	*guess = 1;
+	return flow_latest(cl, src);
+}
+
+static void
+provisional_add(struct client *cl, struct flow *f, uint32_t spi, struct credit credit)
+{
+	struct provisional *slot = &cl->prov[0];
+	for (unsigned i = 0; i < PROVISIONAL_MAX; i++) {
+		struct provisional *p = &cl->prov[i];
+		if (!p->flow_id) {
+			slot = p;
+			break;
+		}
+		if (p->first_ms < slot->first_ms)
+			slot = p; /* full: the oldest guess is closed */
+	}
+	*slot = (struct provisional){
+		.spi = spi, .flow_id = f->id, .first_ms = loop_now(cl->loop), .credit = credit};
+}
+
+/* The peer sent ESP with an SPI this connection had not carried before. */
+static void
+flow_new_inbound_spi(struct flow *f, uint32_t spi)
+{
+	struct client *cl = f->cl;
+	uint64_t now = loop_now(cl->loop);
+	struct provisional *oldest = NULL;
+
+	f->esp_in[f->esp_in_next++ % FLOW_ESP_SPIS] = spi;
+	for (unsigned i = 0; i < PROVISIONAL_MAX; i++) {
+		struct provisional *p = &cl->prov[i];
+		if (!p->flow_id)
+			continue;
+		struct flow *g = flow_by_id(cl, p->flow_id);
+		if (!g || now - p->first_ms > REPLY_WINDOW_MS) {
+			p->flow_id = 0; /* closed: the guess stands */
+			continue;
+		}
+		if (same_local(g, &f->local) && (!oldest || p->first_ms < oldest->first_ms))
+			oldest = p;
+	}
+	if (oldest) {
+		struct flow *g = flow_by_id(cl, oldest->flow_id);
+		oldest->flow_id = 0;
+		if (g != f) {
+			for (unsigned i = 0; i < FLOW_ESP_SPIS; i++)
+				if (g->esp_spis[i] == oldest->spi)
+					g->esp_spis[i] = 0;
+			esp_learn(f, oldest->spi);
+			if (oldest->credit.seq)
+				credit_give(g, oldest->credit);
+			credits_expire(f, now);
+			if (f->ncredits)
+				(void)credit_take(f);
+			cl->st.spi_moved++;
+			log_debug(
+				"%s: outbound ESP SPI %08x moved from flow %llu to flow %llu: the "
+				"peer answered on flow %llu (inbound SPI %08x)",
+				cl->cfg.name, oldest->spi, (unsigned long long)g->id,
+				(unsigned long long)f->id, (unsigned long long)f->id, spi);
+		}
+		return;
+	}
+	if (f->new_out_ms && now - f->new_out_ms <= REPLY_WINDOW_MS)
+		f->new_out_ms = 0; /* the answer to this flow's new outbound SPI */
+	else
+		f->unpaired_in_ms = now;
 }
 
 static void
@@ -1351,10 +1611,24 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			return;
 		}
 		f = flow_by_ike(cl, h.spi_i);
-		if (!f && sa_init)
+		if (!f && sa_init) {
 			f = flow_new(cl, src);
-		else if (!f)
-			f = flow_latest(cl, src); /* IKE SA rekeyed: new SPIs, same flow */
+		} else if (!f) {
+			/* IKE SA rekeyed: new SPIs, on the flow whose
+			 * CREATE_CHILD_SA completed (R25) */
+			int guess;
+			struct credit credit;
+			f = attribute_new_spi(cl, src, 0, &guess, &credit);
+			if (f) {
+				if (guess)
+					cl->st.spi_guessed++;
+				else
+					cl->st.spi_attributed++;
+				log_debug("%s: IKE SPI %016llx: flow %llu (%s)", cl->cfg.name,
+					  (unsigned long long)h.spi_i, (unsigned long long)f->id,
+					  guess ? "guess" : "its exchange");
+			}
+		}
 		if (!f) {
 			cl->st.unroutable++;
 			return;
@@ -1362,17 +1636,29 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 		if (!flow_by_ike(cl, h.spi_i))
 			f->ike_spis[f->ike_next++ % FLOW_IKE_SPIS] = h.spi_i;
 		f->last_ike_ms = loop_now(cl->loop);
+		flow_exchange_seen(f, &h); /* the daemon answered the peer's CREATE_CHILD_SA */
 	} else if (len >= IKETCP_ESP_MIN) {
 		uint32_t spi =
 			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 		f = flow_by_esp(cl, spi);
 		if (!f) {
-			f = flow_latest(cl, src);
+			int guess;
+			struct credit credit;
+			f = attribute_new_spi(cl, src, 1, &guess, &credit);
 			if (!f) {
 				cl->st.unroutable++;
 				return;
 			}
-			f->esp_spis[f->esp_next++ % FLOW_ESP_SPIS] = spi;
+			esp_learn(f, spi);
+			f->new_out_ms = loop_now(cl->loop);
+			if (guess) {
+				cl->st.spi_guessed++;
+				provisional_add(cl, f, spi, credit);
+			} else {
+				cl->st.spi_attributed++;
+			}
+			log_debug("%s: outbound ESP SPI %08x: flow %llu (%s)", cl->cfg.name, spi,
+				  (unsigned long long)f->id, guess ? "provisional guess" : "sure");
 		}
 	} else {
 		cl->st.unroutable++;
@@ -1689,6 +1975,9 @@ client_print_stats(const struct client *cl, FILE *fp)
 	P("proxy_failures", s->proxy_failures);
 	P("resolves", s->resolves);
 	P("resolve_failures", s->resolve_failures);
+	P("spi_attributed", s->spi_attributed);
+	P("spi_guessed", s->spi_guessed);
+	P("spi_moved", s->spi_moved);
 #undef P
 }
 

@@ -25,10 +25,16 @@
  * looked at, so they cannot create flows or steer replies. Where a flow's
  * replies go follows IKE from the daemon only, never ESP.
  *
- * Several IKE SAs from one local UDP flow: IKE goes by SPI to its own
- * connection; an ESP SPI not seen before is attributed to the flow of that
- * local address whose IKE traffic was most recent (a new CHILD SA follows
- * the exchange that created it), and remembered.
+ * Several IKE SAs from one local UDP flow (R25, R30): IKE goes by SPI to
+ * its own connection. The SPIs that ESP carries are inside encrypted
+ * payloads, so a new outbound ESP SPI is attributed from what can be seen:
+ * the flow on which an IKE_AUTH or CREATE_CHILD_SA exchange completed and
+ * has not yet been matched with a new SPI (the latest), or the flow on
+ * which the peer just started sending a new inbound SPI (the local daemon
+ * answers it). When more than one flow qualifies, the choice is provisional:
+ * the peer answers the first packet of a new SA on the connection that
+ * carries that SA, so the next new inbound SPI confirms the guess or moves
+ * the SPI to its own flow. See docs/architecture.md for the limits.
  */
 #ifndef IKETCPD_CLIENT_H
 #define IKETCPD_CLIENT_H
@@ -56,6 +62,11 @@ struct client_stats {
 	/* lookups of the peer's and the proxy's names (IP literals are not
 	 * looked up) that gave an address, and that failed */
 	uint64_t resolves, resolve_failures;
+	/* R25, R30: new outbound ESP SPIs (and new IKE SPIs after an IKE
+	 * rekey) given to a flow by its exchange or the peer's answer (sure),
+	 * by a guess (several or no candidates), and guesses that the peer's
+	 * first answer on the new SA moved to another flow */
+	uint64_t spi_attributed, spi_guessed, spi_moved;
 };
 
 struct client;

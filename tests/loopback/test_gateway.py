@@ -831,6 +831,137 @@ def test_client_drops_retransmit_and_resends_after_reconnect():
         p.stop()
 
 
+def exchange(p, src, d):
+    """The local daemon's request d goes to the backend from src (its IKE
+    SA's session socket) and the backend's response comes back."""
+    p.send(d)
+    got, s = p.s.be.recvfrom(70000)
+    assert (got, s) == (d, src), (got[:12], s, src)
+    p.s.be.sendto(response_of(d), src)
+    assert p.ikd.recvfrom(70000)[0] == response_of(d)
+
+
+def two_sas(p, auth=True):
+    """Two IKE SAs from one local daemon address (R25): each IKE_SA_INIT
+    makes its own flow, connection and backend session socket. auth: then
+    IKE_AUTH of A, then of B. Returns the backend's view of both (A, B)."""
+    srcs = []
+    for spi in (0xA1, 0xB1):
+        m = dgram_ike(spi)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m
+        srcs.append(src)
+        p.s.be.sendto(response_of(m), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+    assert srcs[0] != srcs[1], "two IKE SAs share one connection"
+    if auth:
+        exchange(p, srcs[0], dgram_ike(0xA1, spi_r=0xA, ex=35, msgid=1))
+        exchange(p, srcs[1], dgram_ike(0xB1, spi_r=0xB, ex=35, msgid=1))
+    return srcs
+
+
+def esp_from(p, spi, seq, want_src):
+    p.send(esp(spi, seq))
+    d, src = p.s.be.recvfrom(70000)
+    assert d == esp(spi, seq), d[:8]
+    assert src == want_src, "ESP SPI %x went out on the other IKE SA's connection" % spi
+
+
+def test_client_esp_follows_its_exchange():
+    """R25, R30: a new outbound ESP SPI goes on the connection whose IKE_AUTH
+    or CREATE_CHILD_SA completed and had no SPI yet, not on the one with the
+    latest IKE traffic (the old rule sent B's ESP on A after A's DPD)."""
+    sock = os.path.join(TMP, "c-attr1.sock")
+    p = Pair(["--stats-socket", sock])
+    try:
+        a, b = two_sas(p, auth=False)
+        exchange(p, a, dgram_ike(0xA1, spi_r=0xA, ex=35, msgid=1))
+        esp_from(p, 0x0A00, 1, a)
+        exchange(p, b, dgram_ike(0xB1, spi_r=0xB, ex=35, msgid=1))
+        exchange(p, a, dgram_ike(0xA1, spi_r=0xA, ex=37, msgid=2))  # DPD on A
+        esp_from(p, 0x0B00, 1, b)
+        esp_from(p, 0x0A00, 2, a)
+        # CHILD rekey of B: the peer asks, the daemon answers (its response
+        # completes the exchange), then DPD on A, then B's new SPI.
+        req = dgram_ike(0xB1, spi_r=0xB, ex=36, msgid=0, flags=0x00)
+        p.s.be.sendto(req, b)
+        assert p.ikd.recvfrom(70000)[0] == req
+        p.send(dgram_ike(0xB1, spi_r=0xB, ex=36, msgid=0, flags=0x28))
+        assert p.s.be.recvfrom(70000)[1] == b
+        exchange(p, a, dgram_ike(0xA1, spi_r=0xA, ex=37, msgid=3))
+        esp_from(p, 0x0B01, 1, b)
+        st = client_stats(sock)
+        assert st["spi_attributed"] == 3 and st["spi_guessed"] == 0, st
+    finally:
+        p.stop()
+
+
+def test_client_esp_guess_moved_by_the_peers_answer():
+    """R25, R30: both exchanges done (A's, then B's), A's SPI first: the
+    latest exchange (B) is only a guess; the peer answers on A's connection
+    with a new inbound SPI, which moves A's SPI to A. B's SPI then goes to B."""
+    sock = os.path.join(TMP, "c-attr2.sock")
+    p = Pair(["--stats-socket", sock])
+    try:
+        a, b = two_sas(p)
+        esp_from(p, 0x0A00, 1, b)  # the guess
+        p.s.be.sendto(esp(0xAA00, 1), a)  # the peer's answer, on A
+        assert p.ikd.recvfrom(70000)[0] == esp(0xAA00, 1)
+        esp_from(p, 0x0A00, 2, a)
+        esp_from(p, 0x0B00, 1, b)
+        p.s.be.sendto(esp(0xBB00, 1), b)
+        assert p.ikd.recvfrom(70000)[0] == esp(0xBB00, 1)
+        esp_from(p, 0x0B00, 2, b)
+        esp_from(p, 0x0A00, 3, a)
+        st = client_stats(sock)
+        assert (st["spi_guessed"], st["spi_moved"], st["spi_attributed"]) == (1, 1, 1), st
+    finally:
+        p.stop()
+
+
+def test_client_esp_answers_the_peers_new_sa():
+    """R25, R30: the peer speaks first on a new SA (inbound SPI on B's
+    connection): the daemon's new outbound SPI right after is B's, though
+    A's IKE is the most recent and A's exchange the oldest."""
+    sock = os.path.join(TMP, "c-attr3.sock")
+    p = Pair(["--stats-socket", sock])
+    try:
+        a, b = two_sas(p)
+        exchange(p, a, dgram_ike(0xA1, spi_r=0xA, ex=37, msgid=2))
+        p.s.be.sendto(esp(0xBB00, 1), b)
+        assert p.ikd.recvfrom(70000)[0] == esp(0xBB00, 1)
+        esp_from(p, 0x0B00, 1, b)
+        esp_from(p, 0x0A00, 1, a)
+        st = client_stats(sock)
+        assert (st["spi_attributed"], st["spi_guessed"]) == (2, 0), st
+    finally:
+        p.stop()
+
+
+def test_client_rekeyed_ike_sa_stays_on_its_connection():
+    """R25: after a CREATE_CHILD_SA on A (an IKE rekey: the new SPIs are
+    encrypted), the daemon's first message with the new IKE SPIs goes on A's
+    connection though B's IKE was more recent; the peer's first message on a
+    new IKE SA of B is learned where it arrives."""
+    p = Pair()
+    try:
+        a, b = two_sas(p)
+        esp_from(p, 0x0B00, 1, b)
+        esp_from(p, 0x0A00, 1, a)
+        exchange(p, a, dgram_ike(0xA1, spi_r=0xA, ex=36, msgid=2))
+        exchange(p, b, dgram_ike(0xB1, spi_r=0xB, ex=37, msgid=2))
+        exchange(p, a, dgram_ike(0xA2, spi_r=0xA2, ex=37, msgid=0))
+        req = dgram_ike(0xB2, spi_r=0xB2, ex=37, msgid=0, flags=0x00)
+        p.s.be.sendto(req, b)  # the peer rekeyed B and speaks first
+        assert p.ikd.recvfrom(70000)[0] == req
+        exchange(p, a, dgram_ike(0xA2, spi_r=0xA2, ex=37, msgid=1))
+        p.send(response_of(req))
+        assert p.s.be.recvfrom(70000) == (response_of(req), b)
+    finally:
+        p.stop()
+
+
 def test_client_ipv6_flow_label_kept_across_reconnect():
     """R22: on IPv6 a reconnect of the same flow carries the same flow label
     (checked on the SYNs with tcpdump; skipped without root or tcpdump)."""
