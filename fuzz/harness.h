@@ -134,7 +134,6 @@ check_classified(const uint8_t *fr, size_t n, const struct iketcp_frame *f)
 		struct iketcp_ike_hdr h;
 		CHECK(iketcp_ike_parse(f->msg, f->msg_len, &h) == IKETCP_OK);
 		CHECK(h.length == f->msg_len);
-		CHECK(iketcp_ike_major(&h) == 2);
 		CHECK(f->msg == f->body + 4);
 	}
 	if (kind == IKETCP_FRAME_ESP)

@@ -28,14 +28,6 @@ iketcp_deframer_init(struct iketcp_deframer *d, const struct iketcp_deframer_cfg
 	return IKETCP_OK;
 }
 
-static int
-fail(struct iketcp_deframer *d, int err)
-{
-	d->state = IKETCP_DF_FAILED;
-	d->err = err;
-	return err;
-}
-
 /* Frees an owned assembly buffer and gives its bytes back to the budget. */
 static void
 release_asm(struct iketcp_deframer *d)
@@ -47,6 +39,16 @@ release_asm(struct iketcp_deframer *d)
 		d->asm_cap = 0;
 		d->asm_owned = 0;
 	}
+}
+
+/* A failed deframer never assembles again: its buffer goes at once. */
+static int
+fail(struct iketcp_deframer *d, int err)
+{
+	d->state = IKETCP_DF_FAILED;
+	d->err = err;
+	release_asm(d);
+	return err;
 }
 
 /*
