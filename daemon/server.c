@@ -25,6 +25,14 @@
 #define DRAIN_MS 2000   /* shutdown: time to write queued frames */
 #define ACCEPT_BURST 64
 #define ACCEPT_PAUSE_MS 250 /* out of descriptors: stop accepting this long */
+/* While a session has no connection, the backend's IKE datagrams wait in a
+ * FIFO of this many datagrams and bytes (one larger datagram is held
+ * alone); past it the oldest go, counted (held_drops). */
+#define HELD_MAX 4
+#define HELD_BYTES 16384
+/* Datagrams of one backend request remembered to spot retransmissions:
+ * an IKE-fragmented request (RFC 7383) has one per fragment. */
+#define BREQ_DIGESTS 16
 
 enum close_reason {
 	CR_EOF,
@@ -48,6 +56,7 @@ enum close_reason {
 	CR_IDLE,
 	CR_EVICTED,
 	CR_HALF_OPEN,
+	CR_COOKIE,
 	CR_COUNT
 };
 
@@ -80,6 +89,7 @@ static const struct {
 	[CR_IDLE] = {"idle (idle-timeout)", "idle"},
 	[CR_EVICTED] = {"evicted to make room (per-source or total budget)", "evicted"},
 	[CR_HALF_OPEN] = {"its session stayed half-open (half-open-timeout)", "half_open"},
+	[CR_COOKIE] = {"no IKE_SA_INIT retry after a cookie request (R39)", "cookie_timeout"},
 };
 
 /*
@@ -150,6 +160,7 @@ struct sconn {
 	uint64_t attach_seq;
 	/* Timeouts in the open state: conn_arm() takes the earliest. */
 	uint64_t open_ms, last_rx_ms, partial_ms, replaced_ms;
+	uint64_t cookie_ms;            /* the backend asked this connection for a cookie (R39) */
 	struct sconn *p_next, *p_prev; /* in srv's pending list, oldest first */
 	struct sconn *next, *prev;     /* in srv->conns */
 };
@@ -190,8 +201,21 @@ struct session {
 	uint64_t born_ms, lonely_ms;         /* created; without members since */
 	struct iketcpd_addr last_ip;         /* the last member's client address */
 	int gso_off;                         /* the kernel refused UDP GSO on w.fd */
-	uint8_t *held; /* last IKE datagram from the backend while no connection */
-	size_t held_len;
+	/* IKE datagrams from the backend while no connection (R36, TR side) */
+	struct {
+		uint8_t *p;
+		size_t len;
+	} held[HELD_MAX];
+	unsigned nheld;
+	size_t held_bytes;
+	/* The backend's last request (R35): its datagrams' digests, and the
+	 * connection that carried them. A copy is dropped only when that
+	 * connection is still the current one: a new connection gets it. */
+	int breq_valid;
+	uint64_t breq_spi, breq_conn;
+	uint32_t breq_mid;
+	uint64_t breq_dig[BREQ_DIGESTS];
+	unsigned breq_n;
 	struct session *next, *prev;
 };
 
@@ -644,11 +668,113 @@ session_new(struct server *srv, struct src_ent *src)
 }
 
 static void
+held_drop_oldest(struct session *s)
+{
+	s->held_bytes -= s->held[0].len;
+	free(s->held[0].p);
+	s->nheld--;
+	memmove(&s->held[0], &s->held[1], s->nheld * sizeof(s->held[0]));
+}
+
+static void
 session_free_cb(void *arg)
 {
 	struct session *s = arg;
-	free(s->held);
+	while (s->nheld)
+		held_drop_oldest(s);
 	free(s);
+}
+
+/* Is the datagram p a request of the backend (not an answer)? */
+static int
+backend_request(const uint8_t *p, size_t len, struct iketcp_ike_hdr *h)
+{
+	return len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3] &&
+	       iketcp_ike_parse(p + 4, len - 4, h) == IKETCP_OK && !iketcp_ike_is_response(h);
+}
+
+/* R35: was this datagram of a backend request already queued on the
+ * connection with id conn (the current one)? A retransmission is the same
+ * bytes (each fragment of a fragmented request is its own datagram). */
+static int
+breq_carried(const struct session *s, const struct iketcp_ike_hdr *h, uint64_t dig, uint64_t conn)
+{
+	if (!s->breq_valid || s->breq_conn != conn || s->breq_spi != h->spi_i ||
+	    s->breq_mid != h->msg_id)
+		return 0;
+	for (unsigned i = 0; i < s->breq_n; i++)
+		if (s->breq_dig[i] == dig)
+			return 1;
+	return 0;
+}
+
+/* Records that a datagram of a backend request went onto connection conn. */
+static void
+breq_note(struct session *s, const struct iketcp_ike_hdr *h, uint64_t dig, uint64_t conn)
+{
+	if (!s->breq_valid || s->breq_spi != h->spi_i || s->breq_mid != h->msg_id ||
+	    s->breq_conn != conn) {
+		s->breq_valid = 1;
+		s->breq_spi = h->spi_i;
+		s->breq_mid = h->msg_id;
+		s->breq_conn = conn;
+		s->breq_n = 0;
+	}
+	for (unsigned i = 0; i < s->breq_n; i++)
+		if (s->breq_dig[i] == dig)
+			return;
+	if (s->breq_n < BREQ_DIGESTS)
+		s->breq_dig[s->breq_n++] = dig;
+}
+
+/* Queues a backend datagram on connection c; a request is remembered as
+ * carried by c. Returns 0, or -1 (counted) when the queue refused it. */
+static int
+to_conn(struct session *s, struct sconn *c, const uint8_t *p, size_t len)
+{
+	struct server *srv = s->srv;
+	struct iketcp_ike_hdr h;
+	int rc = iketcp_sendq_push_datagram(&c->q, p, len);
+
+	if (rc != IKETCP_OK) {
+		if (rc == IKETCP_E_NOBUFS)
+			srv->st.sendq_drops++;
+		else
+			srv->st.no_conn_drops++;
+		return -1;
+	}
+	if (backend_request(p, len, &h))
+		breq_note(s, &h, siphash24(&srv->hkey, p, len), c->id);
+	return 0;
+}
+
+/* Holds an IKE datagram while the session has no connection. A copy of one
+ * already held (a retransmission) is not held twice. */
+static void
+held_push(struct session *s, const uint8_t *p, size_t len)
+{
+	struct server *srv = s->srv;
+
+	for (unsigned i = 0; i < s->nheld; i++) {
+		if (s->held[i].len == len && !memcmp(s->held[i].p, p, len)) {
+			srv->st.retransmits_dropped++;
+			return;
+		}
+	}
+	uint8_t *copy = malloc(len);
+	if (!copy) {
+		srv->st.held_drops++;
+		return;
+	}
+	memcpy(copy, p, len);
+	while (s->nheld && (s->nheld == HELD_MAX || s->held_bytes + len > HELD_BYTES)) {
+		held_drop_oldest(s);
+		srv->st.held_drops++;
+	}
+	s->held[s->nheld].p = copy;
+	s->held[s->nheld].len = len;
+	s->nheld++;
+	s->held_bytes += len;
 }
 
 static void
@@ -713,14 +839,13 @@ set_current(struct session *s, struct sconn *c)
 	conn_arm(c);
 	log_peer_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
 		       (unsigned long long)c->id, c->peer_str);
-	if (s->held) {
-		/* R36 (TR side): an IKE message the backend sent while no
-		 * connection existed goes out on the next one. */
-		if (iketcp_sendq_push_datagram(&c->q, s->held, s->held_len) != IKETCP_OK)
-			s->srv->st.sendq_drops++;
-		free(s->held);
-		s->held = NULL;
-		s->held_len = 0;
+	if (s->nheld) {
+		/* R36 (TR side): what the backend sent while no connection
+		 * existed goes out first on the next one, oldest first. */
+		for (unsigned i = 0; i < s->nheld; i++)
+			(void)to_conn(s, c, s->held[i].p, s->held[i].len);
+		while (s->nheld)
+			held_drop_oldest(s);
 		conn_want(c);
 	}
 }
@@ -885,28 +1010,34 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 			srv->st.backend_keepalives++; /* R47: never framed */
 			continue;
 		}
-		if (is_ike && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK &&
-		    iketcp_ike_is_response(&h))
+		int parsed = is_ike && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK;
+		if (parsed && iketcp_ike_is_response(&h))
 			session_response(s, &h);
 		if (!s->current) {
-			if (is_ike) {
-				uint8_t *copy = malloc(len);
-				if (copy) {
-					memcpy(copy, p, len);
-					free(s->held);
-					s->held = copy;
-					s->held_len = len;
-				}
-			} else {
+			if (is_ike)
+				held_push(s, p, len);
+			else
 				srv->st.no_conn_drops++;
-			}
 			continue;
 		}
-		int rc = iketcp_sendq_push_datagram(&s->current->q, p, len);
-		if (rc == IKETCP_E_NOBUFS)
-			srv->st.sendq_drops++;
-		else if (rc != IKETCP_OK)
-			srv->st.no_conn_drops++;
+		/* R35: TCP is reliable; the backend's retransmission of a request
+		 * the current connection already carries is not sent again. */
+		if (parsed && !iketcp_ike_is_response(&h) &&
+		    breq_carried(s, &h, siphash24(&srv->hkey, p, len), s->current->id)) {
+			srv->st.retransmits_dropped++;
+			continue;
+		}
+		if (to_conn(s, s->current, p, len) < 0)
+			continue;
+		/* R39: the responder asked for a cookie. It keeps no state, so
+		 * the connection waits for the retried IKE_SA_INIT no longer
+		 * than for a first frame (prefix-timeout), then is closed. */
+		if (parsed && iketcp_ike_is_response(&h) && h.exchange == IKETCP_IKE_SA_INIT &&
+		    iketcp_ike_has_notify(p + 4, len - 4, IKETCP_IKE_N_COOKIE) == 1) {
+			srv->st.cookie_requests++;
+			s->current->cookie_ms = loop_now(srv->loop);
+			conn_arm(s->current);
+		}
 	}
 	if (s->current)
 		conn_flush(s->current);
@@ -1086,6 +1217,8 @@ conn_deadline(const struct sconn *c, enum close_reason *why)
 	} while (0)
 	if (c->partial_ms)
 		EARLIER(c->partial_ms + cfg->frame_timeout_ms, CR_FRAME_TIMEOUT);
+	if (c->cookie_ms)
+		EARLIER(c->cookie_ms + cfg->prefix_timeout_ms, CR_COOKIE);
 	if (!c->member)
 		EARLIER(c->open_ms + cfg->half_open_timeout_ms, CR_NOT_JOINED);
 	if (cfg->idle_timeout_ms)
@@ -1131,6 +1264,15 @@ conn_timer_cb(struct timer *t)
 		if (why == CR_REPLACED && iketcp_sendq_bytes(&c->q) > 0) {
 			c->replaced_ms = loop_now(c->srv->loop);
 			conn_arm(c);
+			break;
+		}
+		if (why == CR_COOKIE && c->sess) {
+			/* the backend keeps nothing for a cookie request: nor does
+			 * the session it created, unless another connection has it */
+			struct session *s = c->sess;
+			conn_close(c, why);
+			if (!s->dead && s->half_open && !s->conns)
+				session_destroy(s, why);
 			break;
 		}
 		conn_close(c, why);
@@ -1409,7 +1551,12 @@ route_ike(struct sconn *c, const struct iketcp_frame *f)
 			/* an IKE SA rekey: its new SPIs come on the same connection */
 			s = c->sess;
 			ike_sa_add(s, h.spi_i);
-		} else if (request && h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0) {
+		} else if (request && h.spi_r == 0 &&
+			   (h.exchange == IKETCP_IKE_SA_INIT || iketcp_ike_major(&h) != 2)) {
+			/* IKE_SA_INIT, or a first message of another major version:
+			 * only the backend can answer INVALID_MAJOR_VERSION (RFC
+			 * 7296 2.5), so it gets a half-open session like any
+			 * IKE_SA_INIT, under the same budgets */
 			detach(c);
 			if (!(s = session_new(srv, c->src)))
 				return NULL;
@@ -1427,6 +1574,8 @@ route_ike(struct sconn *c, const struct iketcp_frame *f)
 		else
 			attach(c, s, 0); /* a candidate until the backend answers */
 	}
+	if (request && h.exchange == IKETCP_IKE_SA_INIT)
+		c->cookie_ms = 0; /* R39: the retry (or a new attempt) came */
 	if (request) {
 		c->req_valid = 1;
 		c->req_spi = h.spi_i;
@@ -1568,11 +1717,13 @@ conn_read(struct sconn *c)
 		if (srv->bn)
 			batch_flush(srv);
 		if (rc < 0) {
-			enum close_reason why = rc == IKETCP_E_BADPREFIX ? CR_BAD_PREFIX
-						: rc == IKETCP_E_BADLEN  ? CR_BADLEN
-						: rc == IKETCP_E_TOOBIG  ? CR_TOOBIG
-									 : CR_NOMEM;
-			conn_close(c, why);
+			enum close_reason why = rc == IKETCP_E_BADPREFIX  ? CR_BAD_PREFIX
+						: rc == IKETCP_E_BADLEN   ? CR_BADLEN
+						: rc == IKETCP_E_TOOBIG   ? CR_TOOBIG
+						: rc == IKETCP_E_REPREFIX ? CR_BAD_PREFIX
+									  : CR_NOMEM;
+			conn_close_msg(c, why,
+				       rc == IKETCP_E_REPREFIX ? iketcp_strerror(rc) : NULL);
 			return;
 		}
 		if (last == 0) {
@@ -2096,14 +2247,17 @@ server_log_stats(const struct server *srv)
 		 (unsigned long long)st->replays_ignored, (unsigned long long)st->accept_paused);
 	log_info("%s: frames ike %llu esp %llu empty %llu keepalive %llu runt %llu unroutable "
 		 "%llu; to backend %llu (dropped %llu); from backend %llu (keepalives %llu, "
-		 "queue drops %llu, no-conn drops %llu); path switches %llu",
+		 "queue drops %llu, no-conn drops %llu, retransmits dropped %llu, held dropped "
+		 "%llu, cookie requests %llu); path switches %llu",
 		 srv->cfg.name, (unsigned long long)st->frames_ike,
 		 (unsigned long long)st->frames_esp, (unsigned long long)st->frames_empty,
 		 (unsigned long long)st->frames_keepalive, (unsigned long long)st->frames_runt,
 		 (unsigned long long)st->unroutable, (unsigned long long)st->to_backend,
 		 (unsigned long long)st->to_backend_drops, (unsigned long long)st->from_backend,
 		 (unsigned long long)st->backend_keepalives, (unsigned long long)st->sendq_drops,
-		 (unsigned long long)st->no_conn_drops, (unsigned long long)st->path_switches);
+		 (unsigned long long)st->no_conn_drops, (unsigned long long)st->retransmits_dropped,
+		 (unsigned long long)st->held_drops, (unsigned long long)st->cookie_requests,
+		 (unsigned long long)st->path_switches);
 	if (srv->cfg.proxy_protocol || st->proxy_headers)
 		log_info("%s: PROXY headers %llu (without a client %llu); refused %llu not from a "
 			 "proxy-protocol-from address",
@@ -2168,6 +2322,9 @@ server_print_stats(const struct server *srv, FILE *fp)
 	P("esp_unroutable", st->esp_unroutable);
 	P("ike_unroutable", st->ike_unroutable);
 	P("accept_paused", st->accept_paused);
+	P("retransmits_dropped", st->retransmits_dropped);
+	P("held_drops", st->held_drops);
+	P("cookie_requests", st->cookie_requests);
 	P("sniffed_tls", st->sniffed_tls);
 	P("sniffed_plain", st->sniffed_plain);
 	P("tls_handshakes", st->tls_handshakes);
@@ -2225,6 +2382,13 @@ server_selfcheck(const struct server *srv)
 		    (!s->current && members))
 			return -6;
 		nho += s->half_open != 0;
+		size_t hb = 0;
+		for (unsigned i = 0; i < s->nheld; i++)
+			hb += s->held[i].len;
+		if (s->nheld > HELD_MAX || hb != s->held_bytes ||
+		    (s->nheld > 1 && hb > HELD_BYTES) || (s->nheld && s->current) ||
+		    s->breq_n > BREQ_DIGESTS)
+			return -9;
 		for (unsigned i = 0; i < SESS_IKE_SAS; i++)
 			if (s->ike[i].ent.type && spi_find(srv, 1, s->ike[i].ent.key) != s)
 				return -7;

@@ -51,6 +51,10 @@ struct server_stats {
 	uint64_t half_open_evicted, half_open_expired, sessions_evicted;
 	uint64_t joins, joins_ambiguous, resumes, replays_ignored;
 	uint64_t esp_unroutable, ike_unroutable, accept_paused;
+	/* backend -> client: retransmitted backend requests not relayed (R35),
+	 * held datagrams dropped because the queue was full, IKE_SA_INIT
+	 * answers asking for a cookie (R39) */
+	uint64_t retransmits_dropped, held_drops, cookie_requests;
 };
 
 /*

@@ -92,6 +92,13 @@ df_model(const struct df_params *p, const uint8_t *s, size_t n, struct df_result
 			m->err = IKETCP_E_TOOBIG;
 			return;
 		}
+		/* F4: the prefix again where a frame starts, once its six
+		 * bytes are in */
+		if (n - o >= IKETCP_PREFIX_LEN &&
+		    !memcmp(s + o, IKETCP_PREFIX, IKETCP_PREFIX_LEN)) {
+			m->err = IKETCP_E_REPREFIX;
+			return;
+		}
 		if (n - o < l)
 			break;
 		m->off[m->nframes] = o;
@@ -183,7 +190,8 @@ df_feed(const struct df_params *p, struct df_run *run, const uint8_t *chunk, siz
 			break;
 		}
 		check_rc_names(rc);
-		CHECK(rc == IKETCP_E_BADPREFIX || rc == IKETCP_E_BADLEN || rc == IKETCP_E_TOOBIG);
+		CHECK(rc == IKETCP_E_BADPREFIX || rc == IKETCP_E_BADLEN || rc == IKETCP_E_TOOBIG ||
+		      rc == IKETCP_E_REPREFIX);
 		CHECK(run->d.state == IKETCP_DF_FAILED && run->d.err == rc);
 		CHECK(iketcp_deframer_pending(&run->d) == 0);
 		CHECK(iketcp_deframer_prefix_done(&run->d) == (rc != IKETCP_E_BADPREFIX));

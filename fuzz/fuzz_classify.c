@@ -127,8 +127,7 @@ as_datagram(const uint8_t *dg, size_t len)
 	CHECK(f.body_len == len);
 
 	int ike_runt = f.kind == IKETCP_FRAME_RUNT &&
-		       (f.runt == IKETCP_RUNT_IKE_SHORT || f.runt == IKETCP_RUNT_IKE_LENGTH ||
-			f.runt == IKETCP_RUNT_IKE_VERSION);
+		       (f.runt == IKETCP_RUNT_IKE_SHORT || f.runt == IKETCP_RUNT_IKE_LENGTH);
 	switch (rc) {
 	case IKETCP_FRAME_IKE:
 		/* Framed as IKE: classify agrees, or finds a bad IKE header. */

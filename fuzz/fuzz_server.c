@@ -9,8 +9,10 @@
  * and a real UDP backend socket: open, send a frame (IKE request or
  * response with one of 4 SPIs, ESP with one of 4 SPIs, runts, bad
  * lengths), send raw bytes, close, half-close, read what the server sent,
- * the backend answering or sending to any session address it has seen,
- * and turns of the event loop. Small budgets make evictions frequent.
+ * the backend answering or sending to any session address it has seen
+ * (its requests repeat: R35 retransmissions; its IKE_SA_INIT answers may ask
+ * for a cookie, R39; other IKE major versions), and turns of the event
+ * loop. Small budgets make evictions frequent.
  *
  * Oracles: server_selfcheck() after every operation (every link two-way,
  * every count right, no closed connection referred to); ASan and UBSan
@@ -83,6 +85,17 @@ make_ike(struct rd *r, uint8_t *b, int response)
 	b[4 + 19] = (uint8_t)((response ? 0x20 : 0) | ((sel & 8) ? 0x08 : 0));
 	put32(b + 4 + 20, mid);
 	put32(b + 4 + 24, (uint32_t)(n - 4));
+	if (ex & 0x40) /* another major version: relayed, may create a session */
+		b[4 + 17] = (ex & 0x80) ? 0x30 : 0x10;
+	else if ((ex & 0x80) && n >= 4 + 28 + 8) {
+		/* N(COOKIE) as the only payload (R39: the server arms the
+		 * connection's cookie deadline on such an IKE_SA_INIT answer) */
+		b[4 + 16] = 41;
+		b[4 + 28 + 2] = (uint8_t)((n - 4 - 28) >> 8);
+		b[4 + 28 + 3] = (uint8_t)(n - 4 - 28);
+		b[4 + 28 + 6] = 0x40;
+		b[4 + 28 + 7] = 0x06;
+	}
 	return n;
 }
 

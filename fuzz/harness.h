@@ -111,9 +111,7 @@ check_classified(const uint8_t *fr, size_t n, const struct iketcp_frame *f)
 			runt = IKETCP_RUNT_IKE_SHORT;
 		} else if (ref_be32(ike + 24) != ike_len) {
 			runt = IKETCP_RUNT_IKE_LENGTH;
-		} else if ((ike[17] >> 4) != 2) {
-			runt = IKETCP_RUNT_IKE_VERSION;
-		} else {
+		} else { /* any major version: the backend answers (RFC 7296 2.5) */
 			kind = IKETCP_FRAME_IKE;
 			msg = ike;
 			msg_len = ike_len;
@@ -136,7 +134,6 @@ check_classified(const uint8_t *fr, size_t n, const struct iketcp_frame *f)
 		struct iketcp_ike_hdr h;
 		CHECK(iketcp_ike_parse(f->msg, f->msg_len, &h) == IKETCP_OK);
 		CHECK(h.length == f->msg_len);
-		CHECK(iketcp_ike_major(&h) == 2);
 		CHECK(f->msg == f->body + 4);
 	}
 	if (kind == IKETCP_FRAME_ESP)

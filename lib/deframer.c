@@ -1,6 +1,7 @@
 #include "iketcp/deframer.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "iketcp/frame.h"
 #include "mem_internal.h"
@@ -27,14 +28,6 @@ iketcp_deframer_init(struct iketcp_deframer *d, const struct iketcp_deframer_cfg
 	return IKETCP_OK;
 }
 
-static int
-fail(struct iketcp_deframer *d, int err)
-{
-	d->state = IKETCP_DF_FAILED;
-	d->err = err;
-	return err;
-}
-
 /* Frees an owned assembly buffer and gives its bytes back to the budget. */
 static void
 release_asm(struct iketcp_deframer *d)
@@ -46,6 +39,16 @@ release_asm(struct iketcp_deframer *d)
 		d->asm_cap = 0;
 		d->asm_owned = 0;
 	}
+}
+
+/* A failed deframer never assembles again: its buffer goes at once. */
+static int
+fail(struct iketcp_deframer *d, int err)
+{
+	d->state = IKETCP_DF_FAILED;
+	d->err = err;
+	release_asm(d);
+	return err;
 }
 
 /*
@@ -93,6 +96,21 @@ check_len(const struct iketcp_deframer *d, uint16_t len)
 	return IKETCP_OK;
 }
 
+/*
+ * F4: the prefix sent again where a frame starts reads as Length 0x494B
+ * ("IK") followed by "ETCP". Left alone it would be taken as an 18 KB
+ * frame and swallow what follows; it is refused as soon as its six bytes
+ * are there. A real frame of that Length starting with the bytes "ETCP"
+ * (an ESP SPI of 0x45544350) is refused too: one SPI at one size.
+ */
+#define REPREFIX_LENGTH ((uint16_t)('I' << 8 | 'K'))
+
+static int
+is_reprefix(const uint8_t *six)
+{
+	return memcmp(six, IKETCP_PREFIX, IKETCP_PREFIX_LEN) == 0;
+}
+
 /* BODY state: copies what is available; returns 1 once the frame is whole. */
 static int
 fill_body(struct iketcp_deframer *d, struct iketcp_cur *in, const uint8_t **frame,
@@ -100,11 +118,15 @@ fill_body(struct iketcp_deframer *d, struct iketcp_cur *in, const uint8_t **fram
 {
 	size_t want = (size_t)d->need - d->have;
 	size_t n = iketcp_cur_left(in) < want ? iketcp_cur_left(in) : want;
+	size_t had = d->have;
 
 	if (iketcp_cur_get_bytes(in, d->asm_buf + d->have, n) != IKETCP_OK)
 		return IKETCP_E_SHORT; /* cannot happen: n <= left */
 	d->have += n;
 	d->stats.bytes += n;
+	if (d->need == REPREFIX_LENGTH && had < IKETCP_PREFIX_LEN && d->have >= IKETCP_PREFIX_LEN &&
+	    is_reprefix(d->asm_buf))
+		return fail(d, IKETCP_E_REPREFIX);
 	if (d->have < d->need)
 		return 0;
 	*frame = d->asm_buf;
@@ -152,6 +174,11 @@ iketcp_deframer_next(struct iketcp_deframer *d, struct iketcp_cur *in, const uin
 			}
 			if ((rc = check_len(d, len)) != IKETCP_OK)
 				return fail(d, rc);
+			if (len == REPREFIX_LENGTH && iketcp_cur_left(in) >= IKETCP_PREFIX_LEN &&
+			    is_reprefix(iketcp_cur_ptr(in))) {
+				d->stats.bytes += IKETCP_PREFIX_LEN;
+				return fail(d, IKETCP_E_REPREFIX);
+			}
 			/* Fast path: the whole frame is in the input; no copy. */
 			if (iketcp_cur_take(in, len, frame) == IKETCP_OK) {
 				*frame_len = len;

@@ -20,6 +20,7 @@ static const struct err_row err_rows[] = {
 	ROW(IKETCP_E_BADPREFIX, "stream does not start with IKETCP", IKETCP_CAT_PEER),
 	ROW(IKETCP_E_BADLEN, "frame length 0 or 1 is fatal", IKETCP_CAT_PEER),
 	ROW(IKETCP_E_TOOBIG, "frame longer than the configured maximum", IKETCP_CAT_PEER),
+	ROW(IKETCP_E_REPREFIX, "IKETCP prefix repeated inside the stream", IKETCP_CAT_PEER),
 	ROW(IKETCP_E_MSGSIZE, "message too large to frame", IKETCP_CAT_REFUSED),
 	ROW(IKETCP_E_EMPTY, "empty message cannot be framed", IKETCP_CAT_REFUSED),
 	ROW(IKETCP_E_SPI0, "ESP packet with SPI 0", IKETCP_CAT_REFUSED),

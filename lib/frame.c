@@ -51,9 +51,10 @@ iketcp_frame_classify(const uint8_t *frame, size_t frame_len, struct iketcp_fram
 			f.runt = IKETCP_RUNT_IKE_SHORT;
 		else if (h.length != f.msg_len) /* header Length == frame Length - 6 (F1) */
 			f.runt = IKETCP_RUNT_IKE_LENGTH;
-		else if (iketcp_ike_major(&h) != 2)
-			f.runt = IKETCP_RUNT_IKE_VERSION;
 		else
+			/* Any major version: the header layout is shared, and only
+			 * the backend can answer INVALID_MAJOR_VERSION (RFC 7296
+			 * 2.5), so a relay must pass it on, not drop it. */
 			f.kind = IKETCP_FRAME_IKE;
 		if (f.kind == IKETCP_FRAME_RUNT) {
 			f.msg = NULL;
@@ -104,8 +105,6 @@ iketcp_runt_name(enum iketcp_runt_reason reason)
 		return "ike-short";
 	case IKETCP_RUNT_IKE_LENGTH:
 		return "ike-length-mismatch";
-	case IKETCP_RUNT_IKE_VERSION:
-		return "ike-version";
 	case IKETCP_RUNT_ESP_SHORT:
 		return "esp-short";
 	}

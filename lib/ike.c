@@ -86,3 +86,40 @@ iketcp_ike_payloads(const uint8_t *msg, size_t len, struct iketcp_ike_payloads *
 	}
 	return IKETCP_OK;
 }
+
+int
+iketcp_ike_has_notify(const uint8_t *msg, size_t len, uint16_t type)
+{
+	struct iketcp_cur c;
+	uint8_t next;
+
+	iketcp_cur_init(&c, msg, len);
+	if (iketcp_cur_skip(&c, 16) != IKETCP_OK || iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
+	    iketcp_cur_skip(&c, 11) != IKETCP_OK)
+		return IKETCP_E_SHORT;
+	/* Each payload consumes at least its 4-byte header, so the walk ends
+	 * within len / 4 steps; what follows SK or SKF is ciphertext. */
+	while (next != 0 && next != IKETCP_IKE_PL_SK && next != IKETCP_IKE_PL_SKF) {
+		uint8_t pt = next, flags;
+		uint16_t plen;
+		struct iketcp_cur body;
+		if (iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
+		    iketcp_cur_get_u8(&c, &flags) != IKETCP_OK ||
+		    iketcp_cur_get_u16(&c, &plen) != IKETCP_OK)
+			return IKETCP_E_SHORT;
+		if (plen < 4)
+			return IKETCP_E_INVAL;
+		if (iketcp_cur_sub(&c, (size_t)plen - 4, &body) != IKETCP_OK)
+			return IKETCP_E_SHORT;
+		if (pt == IKETCP_IKE_PL_NOTIFY) {
+			uint16_t nt;
+			/* Protocol ID, SPI Size, Notify Message Type (RFC 7296 3.10) */
+			if (iketcp_cur_skip(&body, 2) != IKETCP_OK ||
+			    iketcp_cur_get_u16(&body, &nt) != IKETCP_OK)
+				return IKETCP_E_INVAL;
+			if (nt == type)
+				return 1;
+		}
+	}
+	return 0;
+}

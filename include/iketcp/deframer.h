@@ -7,7 +7,9 @@
  *
  *   PREFIX  (TCP responder only) 6 bytes "IKETCP", possibly split over any
  *           number of reads (R16); the first wrong byte fails at once.
- *   LEN     2 bytes of Length; 0 or 1 fails (R7); above max_frame fails.
+ *   LEN     2 bytes of Length; 0 or 1 fails (R7); above max_frame fails;
+ *           "IKETCP" again (Length 0x494B, then "ETCP") fails as soon as
+ *           its six bytes are in (F4: the prefix is sent once).
  *   BODY    Length-2 bytes.
  *   FAILED  sticky: every later call returns the same error.
  *
@@ -97,7 +99,7 @@ int IKETCP_WUR iketcp_deframer_init(struct iketcp_deframer *d,
  * field included; *frame_len == Length >= 2); the pointer is valid until
  * the next call on d or until the input memory changes.
  * Returns 1 (a frame), 0 (in is empty: all of it was consumed, feed more),
- * IKETCP_E_BADPREFIX, IKETCP_E_BADLEN, IKETCP_E_TOOBIG (fatal and sticky:
+ * IKETCP_E_BADPREFIX, IKETCP_E_BADLEN, IKETCP_E_TOOBIG, IKETCP_E_REPREFIX (fatal and sticky:
  * close the connection), or IKETCP_E_NOMEM (the assembly buffer could not
  * be allocated or the memory budget of mem.h refused it; nothing of the
  * frame was lost, d stays usable and in is not advanced past the

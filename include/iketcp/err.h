@@ -31,6 +31,7 @@ enum iketcp_err {
 	IKETCP_E_BADPREFIX = -10, /* first 6 bytes are not "IKETCP" (R26, §6 gap 2) */
 	IKETCP_E_BADLEN = -11,    /* frame Length 0 or 1 (R7) */
 	IKETCP_E_TOOBIG = -12,    /* frame Length above the configured maximum */
+	IKETCP_E_REPREFIX = -13,  /* "IKETCP" again where a frame should start (F4) */
 	/* local refusals: the input is fine but cannot be taken now or ever */
 	IKETCP_E_MSGSIZE = -20,   /* message cannot be framed (over 65533 bytes, R4) */
 	IKETCP_E_EMPTY = -21,     /* empty IKE message, or 0-byte datagram */

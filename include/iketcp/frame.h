@@ -47,7 +47,7 @@ enum iketcp_frame_kind {
 	IKETCP_FRAME_FATAL,     /* Length 0 or 1: close the connection (R7) */
 	IKETCP_FRAME_EMPTY,     /* Length 2: ignore silently (R5) */
 	IKETCP_FRAME_KEEPALIVE, /* 00 03 FF: drop silently (R48) */
-	IKETCP_FRAME_IKE,       /* marker + valid IKEv2 header */
+	IKETCP_FRAME_IKE,       /* marker + IKE header (any major version) whose Length fits */
 	IKETCP_FRAME_ESP,       /* SPI != 0, at least 8 bytes */
 	IKETCP_FRAME_RUNT,      /* anything else: discard and count (R27) */
 };
@@ -55,11 +55,10 @@ enum iketcp_frame_kind {
 /* Why a frame is a runt (IKETCP_RUNT_NONE for every other kind). */
 enum iketcp_runt_reason {
 	IKETCP_RUNT_NONE,
-	IKETCP_RUNT_TINY,        /* 1-3 body bytes, not a keepalive: cannot classify */
-	IKETCP_RUNT_IKE_SHORT,   /* marker but fewer than 28 bytes of IKE header */
-	IKETCP_RUNT_IKE_LENGTH,  /* IKE header Length != frame Length - 6 */
-	IKETCP_RUNT_IKE_VERSION, /* IKE major version is not 2 */
-	IKETCP_RUNT_ESP_SHORT,   /* non-zero SPI but fewer than 8 bytes */
+	IKETCP_RUNT_TINY,       /* 1-3 body bytes, not a keepalive: cannot classify */
+	IKETCP_RUNT_IKE_SHORT,  /* marker but fewer than 28 bytes of IKE header */
+	IKETCP_RUNT_IKE_LENGTH, /* IKE header Length != frame Length - 6 */
+	IKETCP_RUNT_ESP_SHORT,  /* non-zero SPI but fewer than 8 bytes */
 };
 
 /* A classified frame. All pointers point into the classified memory. */

@@ -74,6 +74,11 @@ iketcp_ike_from_initiator(const struct iketcp_ike_hdr *h)
 #define IKETCP_IKE_PL_NONCE 40
 #define IKETCP_IKE_PL_NOTIFY 41
 #define IKETCP_IKE_PL_SK 46
+#define IKETCP_IKE_PL_SKF 53 /* encrypted fragment (RFC 7383) */
+
+/* Notify message types (RFC 7296 3.10.1) that the gateway acts on. */
+#define IKETCP_IKE_N_INVALID_MAJOR_VERSION 5
+#define IKETCP_IKE_N_COOKIE 16390
 
 #define IKETCP_IKE_PAYLOADS_MAX 16
 
@@ -95,6 +100,18 @@ struct iketcp_ike_payloads {
  * a Notify below 8). *out holds what was found before an error.
  */
 int IKETCP_WUR iketcp_ike_payloads(const uint8_t *msg, size_t len, struct iketcp_ike_payloads *out);
+
+/*
+ * Looks for a clear Notify payload of the given type in an IKE message of
+ * len bytes (no non-ESP marker): walks every payload header after the
+ * 28-byte header, reading only within len and each payload's Length, and
+ * stops at SK or SKF (ciphertext follows). Used by the gateway to see a
+ * responder's cookie request (N(COOKIE) in an IKE_SA_INIT response, R39).
+ * Returns 1 (found), 0 (not in the clear part), IKETCP_E_SHORT (header or
+ * a payload truncated before one was found) or IKETCP_E_INVAL (a payload
+ * Length below 4, or a Notify too short for its type).
+ */
+int IKETCP_WUR iketcp_ike_has_notify(const uint8_t *msg, size_t len, uint16_t type);
 
 /* Returns a static name for an exchange type ("IKE_SA_INIT", ...) or "UNKNOWN". */
 const char *iketcp_ike_exchange_name(uint8_t exchange);

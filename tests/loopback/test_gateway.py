@@ -610,6 +610,176 @@ def test_server_frame_timeout():
         s.stop()
 
 
+# ---- issue #11: backend retransmissions, held queue, cookies, versions, F4 ----
+
+def backend_request(spi, msgid, tag=b"", n=40):
+    """A request the backend initiates (no Initiator, no Response flag)."""
+    return dgram_ike(spi, spi_r=0x99, ex=37, flags=0x00, msgid=msgid,
+                     payload=(tag + b"r" * n)[:n])
+
+
+def test_server_drops_backend_retransmits():
+    """R35: a retransmission of a backend request that the current
+    connection already carried is not relayed again (each fragment is its
+    own datagram and goes once). R36 (TR side): what the backend sent while
+    no connection existed goes out first on the next one, and a request
+    carried by an earlier connection goes again on a new one."""
+    sock = os.path.join(TMP, "r35.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        t, src, _ = established(s, 0x8686)
+        r0 = backend_request(0x8686, 0)
+        for _ in range(3):
+            s.be.sendto(r0, src)
+        assert recv_frame(t) == r0
+        wait_stat(sock, "retransmits_dropped", 2, exact=True)
+        assert nothing_for(t)
+        # a fragmented request: two datagrams with one message ID, each once
+        fa, fb = backend_request(0x8686, 1, b"A"), backend_request(0x8686, 1, b"B")
+        for d in (fa, fb, fa, fb):
+            s.be.sendto(d, src)
+        assert recv_frame(t) == fa and recv_frame(t) == fb
+        wait_stat(sock, "retransmits_dropped", 4, exact=True)
+        assert nothing_for(t)
+        # no connection: held once each, in order, with a new request after
+        t.close()
+        wait_stat(sock, "connections", 0, exact=True)
+        r2 = backend_request(0x8686, 2)
+        for d in (fa, fb, fa, fb, r2):
+            s.be.sendto(d, src)
+        wait_stat(sock, "retransmits_dropped", 6, exact=True)
+        t2 = tcp_from("127.0.0.1", s.port)  # fast resume by the IKE SPI
+        t2.sendall(b"IKETCP" + frame(dgram_ike(0x8686, spi_r=0x99, ex=37, msgid=2)))
+        s.be.recvfrom(70000)
+        assert [recv_frame(t2) for _ in range(3)] == [fa, fb, r2]
+        s.be.sendto(r2, src)  # t2 carried it already
+        wait_stat(sock, "retransmits_dropped", 7, exact=True)
+        assert nothing_for(t2)
+        # a new connection did not carry it: the retransmission goes there
+        t2.close()
+        wait_stat(sock, "connections", 0, exact=True)
+        t3 = tcp_from("127.0.0.1", s.port)
+        t3.sendall(b"IKETCP" + frame(dgram_ike(0x8686, spi_r=0x99, ex=37, msgid=3)))
+        s.be.recvfrom(70000)
+        wait_stat(sock, "resumes", 2, exact=True)
+        s.be.sendto(r2, src)
+        assert recv_frame(t3) == r2
+        s.be.sendto(r2, src)
+        wait_stat(sock, "retransmits_dropped", 8, exact=True)
+        assert nothing_for(t3)
+        assert server_stats(sock)["held_drops"] == 0
+    finally:
+        s.stop()
+
+
+def test_server_held_queue_bounded():
+    """While a session has no connection the backend's IKE datagrams wait in
+    a FIFO of 4 datagrams and 16 KiB; past it the oldest go (held_drops)."""
+    sock = os.path.join(TMP, "held.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        t, src, _ = established(s, 0x8787)
+        t.close()
+        wait_stat(sock, "connections", 0, exact=True)
+        small = [backend_request(0x8787, i) for i in range(6)]
+        for d in small:
+            s.be.sendto(d, src)
+        wait_stat(sock, "held_drops", 2, exact=True)
+        t2 = tcp_from("127.0.0.1", s.port)
+        t2.sendall(b"IKETCP" + frame(dgram_ike(0x8787, spi_r=0x99, ex=37, msgid=2)))
+        s.be.recvfrom(70000)
+        assert [recv_frame(t2) for _ in range(4)] == small[2:]
+        assert nothing_for(t2)
+        t2.close()
+        wait_stat(sock, "connections", 0, exact=True)
+        big = [backend_request(0x8787, 10 + i, n=7000) for i in range(3)]
+        for d in big:
+            s.be.sendto(d, src)
+        wait_stat(sock, "held_drops", 3, exact=True)  # 3 x 7 KB > 16 KiB
+        t3 = tcp_from("127.0.0.1", s.port)
+        t3.sendall(b"IKETCP" + frame(dgram_ike(0x8787, spi_r=0x99, ex=37, msgid=3)))
+        s.be.recvfrom(70000)
+        assert [recv_frame(t3) for _ in range(2)] == big[1:]
+        assert nothing_for(t3)
+    finally:
+        s.stop()
+
+
+def cookie_response(spi):
+    """The responder's IKE_SA_INIT answer asking for a cookie: N(COOKIE)."""
+    n = struct.pack(">BBHBBH", 0, 0, 8 + 16, 0, 0, 16390) + b"c" * 16
+    hdr = struct.pack(">QQBBBBII", spi, 0, 41, 0x20, 34, 0x20, 0, 28 + len(n))
+    return b"\0\0\0\0" + hdr + n
+
+
+def test_server_cookie_request_closes_connection():
+    """R39: after the responder asked for a cookie, the connection is closed
+    unless the IKE_SA_INIT retry arrives within prefix-timeout; the half-open
+    session goes with it. A retry in time keeps the connection."""
+    sock = os.path.join(TMP, "cookie.sock")
+    s = Server(["--prefix-timeout", "800ms", "--stats-socket", sock])
+    try:
+        t, src = s.open_session(0x8888)
+        s.be.sendto(cookie_response(0x8888), src)
+        assert recv_frame(t) == cookie_response(0x8888)
+        assert closed_within(t, 3), "connection kept after an unanswered cookie request"
+        st = wait_stat(sock, "closed_cookie_timeout", 1, exact=True)
+        assert st["cookie_requests"] == 1 and st["sessions"] == 0, st
+        t2, src2 = s.open_session(0x8889)
+        s.be.sendto(cookie_response(0x8889), src2)
+        assert recv_frame(t2) == cookie_response(0x8889)
+        retry = dgram_ike(0x8889, payload=b"with a cookie" + b"x" * 27)
+        t2.sendall(frame(retry))
+        assert s.be.recvfrom(70000) == (retry, src2)
+        assert still_open(t2, 1.5), "closed although the retry came"
+        s.be.sendto(response_of(retry), src2)
+        assert recv_frame(t2) == response_of(retry)
+        assert server_stats(sock)["closed_cookie_timeout"] == 1
+    finally:
+        s.stop()
+
+
+def test_server_relays_other_major_versions():
+    """A first message of IKE major version 1 or 3 reaches the backend (in
+    a half-open session, under the same budgets as IKE_SA_INIT), so the
+    backend can answer INVALID_MAJOR_VERSION (RFC 7296 2.5)."""
+    sock = os.path.join(TMP, "major.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        conns = []
+        for spi, ver, ex in ((0x8901, 0x30, 34), (0x8902, 0x10, 2)):
+            m = bytearray(dgram_ike(spi, ex=ex, flags=0))
+            m[4 + 17] = ver
+            t = tcp(s.port)
+            t.sendall(b"IKETCP" + frame(bytes(m)))
+            d, src = s.be.recvfrom(70000)
+            assert d == bytes(m), d
+            n = struct.pack(">BBHBBHB", 0, 0, 9, 0, 0, 5, 0x20)
+            ans = b"\0\0\0\0" + struct.pack(">QQBBBBII", spi, 0, 41, 0x20, 37, 0x20, 0,
+                                              28 + len(n)) + n
+            s.be.sendto(ans, src)
+            assert recv_frame(t) == ans
+            conns.append(t)
+        st = server_stats(sock)
+        assert st["sessions"] == 2 and st["half_open"] == 2 and st["frames_runt"] == 0, st
+    finally:
+        s.stop()
+
+
+def test_server_repeated_prefix_refused():
+    """F4: "IKETCP" again mid-stream closes the connection at once instead
+    of being read as an 18 KB frame (Length 0x494B)."""
+    sock = os.path.join(TMP, "reprefix.sock")
+    s = Server(["--stats-socket", sock])
+    try:
+        t, _ = s.open_session(0x8a8a)
+        t.sendall(b"IKETCP")
+        assert closed_within(t, 2), "a repeated prefix was not refused"
+        wait_stat(sock, "closed_bad_prefix", 1, exact=True)
+    finally:
+        s.stop()
+
+
 # ---- proxy-protocol: behind a load balancer ----------------------------------
 
 PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"

@@ -415,15 +415,15 @@ test_no_prefix_mode(void **state)
 		feed_and_check(&s, &k, 1);
 	free(s.data);
 
-	/* With no prefix expected, "IKETCP" is just a Length (0x494B) and body. */
+	/* With no prefix expected, "IKETCP" is not taken for a Length (0x494B)
+	 * and 18 KB of body: the TR never sends it (F4). */
 	assert_int_equal(iketcp_deframer_init(&d, NULL), IKETCP_OK);
 	assert_true(iketcp_deframer_prefix_done(&d));
 	assert_int_equal(d.state, IKETCP_DF_LEN);
 	iketcp_cur_init(&in, IKETCP_PREFIX, IKETCP_PREFIX_LEN);
-	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), 0);
-	assert_int_equal(d.state, IKETCP_DF_BODY);
-	assert_int_equal(d.need, 0x494b);
-	assert_int_equal(iketcp_deframer_pending(&d), 6);
+	assert_int_equal(iketcp_deframer_next(&d, &in, &fr, &flen), IKETCP_E_REPREFIX);
+	assert_int_equal(d.state, IKETCP_DF_FAILED);
+	assert_int_equal(iketcp_deframer_pending(&d), 0);
 	iketcp_deframer_free(&d);
 }
 
@@ -492,6 +492,76 @@ test_badlen_after_frames(void **state)
 	/* cuts 1, 2 split the keepalive, cut 4 the empty frame */
 	for (size_t cut = 0; cut <= sizeof(data); cut++)
 		check_badlen(data, sizeof(data), cut, 2, cut == 1 || cut == 2 || cut == 4);
+}
+
+/* F4: "IKETCP" where a frame should start is refused at its sixth byte
+ * however it is split, instead of being read as an 18 KB frame. */
+static void
+test_reprefix_refused(void **state)
+{
+	(void)state;
+	static const uint8_t data[] = {'I', 'K', 'E', 'T', 'C', 'P', 0x00, 0x03, 0xff,
+				       'I', 'K', 'E', 'T', 'C', 'P', 0x00, 0x03, 0xff};
+
+	for (int pfx = 0; pfx < 2; pfx++) {
+		/* with a prefix expected (TR) the second one is at 9, else at 0 */
+		const uint8_t *in0 = pfx ? data : data + 6;
+		size_t n = pfx ? sizeof(data) : sizeof(data) - 6;
+		size_t at = pfx ? 9 : 3;
+		for (size_t cut = 0; cut <= n; cut++) {
+			struct iketcp_deframer d;
+			struct iketcp_deframer_cfg cfg = {.expect_prefix = pfx};
+			assert_int_equal(iketcp_deframer_init(&d, &cfg), IKETCP_OK);
+			const uint8_t *fr;
+			size_t fl;
+			int frames = 0, rc = 0, err_part = -1;
+			const size_t parts[2][2] = {{0, cut}, {cut, n}};
+			for (int p = 0; p < 2 && rc >= 0; p++) {
+				struct iketcp_cur c;
+				iketcp_cur_init(&c, in0 + parts[p][0], parts[p][1] - parts[p][0]);
+				while ((rc = iketcp_deframer_next(&d, &c, &fr, &fl)) == 1)
+					frames++;
+				if (rc < 0)
+					err_part = p;
+			}
+			/* the keepalive before it comes out; the error as soon as the
+			 * six bytes are in, not 18 KB later */
+			assert_int_equal(frames, 1);
+			assert_int_equal(rc, IKETCP_E_REPREFIX);
+			assert_int_equal(err_part, cut >= at + 6 ? 0 : 1);
+			assert_int_equal(d.state, IKETCP_DF_FAILED);
+			assert_true(iketcp_deframer_prefix_done(&d));
+			iketcp_deframer_free(&d);
+		}
+	}
+}
+
+/* Length 0x494B followed by anything but "ETCP" is an ordinary frame. */
+static void
+test_length_494b_is_a_frame(void **state)
+{
+	(void)state;
+	size_t len = 0x494B;
+	uint8_t *buf = tu_xmalloc(len);
+	assert_int_equal(tu_frame_esp(buf, len - 2, 0x45544351, 1), (int)len);
+	assert_int_equal(buf[0], 'I');
+	assert_int_equal(buf[1], 'K');
+	for (size_t cut = 0; cut < 8; cut++) {
+		struct iketcp_deframer d;
+		assert_int_equal(iketcp_deframer_init(&d, NULL), IKETCP_OK);
+		struct iketcp_cur c;
+		const uint8_t *fr;
+		size_t fl;
+		iketcp_cur_init(&c, buf, cut);
+		int rc = iketcp_deframer_next(&d, &c, &fr, &fl);
+		if (cut >= 2)
+			assert_int_equal(rc, 0);
+		iketcp_cur_init(&c, buf + cut, len - cut);
+		assert_int_equal(iketcp_deframer_next(&d, &c, &fr, &fl), 1);
+		assert_int_equal(fl, len);
+		iketcp_deframer_free(&d);
+	}
+	free(buf);
 }
 
 /* ---- maximum frame size ------------------------------------------------------------ */
@@ -1270,6 +1340,8 @@ main(void)
 		cmocka_unit_test(test_badlen_0_and_1),
 		cmocka_unit_test(test_badlen_split_between_reads),
 		cmocka_unit_test(test_badlen_after_frames),
+		cmocka_unit_test(test_reprefix_refused),
+		cmocka_unit_test(test_length_494b_is_a_frame),
 		cmocka_unit_test(test_max_frame_exact_accepted),
 		cmocka_unit_test(test_max_frame_default_65535),
 		cmocka_unit_test(test_max_frame_plus_one_toobig),

@@ -21,6 +21,7 @@ static const struct {
 	{IKETCP_E_BADPREFIX, "IKETCP_E_BADPREFIX", IKETCP_CAT_PEER},
 	{IKETCP_E_BADLEN, "IKETCP_E_BADLEN", IKETCP_CAT_PEER},
 	{IKETCP_E_TOOBIG, "IKETCP_E_TOOBIG", IKETCP_CAT_PEER},
+	{IKETCP_E_REPREFIX, "IKETCP_E_REPREFIX", IKETCP_CAT_PEER},
 	{IKETCP_E_MSGSIZE, "IKETCP_E_MSGSIZE", IKETCP_CAT_REFUSED},
 	{IKETCP_E_EMPTY, "IKETCP_E_EMPTY", IKETCP_CAT_REFUSED},
 	{IKETCP_E_SPI0, "IKETCP_E_SPI0", IKETCP_CAT_REFUSED},
@@ -114,7 +115,7 @@ static void
 test_unknown_codes(void **state)
 {
 	(void)state;
-	static const int unk[] = {-3, -9, -13, -19, -25, -29, -33, -39, -41, -1000, INT_MIN};
+	static const int unk[] = {-3, -9, -14, -19, -25, -29, -33, -39, -41, -1000, INT_MIN};
 
 	for (size_t i = 0; i < TU_ARRAY_LEN(unk); i++) {
 		assert_string_equal(iketcp_errname(unk[i]), "IKETCP_E_UNKNOWN");

@@ -310,6 +310,86 @@ test_payloads_stop_at_sk_and_max(void **state)
 	assert_int_equal(pl.n, IKETCP_IKE_PAYLOADS_MAX);
 }
 
+/* Sets the type of the notify payload at offset off of a built chain. */
+static void
+set_notify_type(uint8_t *m, size_t off, uint16_t type)
+{
+	m[off + 6] = (uint8_t)(type >> 8);
+	m[off + 7] = (uint8_t)type;
+}
+
+/* R39: the gateway finds N(COOKIE) in a responder's IKE_SA_INIT answer,
+ * wherever it is among the clear payloads, and only there. */
+static void
+test_has_notify_cookie(void **state)
+{
+	(void)state;
+	uint8_t m[512];
+	struct iketcp_ike_payloads pl;
+
+	/* the cookie request: N(COOKIE) alone */
+	const uint8_t t1[] = {IKETCP_IKE_PL_NOTIFY};
+	const uint16_t b1[] = {4 + 32};
+	size_t len = build_chain(m, t1, b1, 1);
+	set_notify_type(m, 28, IKETCP_IKE_N_COOKIE);
+	assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), 1);
+	assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_INVALID_MAJOR_VERSION), 0);
+	/* the cookie as the last of several notifies (a puzzle, RFC 8019), past
+	 * the first one iketcp_ike_payloads() reports */
+	const uint8_t t2[] = {IKETCP_IKE_PL_NOTIFY, IKETCP_IKE_PL_NONCE, IKETCP_IKE_PL_NOTIFY};
+	const uint16_t b2[] = {4, 16, 4 + 8};
+	len = build_chain(m, t2, b2, 3);
+	set_notify_type(m, 28 + 8 + 20, IKETCP_IKE_N_COOKIE);
+	assert_int_equal(iketcp_ike_payloads(m, len, &pl), IKETCP_OK);
+	assert_int_equal(pl.notify_type, 0x4004);
+	assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), 1);
+	/* truncated before the cookie: not found, and said so */
+	assert_int_equal(iketcp_ike_has_notify(m, len - 1, IKETCP_IKE_N_COOKIE), IKETCP_E_SHORT);
+	assert_int_equal(iketcp_ike_has_notify(m, 27, IKETCP_IKE_N_COOKIE), IKETCP_E_SHORT);
+	/* no payloads at all */
+	len = build_chain(m, t1, b1, 0);
+	assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), 0);
+	/* a notify too short for its type, and a payload Length below 4 */
+	const uint16_t b3[] = {2};
+	len = build_chain(m, t1, b3, 1);
+	assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), IKETCP_E_INVAL);
+	len = build_chain(m, t1, b1, 1);
+	m[28 + 2] = 0;
+	m[28 + 3] = 3;
+	assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), IKETCP_E_INVAL);
+}
+
+/* Ciphertext after SK or SKF is never read as payloads. */
+static void
+test_has_notify_stops_at_sk_and_skf(void **state)
+{
+	(void)state;
+	uint8_t m[256];
+	const uint8_t sk[] = {IKETCP_IKE_PL_SK}, skf[] = {IKETCP_IKE_PL_SKF};
+	const uint16_t b[] = {64};
+
+	for (int i = 0; i < 2; i++) {
+		size_t len = build_chain(m, i ? skf : sk, b, 1);
+		/* ciphertext that would read as N(COOKIE) if walked */
+		m[28] = IKETCP_IKE_PL_NOTIFY;
+		m[32] = IKETCP_IKE_PL_NOTIFY;
+		m[33] = 0;
+		m[34] = 0;
+		m[35] = 12;
+		m[36] = 0;
+		m[37] = 0;
+		m[38] = 0x40;
+		m[39] = 0x06;
+		assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), 0);
+		/* the same bytes as a clear chain are found: the check above bites */
+		m[16] = IKETCP_IKE_PL_NONCE;
+		m[28] = IKETCP_IKE_PL_NOTIFY;
+		m[30] = 0;
+		m[31] = 4;
+		assert_int_equal(iketcp_ike_has_notify(m, len, IKETCP_IKE_N_COOKIE), 1);
+	}
+}
+
 /* The IKE_SA_INIT request in the libreswan capture: SA KE Ni and notifies. */
 static void
 test_payloads_libreswan_sa_init(void **state)
@@ -353,6 +433,8 @@ main(void)
 		cmocka_unit_test(test_payloads_truncated_and_bad),
 		cmocka_unit_test(test_payloads_stop_at_sk_and_max),
 		cmocka_unit_test(test_payloads_libreswan_sa_init),
+		cmocka_unit_test(test_has_notify_cookie),
+		cmocka_unit_test(test_has_notify_stops_at_sk_and_skf),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
