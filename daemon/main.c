@@ -35,6 +35,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "net.h"
 #include "privs.h"
 #include "server.h"
 
@@ -465,6 +466,26 @@ signal_cb(struct watcher *w, uint32_t ev)
 	}
 }
 
+/* R67: RFC 9329 wants the outer packets Not-ECT, and only the host (or
+ * network namespace) can refuse ECN on Linux, so say when it would not. */
+static void
+report_tcp_ecn(const struct iketcpd_cfg *cfg)
+{
+	int ecn = net_tcp_ecn_sysctl();
+
+	if (cfg->nservers && ecn > 0)
+		log_info("net.ipv4.tcp_ecn = %d: TCP clients that ask for ECN get it, so their "
+			 "outer "
+			 "packets are ECN-capable (RFC 9329 9.5 asks for Not-ECT); set "
+			 "net.ipv4.tcp_ecn = 0 where the server runs",
+			 ecn);
+	if (cfg->nclients && (ecn == 1 || ecn == 3 || ecn == 4))
+		log_info("net.ipv4.tcp_ecn = %d: connections to the server ask for ECN (RFC 9329 "
+			 "9.5 "
+			 "asks for Not-ECT); set net.ipv4.tcp_ecn = 0 or 2 where the client runs",
+			 ecn);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -634,6 +655,7 @@ main(int argc, char **argv)
 	if (!failed) {
 		log_info("iketcpd %s running (%d server, %d client sections)",
 			 IKETCP_VERSION_STRING, a.cfg.nservers, a.cfg.nclients);
+		report_tcp_ecn(&a.cfg);
 		if (loop_run(a.loop) < 0)
 			rc = 1;
 		log_stats(&a);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -292,4 +293,18 @@ net_transport_fill(struct iketcp_transport *t, int gather_tls, uint8_t *buf, siz
 	}
 	*last = r > 0 ? IKETCP_E_AGAIN : r;
 	return got ? (long)got : r;
+}
+
+int
+net_tcp_ecn_sysctl(void)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_ecn", "re");
+	int v = -1;
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
 }

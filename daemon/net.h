@@ -30,6 +30,11 @@ int net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel);
  * (0: the kernel's default). Returns 0 or -1. */
 int net_tcp_tune(int fd, int keepalive, uint32_t user_timeout_ms);
 
+/* net.ipv4.tcp_ecn of this network namespace (it governs IPv6 too), or -1
+ * when unreadable. Linux has no per-socket switch for ECN: this sysctl (and a
+ * route's "features ecn") decide whether a connection negotiates it (R67). */
+int net_tcp_ecn_sysctl(void);
+
 /* Compares the IP part of two addresses (not the port). Returns 1 if equal. */
 int net_same_ip(const struct iketcpd_addr *a, const struct iketcpd_addr *b);
 
