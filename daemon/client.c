@@ -1672,8 +1672,12 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 	flow_touch(f);
 
 	if (is_ike && is_request) {
-		if (f->req_len && f->req_spi == h.spi_i && f->req_msgid == h.msg_id &&
-		    f->mode == FM_TCP && f->req_gen == carrier_gen(f)) {
+		/* The same bytes, not only the same SPI and message ID: the
+		 * fragments of one request (RFC 7383) share both and are each
+		 * needed; a retransmitted earlier fragment goes out again,
+		 * which costs a duplicate, never a loss. */
+		if (f->req_len == len && f->req_spi == h.spi_i && f->req_msgid == h.msg_id &&
+		    !memcmp(f->req, p, len) && f->mode == FM_TCP && f->req_gen == carrier_gen(f)) {
 			/* R35: this connection already carries it; TCP is reliable. */
 			cl->st.retransmits_dropped++;
 			return;

@@ -1001,6 +1001,27 @@ def test_client_drops_retransmit_and_resends_after_reconnect():
         p.stop()
 
 
+def test_client_relays_every_fragment_of_a_request():
+    """RFC 7383: the fragments of one IKE request share its SPIs and message
+    ID; R35's duplicate check must not take fragment 2 for a retransmission
+    of fragment 1 (an IKE_AUTH with certificates would never complete)."""
+    p = Pair(["--enable-tcp", "yes"])
+    try:
+        m = dgram_ike(0xB7)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        p.s.be.sendto(response_of(m), src)
+        p.ikd.recvfrom(70000)
+        frags = [dgram_ike(0xB7, spi_r=0x77, ex=35, msgid=1, payload=bytes([53]) + b"f%d" % i * 30)
+                 for i in range(1, 4)]
+        for fr in frags:
+            p.send(fr)
+        got = [p.s.be.recvfrom(70000)[0] for _ in frags]
+        assert got == frags, [g[-8:] for g in got]
+    finally:
+        p.stop()
+
+
 def exchange(p, src, d):
     """The local daemon's request d goes to the backend from src (its IKE
     SA's session socket) and the backend's response comes back."""
