@@ -1259,7 +1259,8 @@ flow_fall_back(struct flow *f, const char *why)
 }
 
 /* An error queued on the connected UDP socket: an ICMP answer from the path
- * (port or host unreachable, administratively prohibited). */
+ * (port or host unreachable, administratively prohibited); EPERM from
+ * send(): the local firewall drops UDP. */
 static int
 udp_icmp_error(int e)
 {
@@ -1267,12 +1268,13 @@ udp_icmp_error(int e)
 	       e == EPERM;
 }
 
-/* ICMP refused UDP: no point waiting for fallback-wait. */
+/* ICMP (or the local firewall, EPERM) refused UDP: no point waiting for
+ * fallback-wait. */
 static void
 flow_udp_refused(struct flow *f, int e)
 {
 	char why[160], as[64];
-	snprintf(why, sizeof(why), "UDP to %s refused (ICMP: %s)",
+	snprintf(why, sizeof(why), "UDP to %s refused (%s)",
 		 iketcpd_addr_str(&f->udp_peer, as, sizeof(as)), strerror(e));
 	flow_fall_back(f, why);
 }

@@ -1020,7 +1020,7 @@ def test_client_fallback_on_icmp_refusal():
         assert t is not None, "no TCP within 2s of an ICMP refusal (fallback-wait 10s)"
         assert time.time() - t0 < 3.0
         assert recv_exact(t, 6) == b"IKETCP" and recv_frame(t) == m
-        wait_log(c, "UDP to 127.0.0.1:%d refused (ICMP: Connection refused): using TCP" % uport)
+        wait_log(c, "UDP to 127.0.0.1:%d refused (Connection refused): using TCP" % uport)
     finally:
         rc = stop_client(c, ikd, lst)
     assert rc == 0, "client exit status %d" % rc
