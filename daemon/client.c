@@ -1819,13 +1819,15 @@ client_log_stats(const struct client *cl)
 		 (unsigned long long)s->udp_foreign_drops, (unsigned long long)s->to_peer_frames,
 		 (unsigned long long)s->sendq_drops, (unsigned long long)s->retransmits_dropped,
 		 (unsigned long long)s->requests_resent);
-	log_info("%s: from peer %llu frames (runts %llu), to local %llu (drops %llu); connects "
-		 "%llu (failed %llu, lost %llu), fallbacks to TCP %llu, UDP answered %llu",
+	log_info("%s: from peer %llu frames (runts %llu, closed for bad frames %llu), to local "
+		 "%llu (drops %llu); connects %llu (failed %llu, lost %llu), fallbacks to TCP %llu "
+		 "(TCP at once %llu), UDP answered %llu",
 		 cl->cfg.name, (unsigned long long)s->from_peer_frames,
-		 (unsigned long long)s->from_peer_runts, (unsigned long long)s->to_local,
-		 (unsigned long long)s->to_local_drops, (unsigned long long)s->connects,
-		 (unsigned long long)s->connect_failures, (unsigned long long)s->disconnects,
-		 (unsigned long long)s->fallbacks_to_tcp, (unsigned long long)s->udp_answers);
+		 (unsigned long long)s->from_peer_runts, (unsigned long long)s->closed_bad_frames,
+		 (unsigned long long)s->to_local, (unsigned long long)s->to_local_drops,
+		 (unsigned long long)s->connects, (unsigned long long)s->connect_failures,
+		 (unsigned long long)s->disconnects, (unsigned long long)s->fallbacks_to_tcp,
+		 (unsigned long long)s->fallback_sticky, (unsigned long long)s->udp_answers);
 	if (cl->cfg.use_tls || cl->cfg.proxy_host[0] || s->tls_handshakes || s->proxy_failures)
 		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu); proxy failures %llu",
 			 cl->cfg.name, (unsigned long long)s->tls_handshakes,
