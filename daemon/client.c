@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "iketcp/iketcp.h"
@@ -30,6 +31,9 @@
 #define DRAIN_MS 2000
 /* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
 #define PROXY_REQ_MAX 2048
+/* Peer UDP addresses remembered as blocked (several for a name with
+ * several addresses); the oldest entry makes room. */
+#define UDP_BLOCKED_MAX 8
 enum flow_mode { FM_UDP_TRYING, FM_UDP, FM_TCP };
 /*
  * Connection setup, all under connect-timeout: TS_RESOLVING (waiting for the
@@ -109,6 +113,7 @@ struct flow {
 	struct timer fallback; /* UDP_TRYING -> TCP */
 	/* UDP relay (enable-tcp no / fallback) */
 	struct watcher uw;
+	struct iketcpd_addr udp_peer; /* where uw sends: the peer's UDP address */
 	/* TCP */
 	enum tcp_state ts;
 	struct watcher tw;
@@ -122,6 +127,7 @@ struct flow {
 	unsigned addr_idx;          /* which of the target's addresses it uses */
 	struct flow_proxy *px;      /* CONNECT in progress */
 	size_t prefix_left;
+	unsigned bad_run; /* runts in a row on this connection (R27) */
 	struct iketcp_deframer df;
 	struct iketcp_sendq q;
 	/* the outstanding IKE request of the local daemon (R35, R36) */
@@ -152,6 +158,12 @@ struct client {
 	int pinned;
 	struct flow *flows;
 	unsigned nflows, nconns;
+	/* enable-tcp fallback: peer UDP addresses that left UDP unanswered;
+	 * new flows to them use TCP at once until until_ms (fallback-retry) */
+	struct {
+		struct iketcpd_addr addr;
+		uint64_t until_ms;
+	} udp_blocked[UDP_BLOCKED_MAX];
 	int shutting;
 	uint64_t next_id;
 	struct client_stats st;
@@ -210,6 +222,71 @@ batch_add(struct client *cl, struct flow *f, const uint8_t *p, size_t len)
 	cl->bn++;
 }
 
+/* ---- ports and the UDP-blocked memory ----------------------------------------- */
+
+/* The peer's TCP port: tcp-remoteport, else the port given with peer. */
+static uint16_t
+tcp_port(const struct client *cl)
+{
+	return cl->cfg.tcp_remoteport ? (uint16_t)cl->cfg.tcp_remoteport : cl->cfg.peer_port;
+}
+
+static void
+addr_port(struct iketcpd_addr *a, uint16_t port)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	if (a->ss.ss_family == AF_INET) {
+		memcpy(&sin, &a->ss, sizeof(sin));
+		sin.sin_port = htons(port);
+		memcpy(&a->ss, &sin, sizeof(sin));
+	} else if (a->ss.ss_family == AF_INET6) {
+		memcpy(&sin6, &a->ss, sizeof(sin6));
+		sin6.sin6_port = htons(port);
+		memcpy(&a->ss, &sin6, sizeof(sin6));
+	}
+}
+
+static int
+addr_eq(const struct iketcpd_addr *a, const struct iketcpd_addr *b)
+{
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/* The entry for a, or -1; an expired one no longer counts. */
+static int
+udp_blocked_find(struct client *cl, const struct iketcpd_addr *a)
+{
+	uint64_t now = loop_now(cl->loop);
+	for (int i = 0; i < UDP_BLOCKED_MAX; i++)
+		if (cl->udp_blocked[i].until_ms > now && addr_eq(&cl->udp_blocked[i].addr, a))
+			return i;
+	return -1;
+}
+
+/* Remembers a as blocked for fallback-retry; returns the wall-clock time
+ * it ends at, "HH:MM:SS", in buf. */
+static const char *
+udp_blocked_set(struct client *cl, const struct iketcpd_addr *a, char *buf, size_t len)
+{
+	uint64_t now = loop_now(cl->loop);
+	int slot = udp_blocked_find(cl, a);
+	if (slot < 0) {
+		slot = 0;
+		for (int i = 1; i < UDP_BLOCKED_MAX; i++)
+			if (cl->udp_blocked[i].until_ms < cl->udp_blocked[slot].until_ms)
+				slot = i;
+	}
+	cl->udp_blocked[slot].addr = *a;
+	cl->udp_blocked[slot].until_ms = now + cl->cfg.fallback_retry_ms;
+	time_t until = time(NULL) + (time_t)(cl->cfg.fallback_retry_ms / 1000);
+	struct tm tm;
+	if (!localtime_r(&until, &tm) || !strftime(buf, len, "%H:%M:%S", &tm))
+		snprintf(buf, len, "in %us", cl->cfg.fallback_retry_ms / 1000);
+	return buf;
+}
+
 /* ---- flows ----------------------------------------------------------------- */
 
 static void
@@ -252,6 +329,7 @@ static int
 flow_udp_open(struct flow *f)
 {
 	struct client *cl = f->cl;
+	f->udp_peer = cl->peer.addr;
 	f->uw.fd = net_udp_socket(cl->peer.addr.ss.ss_family, NULL, &cl->peer.addr);
 	if (f->uw.fd < 0) {
 		log_err("%s: UDP socket to peer: %s", cl->cfg.name, strerror(errno));
@@ -314,9 +392,25 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 	case IKETCPD_TCP_NO:
 		f->mode = FM_UDP;
 		break;
-	case IKETCPD_TCP_FALLBACK:
-		f->mode = FM_UDP_TRYING;
+	case IKETCPD_TCP_FALLBACK: {
+		/* R13 made sticky: a peer whose UDP stayed unanswered is not
+		 * tried on UDP again by every new IKE SA (each would wait
+		 * fallback-wait) until fallback-retry has passed. */
+		int b = udp_blocked_find(cl, &cl->peer.addr);
+		f->mode = b < 0 ? FM_UDP_TRYING : FM_TCP;
+		if (b >= 0) {
+			char as[64];
+			uint64_t left = cl->udp_blocked[b].until_ms - loop_now(cl->loop);
+			cl->st.fallback_sticky++;
+			log_info("%s: flow %llu: UDP to %s was unanswered; using TCP at once (UDP "
+				 "is "
+				 "tried again in %llus, fallback-retry)",
+				 cl->cfg.name, (unsigned long long)f->id,
+				 iketcpd_addr_str(&cl->peer.addr, as, sizeof(as)),
+				 (unsigned long long)(left + 999) / 1000);
+		}
 		break;
+	}
 	}
 	if (f->mode != FM_TCP) {
 		if (flow_udp_open(f) < 0) {
@@ -387,16 +481,19 @@ flow_target(const struct flow *f, char *buf, size_t len)
 	char ps[64];
 	int v6 = strchr(cl->cfg.peer_host, ':') != NULL;
 
-	if (f->via_proxy)
+	if (f->via_proxy) {
 		snprintf(buf, len, "%s%s%s:%u via proxy %s", v6 ? "[" : "", cl->cfg.peer_host,
-			 v6 ? "]" : "", cl->cfg.peer_port,
+			 v6 ? "]" : "", tcp_port(cl),
 			 cl->proxy.have ? iketcpd_addr_str(&cl->proxy.addr, ps, sizeof(ps))
 					: cl->cfg.proxy_host);
-	else if (cl->peer.have)
-		iketcpd_addr_str(&cl->peer.addr, buf, len);
-	else
+	} else if (cl->peer.have) {
+		struct iketcpd_addr a = cl->peer.addr;
+		addr_port(&a, tcp_port(cl));
+		iketcpd_addr_str(&a, buf, len);
+	} else {
 		snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", cl->cfg.peer_host, v6 ? "]" : "",
-			 cl->cfg.peer_port);
+			 tcp_port(cl));
+	}
 	return buf;
 }
 
@@ -686,7 +783,7 @@ static void
 flow_tcp_connect(struct flow *f)
 {
 	struct client *cl = f->cl;
-	const struct iketcpd_addr *dst;
+	struct iketcpd_addr dst;
 	int rc;
 
 	f->via_proxy = cl->cfg.proxy_host[0] != '\0';
@@ -713,9 +810,12 @@ flow_tcp_connect(struct flow *f)
 		timer_start(cl->loop, &f->tt, cl->cfg.connect_timeout_ms);
 		return;
 	}
-	dst = &t->addr;
+	/* the peer's name resolves with its UDP port; TCP may use another */
+	dst = t->addr;
+	if (!f->via_proxy)
+		addr_port(&dst, tcp_port(cl));
 	f->addr_idx = t->cur;
-	int fd = net_tcp_connect(dst, &f->flowlabel);
+	int fd = net_tcp_connect(&dst, &f->flowlabel);
 	cl->st.connects++;
 	if (fd < 0) {
 		f->ts = TS_DOWN;
@@ -759,6 +859,7 @@ flow_tcp_open(struct flow *f)
 	}
 	f->ts = TS_OPEN;
 	f->gen++;
+	f->bad_run = 0;
 	f->prefix_left = IKETCP_PREFIX_LEN;
 	/* R36: the request still waiting for its response goes first on the
 	 * new connection, byte for byte as the local daemon sent it. */
@@ -926,8 +1027,8 @@ flow_proxy_start(struct flow *f)
 			pass = colon + 1;
 		}
 	}
-	n = iketcp_proxy_request(f->px->req, sizeof(f->px->req), cl->cfg.peer_host,
-				 cl->cfg.peer_port, user, pass);
+	n = iketcp_proxy_request(f->px->req, sizeof(f->px->req), cl->cfg.peer_host, tcp_port(cl),
+				 user, pass);
 	explicit_bzero(auth, sizeof(auth));
 	if (n < 0) {
 		cl->st.proxy_failures++;
@@ -1069,6 +1170,10 @@ flow_tcp_read(struct flow *f)
 			switch (fm.kind) {
 			case IKETCP_FRAME_IKE:
 			case IKETCP_FRAME_ESP:
+				/* R28: ESP is never a bad frame here, whatever its
+				 * SPI: the local daemon's SA database decides, and
+				 * a new CHILD SA's SPI may be unknown for a moment */
+				f->bad_run = 0;
 				cl->st.from_peer_frames++;
 				f->backoff_ms = cl->cfg.reconnect_min_ms; /* the peer talks to us */
 				flow_from_peer(f, fm.body, fm.body_len);
@@ -1077,6 +1182,19 @@ flow_tcp_read(struct flow *f)
 				break;
 			case IKETCP_FRAME_RUNT:
 				cl->st.from_peer_runts++;
+				/* R27: a run of unusable frames means the stream
+				 * is corrupt; a new connection starts clean */
+				if (++f->bad_run >= cl->cfg.max_bad_frames) {
+					char why[80];
+					cl->st.closed_bad_frames++;
+					snprintf(why, sizeof(why),
+						 "%u bad frames in a row, max-bad-frames (R27)",
+						 f->bad_run);
+					if (cl->bn)
+						batch_flush(cl);
+					flow_tcp_down(f, why);
+					return;
+				}
 				break;
 			case IKETCP_FRAME_EMPTY:
 			case IKETCP_FRAME_KEEPALIVE:
@@ -1162,6 +1280,54 @@ flow_from_peer(struct flow *f, const uint8_t *p, size_t len)
 	batch_add(f->cl, f, p, len);
 }
 
+/*
+ * enable-tcp fallback: UDP to the peer failed (no answer in fallback-wait,
+ * or an ICMP error such as port unreachable): this flow goes to TCP now and
+ * new flows to the same address start on TCP until fallback-retry passes.
+ */
+static void
+flow_fall_back(struct flow *f, const char *why)
+{
+	struct client *cl = f->cl;
+	char until[32];
+
+	if (f->mode != FM_UDP_TRYING)
+		return;
+	timer_stop(cl->loop, &f->fallback);
+	log_info("%s: flow %llu: %s: using TCP for this flow and new flows until %s "
+		 "(fallback-retry)",
+		 cl->cfg.name, (unsigned long long)f->id, why,
+		 udp_blocked_set(cl, &f->udp_peer, until, sizeof(until)));
+	cl->st.fallbacks_to_tcp++;
+	f->mode = FM_TCP;
+	flow_udp_close(f);
+	/* The daemon's pending request (usually IKE_SA_INIT) goes out at once
+	 * on the new connection rather than waiting for its retransmission. */
+	f->req_gen = 0;
+	flow_tcp_connect(f);
+}
+
+/* An error queued on the connected UDP socket: an ICMP answer from the path
+ * (port or host unreachable, administratively prohibited); EPERM from
+ * send(): the local firewall drops UDP. */
+static int
+udp_icmp_error(int e)
+{
+	return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EACCES ||
+	       e == EPERM;
+}
+
+/* ICMP (or the local firewall, EPERM) refused UDP: no point waiting for
+ * fallback-wait. */
+static void
+flow_udp_refused(struct flow *f, int e)
+{
+	char why[160], as[64];
+	snprintf(why, sizeof(why), "UDP to %s refused (%s)",
+		 iketcpd_addr_str(&f->udp_peer, as, sizeof(as)), strerror(e));
+	flow_fall_back(f, why);
+}
+
 static void
 flow_udp_cb(struct watcher *w, uint32_t ev)
 {
@@ -1170,6 +1336,10 @@ flow_udp_cb(struct watcher *w, uint32_t ev)
 	(void)ev;
 	for (int i = 0; i < 64; i++) {
 		ssize_t n = recv(w->fd, cl->rbuf, sizeof(cl->rbuf), MSG_DONTWAIT);
+		if (n < 0 && f->mode == FM_UDP_TRYING && udp_icmp_error(errno)) {
+			flow_udp_refused(f, errno);
+			return;
+		}
 		if (n <= 0)
 			break;
 		if (f->mode == FM_UDP_TRYING) {
@@ -1177,6 +1347,9 @@ flow_udp_cb(struct watcher *w, uint32_t ev)
 			f->mode = FM_UDP;
 			timer_stop(cl->loop, &f->fallback);
 			cl->st.udp_answers++;
+			int b = udp_blocked_find(cl, &f->udp_peer);
+			if (b >= 0) /* another flow gave up on it meanwhile */
+				cl->udp_blocked[b].until_ms = 0;
 			log_info("%s: flow %llu: peer answered over UDP; not using TCP",
 				 cl->cfg.name, (unsigned long long)f->id);
 		}
@@ -1189,18 +1362,12 @@ static void
 flow_fallback_cb(struct timer *t)
 {
 	struct flow *f = t->data;
-	struct client *cl = f->cl;
-	if (f->mode != FM_UDP_TRYING)
-		return;
-	log_info("%s: flow %llu: no UDP answer in %ums, falling back to TCP", cl->cfg.name,
-		 (unsigned long long)f->id, cl->cfg.fallback_wait_ms);
-	cl->st.fallbacks_to_tcp++;
-	f->mode = FM_TCP;
-	flow_udp_close(f);
-	/* The daemon's pending request (usually IKE_SA_INIT) goes out at once
-	 * on the new connection rather than waiting for its retransmission. */
-	f->req_gen = 0;
-	flow_tcp_connect(f);
+	char why[160], as[64];
+	uint32_t ms = f->cl->cfg.fallback_wait_ms;
+
+	snprintf(why, sizeof(why), "no UDP answer from %s in %u.%u s",
+		 iketcpd_addr_str(&f->udp_peer, as, sizeof(as)), ms / 1000, ms % 1000 / 100);
+	flow_fall_back(f, why);
 }
 
 static struct flow *
@@ -1686,8 +1853,16 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 	}
 
 	if (f->mode != FM_TCP) {
-		if (send(f->uw.fd, p, len, 0) < 0)
-			cl->st.sendq_drops++;
+		if (send(f->uw.fd, p, len, 0) < 0) {
+			int e = errno;
+			if (f->mode == FM_UDP_TRYING && udp_icmp_error(e)) {
+				/* the ICMP answer to an earlier datagram; the
+				 * pending request is resent on TCP */
+				flow_udp_refused(f, e);
+			} else {
+				cl->st.sendq_drops++;
+			}
+		}
 		return;
 	}
 	int rc = iketcp_sendq_push_datagram(&f->q, p, len);
@@ -1820,9 +1995,14 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 	target_set(cl, &cl->proxy, "proxy", cfg->proxy_host, cfg->proxy_port);
 	client_lookup_targets(cl);
 	static const char *const modes[] = {"no", "yes", "fallback"};
-	log_info("%s: UDP %s -> peer %s:%u, enable-tcp=%s", cfg->name,
+	log_info("%s: UDP %s -> peer %s, UDP port %u, TCP port %u, enable-tcp=%s", cfg->name,
 		 iketcpd_addr_str(&cfg->udp, as, sizeof(as)), cfg->peer_host, cfg->peer_port,
-		 modes[cfg->enable_tcp]);
+		 tcp_port(cl), modes[cfg->enable_tcp]);
+	if (cfg->enable_tcp == IKETCPD_TCP_FALLBACK && !cfg->tcp_remoteport &&
+	    cfg->peer_port != 4500 && cfg->peer_port != 500)
+		log_warn("%s: enable-tcp fallback tries UDP to port %u first; if only TCP listens "
+			 "there, write peer = %s and tcp-remoteport = %u (UDP then goes to 4500)",
+			 cfg->name, cfg->peer_port, cfg->peer_host, cfg->peer_port);
 	client_tls_info(cfg);
 	return cl;
 }
@@ -1929,13 +2109,15 @@ client_log_stats(const struct client *cl)
 		 (unsigned long long)s->udp_foreign_drops, (unsigned long long)s->to_peer_frames,
 		 (unsigned long long)s->sendq_drops, (unsigned long long)s->retransmits_dropped,
 		 (unsigned long long)s->requests_resent);
-	log_info("%s: from peer %llu frames (runts %llu), to local %llu (drops %llu); connects "
-		 "%llu (failed %llu, lost %llu), fallbacks to TCP %llu, UDP answered %llu",
+	log_info("%s: from peer %llu frames (runts %llu, closed for bad frames %llu), to local "
+		 "%llu (drops %llu); connects %llu (failed %llu, lost %llu), fallbacks to TCP %llu "
+		 "(TCP at once %llu), UDP answered %llu",
 		 cl->cfg.name, (unsigned long long)s->from_peer_frames,
-		 (unsigned long long)s->from_peer_runts, (unsigned long long)s->to_local,
-		 (unsigned long long)s->to_local_drops, (unsigned long long)s->connects,
-		 (unsigned long long)s->connect_failures, (unsigned long long)s->disconnects,
-		 (unsigned long long)s->fallbacks_to_tcp, (unsigned long long)s->udp_answers);
+		 (unsigned long long)s->from_peer_runts, (unsigned long long)s->closed_bad_frames,
+		 (unsigned long long)s->to_local, (unsigned long long)s->to_local_drops,
+		 (unsigned long long)s->connects, (unsigned long long)s->connect_failures,
+		 (unsigned long long)s->disconnects, (unsigned long long)s->fallbacks_to_tcp,
+		 (unsigned long long)s->fallback_sticky, (unsigned long long)s->udp_answers);
 	if (cl->cfg.use_tls || cl->cfg.proxy_host[0] || s->tls_handshakes || s->proxy_failures)
 		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu); proxy failures %llu",
 			 cl->cfg.name, (unsigned long long)s->tls_handshakes,
@@ -1970,6 +2152,8 @@ client_print_stats(const struct client *cl, FILE *fp)
 	P("connect_failures", s->connect_failures);
 	P("disconnects", s->disconnects);
 	P("fallbacks_to_tcp", s->fallbacks_to_tcp);
+	P("fallback_sticky", s->fallback_sticky);
+	P("closed_bad_frames", s->closed_bad_frames);
 	P("udp_answers", s->udp_answers);
 	P("flows_created", s->flows_created);
 	P("flows_expired", s->flows_expired);

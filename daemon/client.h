@@ -9,9 +9,11 @@
  * prefix written together with the first frame (R15, and peers such as
  * libreswan that read the prefix with a single read).
  *
- * enable-tcp: yes = TCP only; no = a plain UDP relay to the peer's port;
- * fallback = UDP first, and TCP once the peer stayed silent for
- * fallback-wait (R13, A4).
+ * enable-tcp: fallback (default) = UDP first, and TCP once the peer stayed
+ * silent for fallback-wait or UDP was refused by ICMP (R3, R13, R64, A4);
+ * the peer's address is then remembered for fallback-retry, so new flows
+ * go to TCP at once. yes = TCP only; no = a plain UDP relay. UDP goes to
+ * the peer's port, TCP to tcp-remoteport (default: the same port).
  *
  * Broken connections are reopened with exponential backoff; the new
  * connection starts with the prefix again (R24) and carries the IKE request
@@ -52,6 +54,11 @@ struct client_stats {
 	uint64_t from_peer_frames, from_peer_runts, to_local, to_local_drops;
 	uint64_t connects, connect_failures, disconnects, fallbacks_to_tcp, udp_answers;
 	uint64_t flows_created, flows_expired;
+	/* enable-tcp fallback: flows started on TCP at once because UDP to the
+	 * peer's address went unanswered less than fallback-retry ago */
+	uint64_t fallback_sticky;
+	/* connections closed after max-bad-frames runts in a row (R27) */
+	uint64_t closed_bad_frames;
 	/* datagrams on --udp from a sender other than the local IKE daemon
 	 * (local-peer), dropped unread; not in from_local */
 	uint64_t udp_foreign_drops;

@@ -742,8 +742,11 @@ iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name)
 	set_name(c->name, name);
 	/* udp and peer have no default: check() requires them */
 	c->peer_port = CFG_DEFAULT_PORT;
-	c->enable_tcp = IKETCPD_TCP_YES;
+	c->enable_tcp = IKETCPD_TCP_FALLBACK; /* RFC 9329 §2: UDP first (R3, R13, R64) */
+	c->tcp_remoteport = 0;                /* the peer's port */
 	c->fallback_wait_ms = 2000;
+	c->fallback_retry_ms = 600000;
+	c->max_bad_frames = 8;
 	c->connect_timeout_ms = 5000;
 	c->reconnect_min_ms = 100;
 	c->reconnect_max_ms = 5000;
@@ -819,11 +822,11 @@ struct kw {
 #define CLI(f) offsetof(struct iketcpd_client_cfg, f)
 
 static kw_fn parse_backend, parse_backend_source, parse_idle_timeout, parse_enable_tcp,
-	parse_listen, parse_listen_tls, parse_local_peer, parse_peer, parse_proxy, parse_proxy_auth,
-	parse_proxy_protocol_from, parse_sniff_tls, parse_stats_socket, parse_tls_ca_file,
-	parse_tls_cert, parse_tls_ciphers, parse_tls_ciphersuites, parse_tls_groups, parse_tls_key,
-	parse_tls_min_version, parse_tls_pin_sha256, parse_tls_server_name, parse_udp,
-	parse_verbose, parse_user, parse_group, parse_max_memory;
+	parse_listen, parse_listen_tcp, parse_listen_tls, parse_local_peer, parse_peer, parse_proxy,
+	parse_proxy_auth, parse_proxy_protocol_from, parse_sniff_tls, parse_stats_socket,
+	parse_tls_ca_file, parse_tls_cert, parse_tls_ciphers, parse_tls_ciphersuites,
+	parse_tls_groups, parse_tls_key, parse_tls_min_version, parse_tls_pin_sha256,
+	parse_tls_server_name, parse_udp, parse_verbose, parse_user, parse_group, parse_max_memory;
 
 #define S SECT_SERVER
 #define C SECT_CLIENT
@@ -834,6 +837,7 @@ static const struct kw kwtab[] = {
 	{"backend-source", S, 0, parse_backend_source, V_FN, 0, 0, 0, 0},
 	{"connect-timeout", C, 0, NULL, V_DURATION, 0, CLI(connect_timeout_ms), 0, 0},
 	{"enable-tcp", C, 0, parse_enable_tcp, V_FN, 0, 0, 0, 0},
+	{"fallback-retry", C, 0, NULL, V_DURATION, 0, CLI(fallback_retry_ms), 0, 0},
 	{"fallback-wait", C, 0, NULL, V_DURATION, 0, CLI(fallback_wait_ms), 0, 0},
 	{"flow-timeout", C, 0, NULL, V_DURATION, 0, CLI(flow_timeout_ms), 0, 0},
 	{"frame-timeout", S, 0, NULL, V_DURATION, SRV(frame_timeout_ms), 0, 0, 0},
@@ -843,9 +847,11 @@ static const struct kw kwtab[] = {
 	{"ike-reserve", S | C, 0, NULL, V_SIZE, SRV(ike_reserve), CLI(ike_reserve), RESERVE_MIN,
 	 RESERVE_MAX},
 	{"listen", S, 1, parse_listen, V_FN, 0, 0, 0, 0},
+	{"listen-tcp", S, 0, parse_listen_tcp, V_FN, 0, 0, 0, 0},
 	{"listen-tls", S, 1, parse_listen_tls, V_FN, 0, 0, 0, 0},
 	{"local-peer", C, 0, parse_local_peer, V_FN, 0, 0, 0, 0},
-	{"max-bad-frames", S, 0, NULL, V_COUNT, SRV(max_bad_frames), 0, COUNT_MIN, COUNT_MAX},
+	{"max-bad-frames", S | C, 0, NULL, V_COUNT, SRV(max_bad_frames), CLI(max_bad_frames),
+	 COUNT_MIN, COUNT_MAX},
 	{"max-conns", S, 0, NULL, V_COUNT, SRV(max_conns), 0, COUNT_MIN, COUNT_MAX},
 	{"max-conns-per-source", S, 0, NULL, V_COUNT, SRV(max_conns_per_source), 0, COUNT_MIN,
 	 COUNT_MAX},
@@ -879,6 +885,7 @@ static const struct kw kwtab[] = {
 	{"source-prefix6", S, 0, NULL, V_COUNT, SRV(source_prefix6), 0, 1, 128},
 	{"stats-socket", G, 0, parse_stats_socket, V_FN, 0, 0, 0, 0},
 	{"tcp-keepalive", S | C, 0, NULL, V_BOOL, SRV(tcp_keepalive), CLI(tcp_keepalive), 0, 0},
+	{"tcp-remoteport", C, 0, NULL, V_COUNT, 0, CLI(tcp_remoteport), 1, 65535},
 	{"tcp-user-timeout", S | C, 0, NULL, V_DURATION, SRV(tcp_user_timeout_ms),
 	 CLI(tcp_user_timeout_ms), 0, 0},
 	{"tls", C, 0, NULL, V_BOOL, 0, CLI(use_tls), 0, 0},
@@ -931,6 +938,7 @@ struct parser {
 	struct iketcpd_client_cfg *cli;
 	const struct kw *kw; /* key being parsed */
 	int first;           /* first time kw is seen in this section */
+	int listen_own;      /* listen / listen-tcp replaced the default pair here */
 	unsigned seen[NKW];  /* line where each key was set in this section (1 on argv) */
 	unsigned srv_line[IKETCPD_MAX_SERVERS]; /* header line of new sections, 0: unknown */
 	unsigned cli_line[IKETCPD_MAX_CLIENTS];
@@ -1170,9 +1178,10 @@ parse_listen(struct parser *p, const char *val)
 
 	if (get_addr(p, val, &a) < 0)
 		return -1;
-	if (p->first) {
+	if (!p->listen_own) {
 		memset(s->listen, 0, sizeof(s->listen));
 		s->nlisten = 0;
+		p->listen_own = 1;
 	}
 	if ((why = listen_taken(s, &a)) != NULL)
 		return bad_value(p, val, "%s", why);
@@ -1181,6 +1190,27 @@ parse_listen(struct parser *p, const char *val)
 				 IKETCPD_MAX_LISTEN);
 	s->listen[s->nlisten++] = a;
 	return 0;
+}
+
+/*
+ * libreswan's "listen-tcp" (config setup), for operators who know it: yes =
+ * listen on TCP, which a server section always does (on its listen
+ * addresses, by default port 4500 everywhere, as libreswan); an address =
+ * one more listen address. "no" would mean a server that does not listen.
+ */
+static int
+parse_listen_tcp(struct parser *p, const char *val)
+{
+	switch (dec_bool(val)) {
+	case 1:
+		return 0;
+	case 0:
+		return bad_value(p, val,
+				 "cannot be: a [server] section always listens on TCP (remove the "
+				 "section instead)");
+	default:
+		return parse_listen(p, val);
+	}
 }
 
 static int
@@ -1317,7 +1347,6 @@ static int
 parse_listen_tls(struct parser *p, const char *val)
 {
 	struct iketcpd_server_cfg *s = p->srv;
-	const struct kw *lk = kw_find("listen");
 	struct iketcpd_addr a;
 	const char *why;
 
@@ -1328,7 +1357,7 @@ parse_listen_tls(struct parser *p, const char *val)
 	if (p->first) {
 		memset(s->listen_tls, 0, sizeof(s->listen_tls));
 		s->nlisten_tls = 0;
-		if (lk != NULL && p->seen[lk - kwtab] == 0) {
+		if (!p->listen_own) {
 			memset(s->listen, 0, sizeof(s->listen));
 			s->nlisten = 0;
 		}
@@ -1760,6 +1789,7 @@ new_section(struct parser *p, unsigned kind, const char *name, const char *what)
 		return perr(p, "section name already used: %s", q);
 
 	memset(p->seen, 0, sizeof(p->seen));
+	p->listen_own = 0;
 	p->sect = kind;
 	p->allowed = p->args ? (kind | SECT_GLOBAL) : kind;
 	if (kind == SECT_SERVER) {
@@ -2207,10 +2237,16 @@ chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 		return cerr(c, cfg, K, i, "bad peer host");
 	if (cl->peer_port == 0)
 		return cerr(c, cfg, K, i, "peer port 0");
+	if (cl->tcp_remoteport > 65535)
+		return cerr(c, cfg, K, i, "tcp-remoteport %u is out of range (1..65535)",
+			    cl->tcp_remoteport);
 	if (cl->enable_tcp != IKETCPD_TCP_NO && cl->enable_tcp != IKETCPD_TCP_YES &&
 	    cl->enable_tcp != IKETCPD_TCP_FALLBACK)
 		return cerr(c, cfg, K, i, "bad enable-tcp value %d", (int)cl->enable_tcp);
 	if (chk_duration(c, cfg, K, i, "fallback-wait", cl->fallback_wait_ms) < 0 ||
+	    chk_duration(c, cfg, K, i, "fallback-retry", cl->fallback_retry_ms) < 0 ||
+	    chk_count(c, cfg, K, i, "max-bad-frames", cl->max_bad_frames, COUNT_MIN, COUNT_MAX) <
+		    0 ||
 	    chk_duration(c, cfg, K, i, "connect-timeout", cl->connect_timeout_ms) < 0 ||
 	    chk_duration(c, cfg, K, i, "reconnect-min", cl->reconnect_min_ms) < 0 ||
 	    chk_duration(c, cfg, K, i, "reconnect-max", cl->reconnect_max_ms) < 0 ||
@@ -2744,7 +2780,11 @@ iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd)
 			out_printf(o, "peer = %.*s:%u\n", (int)hl, c->peer_host, c->peer_port);
 		if ((unsigned)c->enable_tcp <= IKETCPD_TCP_FALLBACK)
 			out_printf(o, "enable-tcp = %s\n", tcp_mode[c->enable_tcp]);
+		if (c->tcp_remoteport)
+			out_printf(o, "tcp-remoteport = %u\n", c->tcp_remoteport);
 		out_dur(o, "fallback-wait", c->fallback_wait_ms);
+		out_dur(o, "fallback-retry", c->fallback_retry_ms);
+		out_printf(o, "max-bad-frames = %u\n", c->max_bad_frames);
 		out_dur(o, "connect-timeout", c->connect_timeout_ms);
 		out_dur(o, "reconnect-min", c->reconnect_min_ms);
 		out_dur(o, "reconnect-max", c->reconnect_max_ms);

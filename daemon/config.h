@@ -124,14 +124,21 @@ struct iketcpd_server_cfg {
 
 struct iketcpd_client_cfg {
 	char name[IKETCPD_NAME_MAX];
-	struct iketcpd_addr udp;          /* "udp": where the local IKE daemon sends */
-	char peer_host[IKETCPD_HOST_MAX]; /* "peer" HOST:PORT (port default 4500) */
+	struct iketcpd_addr udp; /* "udp": where the local IKE daemon sends */
+	/* "peer" HOST:PORT (port default 4500). PORT is the peer's UDP (IKE
+	 * NAT-T) port, and its TCP port too unless tcp-remoteport says other. */
+	char peer_host[IKETCPD_HOST_MAX];
 	uint16_t peer_port;
-	enum iketcpd_enable_tcp enable_tcp; /* "enable-tcp"; default yes */
+	uint32_t tcp_remoteport; /* "tcp-remoteport": TCP port; 0 (default) = peer_port */
+	enum iketcpd_enable_tcp enable_tcp; /* "enable-tcp"; default fallback */
 	uint32_t fallback_wait_ms;          /* "fallback-wait"; default 2000 */
-	uint32_t connect_timeout_ms;        /* "connect-timeout"; default 5000 */
-	uint32_t reconnect_min_ms;          /* "reconnect-min"; default 100 */
-	uint32_t reconnect_max_ms;          /* "reconnect-max"; default 5000 */
+	/* "fallback-retry"; default 600000: after UDP to a peer address went
+	 * unanswered, new flows to it use TCP at once for this long */
+	uint32_t fallback_retry_ms;
+	uint32_t max_bad_frames;     /* "max-bad-frames" in a row before close (R27); default 8 */
+	uint32_t connect_timeout_ms; /* "connect-timeout"; default 5000 */
+	uint32_t reconnect_min_ms;   /* "reconnect-min"; default 100 */
+	uint32_t reconnect_max_ms;   /* "reconnect-max"; default 5000 */
 	/* "resolve-interval"; default 30000: a peer or proxy name that resolved
 	 * is looked up again after a failed or lost connection, at most this
 	 * often (DNS-based failover, dynamic addresses) */

@@ -443,7 +443,7 @@ def test_10_client_ignores_foreign_local_senders(h):
     cport = h.base + 2
     cstats = os.path.join(hn.TMP, "client-%d.sock" % h.base)
     d = hn.Daemon(["client", "--udp", "127.0.0.1:%d" % cport, "--peer",
-                   "127.0.0.1:%d" % h.port, "--max-flows", "16",
+                   "127.0.0.1:%d" % h.port, "--enable-tcp", "yes", "--max-flows", "16",
                    "--local-peer", "127.0.0.1", "--stats-socket", cstats], "client")
     h.daemons.append(d)
     hn.tg.wait_udp(cport)

@@ -932,7 +932,8 @@ class Pair:
         self.ikd = udp(BASE + 3)
         self.cport = BASE + 2
         self.c = start(["client", "--udp", "127.0.0.1:%d" % self.cport,
-                        "--peer", "127.0.0.1:%d" % self.s.port] + list(client_extra), "client")
+                        "--peer", "127.0.0.1:%d" % self.s.port, "--enable-tcp", "yes"]
+                       + list(client_extra), "client")
         wait_udp(self.cport)
 
     def send(self, d):
@@ -1316,6 +1317,7 @@ def test_client_ipv6_flow_label_kept_across_reconnect():
         PROCS.append(cap)
         time.sleep(1.0)  # tcpdump has no readiness signal; the SYNs come later anyway
         start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "[::1]:%d" % port,
+               "--enable-tcp", "yes",
                "--reconnect-min", "100ms"], "client6")
         wait_udp(cport)
         m = dgram_ike(0xF6)
@@ -1372,6 +1374,163 @@ def test_client_fallback_udp_answers():
     finally:
         c.send_signal(signal.SIGTERM)
         assert c.wait(5) == 0
+
+
+
+def tcp_listener(port):
+    lst = socket.socket()
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.bind(("127.0.0.1", port))
+    lst.listen(8)
+    return lst
+
+
+def accept_within(lst, seconds):
+    """The next connection to lst, or None after seconds."""
+    lst.settimeout(seconds)
+    try:
+        t, _ = lst.accept()
+    except socket.timeout:
+        return None
+    t.settimeout(3)
+    return t
+
+
+def test_client_default_fallback_fast_and_sticky():
+    """R3, R13, R64: with no enable-tcp given the client tries UDP first, to
+    the peer's port, and switches to TCP (on tcp-remoteport) within 3 s when
+    UDP stays unanswered, saying so in its log. The decision sticks to the
+    peer's address: the next IKE SA goes to TCP at once, without UDP, until
+    fallback-retry has passed; then UDP is tried again."""
+    uport, tport, cport = BASE + 5, BASE + 10, BASE + 7
+    sock = os.path.join(TMP, "sticky.sock")
+    peer_udp = udp(uport)  # bound and silent: a firewall that drops, no ICMP
+    lst = tcp_listener(tport)
+    ikd = udp(BASE + 6)
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % uport,
+               "--tcp-remoteport", str(tport), "--fallback-retry", "4s",
+               "--stats-socket", sock], "client-sticky")
+    try:
+        wait_udp(cport)
+        m1 = dgram_ike(0xD01)
+        t0 = time.time()
+        ikd.sendto(m1, ("127.0.0.1", cport))
+        assert peer_udp.recvfrom(70000)[0] == m1  # UDP first, to the peer's port
+        t1 = accept_within(lst, 5)
+        took = time.time() - t0
+        assert t1 is not None, "no fallback to TCP"
+        assert took <= 3.0, "fallback took %.2fs" % took
+        assert recv_exact(t1, 6) == b"IKETCP" and recv_frame(t1) == m1
+        ln = wait_log(c, "no UDP answer from 127.0.0.1:%d in 2.0 s: using TCP for this flow "
+                      "and new flows until " % uport)
+        t_fb = time.time()
+        # a second IKE SA: straight to TCP, nothing on UDP
+        m2 = dgram_ike(0xD02)
+        ikd.sendto(m2, ("127.0.0.1", cport))
+        t2 = accept_within(lst, 1.0)
+        assert t2 is not None, "the second flow did not go to TCP at once"
+        assert recv_exact(t2, 6) == b"IKETCP" and recv_frame(t2) == m2
+        peer_udp.settimeout(0.3)
+        try:
+            d = peer_udp.recvfrom(70000)[0]
+            raise AssertionError("the second flow tried UDP again: %r" % d[:8])
+        except socket.timeout:
+            pass
+        st = client_stats(sock)
+        assert st["fallbacks_to_tcp"] == 1 and st["fallback_sticky"] == 1, st
+        # after fallback-retry (4s) a new IKE SA tries UDP again
+        time.sleep(max(0.0, 4.3 - (time.time() - t_fb)))
+        m3 = dgram_ike(0xD03)
+        ikd.sendto(m3, ("127.0.0.1", cport))
+        peer_udp.settimeout(3)
+        assert peer_udp.recvfrom(70000)[0] == m3, "UDP not retried after fallback-retry"
+        assert ln
+    finally:
+        rc = stop_client(c, ikd, peer_udp, lst)
+    assert rc == 0, "client exit status %d" % rc
+
+
+def test_client_fallback_on_icmp_refusal():
+    """R13: UDP refused by ICMP (port unreachable) is a clear answer: TCP at
+    once, not after fallback-wait."""
+    uport, cport = BASE + 5, BASE + 7
+    lst = tcp_listener(uport)  # TCP listens on the port; nothing on UDP there
+    ikd = udp(BASE + 6)
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % uport,
+               "--enable-tcp", "fallback", "--fallback-wait", "10s"], "client-icmp")
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xD11)
+        t0 = time.time()
+        ikd.sendto(m, ("127.0.0.1", cport))
+        # the ICMP error is seen on the next datagram at the latest: the
+        # local daemon's retransmission
+        t = accept_within(lst, 1.0)
+        if t is None:
+            ikd.sendto(m, ("127.0.0.1", cport))
+            t = accept_within(lst, 1.0)
+        assert t is not None, "no TCP within 2s of an ICMP refusal (fallback-wait 10s)"
+        assert time.time() - t0 < 3.0
+        assert recv_exact(t, 6) == b"IKETCP" and recv_frame(t) == m
+        wait_log(c, "UDP to 127.0.0.1:%d refused (Connection refused): using TCP" % uport)
+    finally:
+        rc = stop_client(c, ikd, lst)
+    assert rc == 0, "client exit status %d" % rc
+
+
+def test_client_closes_after_bad_frames():
+    """R27 on the client: max-bad-frames runts in a row close the connection
+    (and a new one carries the pending request, R36); R28: ESP, whatever its
+    SPI, is relayed and breaks the run, so it never counts toward R27. The
+    default is 8."""
+    tport, cport = BASE + 10, BASE + 7
+    sock = os.path.join(TMP, "r27c.sock")
+    lst = tcp_listener(tport)
+    ikd = udp(BASE + 6)
+    runt = frame(b"\x01\x02\x03")
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % tport,
+               "--enable-tcp", "yes", "--max-bad-frames", "4", "--reconnect-min", "100ms",
+               "--stats-socket", sock], "client-r27")
+    c8 = None
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xD21)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        t = accept_within(lst, 5)
+        assert recv_exact(t, 6) == b"IKETCP" and recv_frame(t) == m
+        unknown = esp(0x7E57, 1)  # an SPI the client never saw
+        t.sendall(runt * 3 + frame(unknown) + runt * 3)
+        assert ikd.recvfrom(70000)[0] == unknown
+        assert still_open(t, 0.5), "closed although ESP broke the run (R28)"
+        t.sendall(runt)  # the 4th in a row since the ESP
+        assert closed_within(t, 3), "4 runts in a row with max-bad-frames 4: still open"
+        wait_log(c, "4 bad frames in a row, max-bad-frames (R27)")
+        t2 = accept_within(lst, 5)
+        assert t2 is not None, "no reconnect after the R27 close"
+        assert recv_exact(t2, 6) == b"IKETCP" and recv_frame(t2) == m  # R36
+        st = client_stats(sock)
+        assert st["closed_bad_frames"] == 1 and st["from_peer_runts"] == 7, st
+        t2.close()
+        t.close()
+        rc = stop_client(c, ikd)
+        assert rc == 0, "client exit status %d" % rc
+        # the default, 8: 7 runts in a row are fine, the 8th closes
+        ikd = udp(BASE + 6)
+        c8 = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer",
+                    "127.0.0.1:%d" % tport, "--enable-tcp", "yes"], "client-r27d")
+        wait_udp(cport)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        t = accept_within(lst, 5)
+        assert recv_exact(t, 6) == b"IKETCP" and recv_frame(t) == m
+        t.sendall(runt * 7)
+        assert still_open(t, 0.5), "closed after 7 runts (default max-bad-frames 8)"
+        t.sendall(runt)
+        assert closed_within(t, 3), "8 runts in a row: still open"
+    finally:
+        if c.poll() is None:
+            c.kill()
+        rc = stop_client(c8, ikd, lst) if c8 else stop_client(c, ikd, lst)
+    assert rc == 0, "client exit status %d" % rc
 
 
 def test_config_check_mode():
@@ -1779,7 +1938,8 @@ class TlsPair(Pair):
         self.cport = BASE + 2
         self.csock = os.path.join(TMP, "client-%d.sock" % len(os.listdir(TMP)))
         self.c = start(["client", "--udp", "127.0.0.1:%d" % self.cport,
-                        "--peer", "127.0.0.1:%d" % TLS_PORT, "--stats-socket", self.csock]
+                        "--peer", "127.0.0.1:%d" % TLS_PORT, "--stats-socket", self.csock,
+                        "--enable-tcp", "yes"]
                        + list(client_extra), "client")
         wait_udp(self.cport)
 
@@ -2163,7 +2323,8 @@ def test_tls_close_notify_on_graceful_close():
     ls.settimeout(5)
     ikd = udp(BASE + 3)
     c = start(["client", "--udp", "127.0.0.1:%d" % (BASE + 2), "--peer",
-               "127.0.0.1:%d" % TLS_PORT, "--flow-timeout", "1s"] + tls_client_args(), "client")
+               "127.0.0.1:%d" % TLS_PORT, "--flow-timeout", "1s", "--enable-tcp", "yes"]
+              + tls_client_args(), "client")
     try:
         wait_udp(BASE + 2)
         m = dgram_ike(0xC11)
@@ -2205,7 +2366,8 @@ def test_client_request_survives_failed_first_connect():
     sock = os.path.join(TMP, "firstfail.sock")
     ikd, cport, sport = udp(BASE + 3), BASE + 2, BASE
     c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % sport,
-               "--reconnect-max", "200ms", "--stats-socket", sock], "client")
+               "--reconnect-max", "200ms", "--stats-socket", sock, "--enable-tcp", "yes"],
+              "client")
     s = None
     try:
         wait_udp(cport)
@@ -2402,8 +2564,8 @@ def test_client_local_peer_reload():
 
     def write(extra):
         with open(conf, "w") as f:
-            f.write("stats-socket = %s\n[client c]\nudp = 127.0.0.1:%d\npeer = 127.0.0.1:%d\n%s"
-                    % (sock, BASE + 2, s.port, extra))
+            f.write("stats-socket = %s\n[client c]\nudp = 127.0.0.1:%d\npeer = 127.0.0.1:%d\n"
+                    "enable-tcp = yes\n%s" % (sock, BASE + 2, s.port, extra))
     write("")
     c = start(["-c", conf], "client")
     try:
@@ -2472,7 +2634,7 @@ def test_client_name_lookup_off_the_loop():
     conf, sock = os.path.join(TMP, "dns.conf"), os.path.join(TMP, "dns.sock")
     with open(conf, "w") as f:
         f.write("stats-socket = %s\n[server gw]\nlisten = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
-                "[client c]\nudp = 127.0.0.1:%d\npeer = gw.slowdns.test:%d\n"
+                "[client c]\nudp = 127.0.0.1:%d\npeer = gw.slowdns.test:%d\nenable-tcp = yes\n"
                 % (sock, sport, bport, cport, sport))
     env = slowdns({"gw.slowdns.test": (3000, "127.0.0.1")})
     be, ikd = udp(bport), udp(BASE + 15)
@@ -2527,7 +2689,7 @@ def test_client_name_lookup_fails_then_follows_change():
     cport = BASE + 2
     c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "gw.slowdns.test:%d" % s.port,
                "--reconnect-max", "300ms", "--resolve-interval", "1ms",
-               "--stats-socket", sock], "client", env)
+               "--stats-socket", sock, "--enable-tcp", "yes"], "client", env)
     s2 = be2 = None
     try:
         wait_udp(cport)
@@ -2591,7 +2753,8 @@ def test_client_tries_next_address():
     env = slowdns({"gw.slowdns.test": (0, "127.0.0.3,127.0.0.1")})
     ikd, cport = udp(BASE + 3), BASE + 2
     c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "gw.slowdns.test:%d" % s.port,
-               "--reconnect-max", "200ms", "--stats-socket", sock], "client", env)
+               "--reconnect-max", "200ms", "--stats-socket", sock, "--enable-tcp", "yes"],
+              "client", env)
     try:
         wait_log(c, "peer gw.slowdns.test is 127.0.0.3:%d (and 1 more address)" % s.port)
         m = dgram_ike(0xEA)
@@ -2648,7 +2811,8 @@ def test_client_reload_drops_lookup_in_flight():
 
     def write(name):
         with open(conf, "w") as f:
-            f.write("[client c]\nudp = 127.0.0.1:%d\npeer = %s:%d\n" % (cport, name, s.port))
+            f.write("[client c]\nudp = 127.0.0.1:%d\npeer = %s:%d\nenable-tcp = yes\n"
+                    % (cport, name, s.port))
     write("old.slowdns.test")
     c = start(["-c", conf], "dnshup", env)
     try:

@@ -253,8 +253,11 @@ test_client_defaults(void **state)
 	assert_int_equal(c.udp.ss.ss_family, AF_UNSPEC); /* no default: required */
 	assert_string_equal(c.peer_host, "");
 	assert_int_equal(c.peer_port, 4500);
-	assert_int_equal(c.enable_tcp, IKETCPD_TCP_YES);
+	assert_int_equal(c.enable_tcp, IKETCPD_TCP_FALLBACK); /* RFC 9329: UDP first */
+	assert_int_equal(c.tcp_remoteport, 0);                /* = the peer's port */
 	assert_int_equal(c.fallback_wait_ms, 2000);
+	assert_int_equal(c.fallback_retry_ms, 600000);
+	assert_int_equal(c.max_bad_frames, 8);
 	assert_int_equal(c.connect_timeout_ms, 5000);
 	assert_int_equal(c.reconnect_min_ms, 100);
 	assert_int_equal(c.reconnect_max_ms, 5000);
@@ -311,7 +314,7 @@ test_minimal_client(void **state)
 	assert_addr(&c->udp, "127.0.0.1:4501");
 	assert_string_equal(c->peer_host, "gw.example");
 	assert_int_equal(c->peer_port, 4500);
-	assert_int_equal(c->enable_tcp, IKETCPD_TCP_YES);
+	assert_int_equal(c->enable_tcp, IKETCPD_TCP_FALLBACK);
 	assert_int_equal(c->max_flows, 256);
 	free(cfg);
 }
@@ -611,6 +614,12 @@ static const struct numcase good[] = {
 	SV("session-timeout", session_timeout_ms, "1ms", 1),
 	SV("replaced-idle-timeout", replaced_idle_ms, "90s", 90000),
 	CV("fallback-wait", fallback_wait_ms, "750ms", 750),
+	CV("fallback-retry", fallback_retry_ms, "30m", 1800000),
+	CV("fallback-retry", fallback_retry_ms, "1ms", 1),
+	CV("tcp-remoteport", tcp_remoteport, "443", 443),
+	CV("tcp-remoteport", tcp_remoteport, "65535", 65535),
+	CV("max-bad-frames", max_bad_frames, "1", 1),
+	CV("max-bad-frames", max_bad_frames, "1000000", 1000000),
 	CV("connect-timeout", connect_timeout_ms, "10s", 10000),
 	CV("reconnect-min", reconnect_min_ms, "1ms", 1),
 	CV("reconnect-min", reconnect_min_ms, "5s", 5000),
@@ -736,6 +745,10 @@ static const struct badcase bad[] = {
 	{0, "session-timeout", "abc", "not a duration"},
 	{1, "fallback-wait", "2 m", "not a duration"},
 	{1, "fallback-wait", "0", "out of range"},
+	{1, "fallback-retry", "25h", "out of range"},
+	{1, "tcp-remoteport", "0", "out of range (1..65535)"},
+	{1, "tcp-remoteport", "65536", "out of range (1..65535)"},
+	{1, "max-bad-frames", "0", "out of range"},
 	{1, "connect-timeout", "1e3", "not a duration"},
 	{1, "connect-timeout", "25h", "out of range"},
 	{1, "reconnect-min", "0ms", "out of range"},
@@ -912,6 +925,36 @@ test_listen(void **state)
 		   "not an address");
 	expect_err("[server]\nlisten = 192.0.2.1:0\n", SRC ":2:", "\"192.0.2.1:0\"",
 		   "port 1..65535");
+
+	/* listen-tcp, libreswan's word: yes keeps the listen addresses... */
+	cfg = parse_ok("[server]\nlisten-tcp = yes\n");
+	assert_int_equal(cfg->servers[0].nlisten, 2);
+	assert_addr(&cfg->servers[0].listen[0], "[::]:4500");
+	free(cfg);
+	cfg = parse_ok("[server]\nlisten = 192.0.2.1\nlisten-tcp = yes\n");
+	assert_int_equal(cfg->servers[0].nlisten, 1);
+	free(cfg);
+	/* ...an address is one more listen address, in either order */
+	cfg = parse_ok("[server]\nlisten-tcp = 192.0.2.1:443\nlisten = 192.0.2.2\n");
+	assert_int_equal(cfg->servers[0].nlisten, 2);
+	assert_addr(&cfg->servers[0].listen[0], "192.0.2.1:443");
+	assert_addr(&cfg->servers[0].listen[1], "192.0.2.2:4500");
+	assert_roundtrip(cfg);
+	free(cfg);
+	cfg = parse_ok("[server]\nlisten = 192.0.2.2\nlisten-tcp = 192.0.2.1:443\n"
+		       "listen-tls = 192.0.2.3\ntls-cert = c.pem\ntls-key = k.pem\n");
+	assert_int_equal(cfg->servers[0].nlisten, 2);
+	assert_int_equal(cfg->servers[0].nlisten_tls, 1);
+	free(cfg);
+	/* listen-tls first still drops the plain defaults; listen-tcp then adds */
+	cfg = parse_ok("[server]\nlisten-tls = 192.0.2.3\nlisten-tcp = 192.0.2.1\n"
+		       "tls-cert = c.pem\ntls-key = k.pem\n");
+	assert_int_equal(cfg->servers[0].nlisten, 1);
+	assert_addr(&cfg->servers[0].listen[0], "192.0.2.1:4500");
+	free(cfg);
+	expect_err("[server]\nlisten-tcp = no\n", SRC ":2:", "\"no\"", "always listens on TCP");
+	expect_err("[client c]\nudp = 127.0.0.1:1\npeer = gw\nlisten-tcp = yes\n",
+		   SRC ":4:", "listen-tcp", "server");
 }
 
 static void
@@ -2099,7 +2142,9 @@ test_dump_text(void **state)
 			      "max-half-open-per-source = 16\nhalf-open-timeout = 30s\n"
 			      "frame-timeout = 10s\nidle-timeout = off\nbackend-source = auto\n");
 	assert_contains(text, "\n[client client]\nudp = 127.0.0.1:4501\npeer = 192.0.2.1:4500\n"
-			      "enable-tcp = yes\nfallback-wait = 2s\n");
+			      "enable-tcp = fallback\nfallback-wait = 2s\nfallback-retry = 10m\n"
+			      "max-bad-frames = 8\n");
+	assert_true(strstr(text, "tcp-remoteport") == NULL); /* unset: the peer's port */
 	assert_contains(text, "reconnect-min = 100ms\n");
 	free(text);
 	assert_roundtrip(cfg);
@@ -2277,6 +2322,11 @@ test_roundtrip_random(void **state)
 			o += put_dur(text + o, cap - o, &seed, 1, 86400000);
 			o += (size_t)snprintf(text + o, cap - o, "\nfallback-wait = ");
 			o += put_dur(text + o, cap - o, &seed, 1, 86400000);
+			o += (size_t)snprintf(text + o, cap - o, "\nfallback-retry = ");
+			o += put_dur(text + o, cap - o, &seed, 1, 86400000);
+			o += (size_t)snprintf(
+				text + o, cap - o, "\ntcp-remoteport = %u\nmax-bad-frames = %u",
+				rnd_range(&seed, 1, 65535), rnd_range(&seed, 1, 1000000));
 			o += (size_t)snprintf(text + o, cap - o, "\nconnect-timeout = ");
 			o += put_dur(text + o, cap - o, &seed, 1, 86400000);
 			o += (size_t)snprintf(text + o, cap - o, "\n");
