@@ -7,8 +7,9 @@ tests/attack/README.md lists the attacks and the findings they cover.
 
 usage: test_attacks.py PATH/TO/iketcpd [test_name ...]
 
-Ports: IKETCP_TEST_BASE..+199 (default: from the pid, below the ephemeral
-range). Attackers use other 127.0.0.0/8 addresses than the legitimate
+Ports: IKETCP_ATTACK_BASE..+149 (default: a free block in 10000..19999,
+apart from the loopback suite's 20000..32000, which ctest runs at the same
+time). Attackers use other 127.0.0.0/8 addresses than the legitimate
 clients, so per-source limits see them as different sources. Tests that need
 root (namespaces, setuid) fail with a message when not run as root.
 """
@@ -44,17 +45,18 @@ def ports_free(base):
 
 
 def pick_base():
-    """IKETCP_TEST_BASE, else a free block below the ephemeral range (ctest
-    runs the loopback suite, which takes pid-derived ports, at the same time)."""
-    if "IKETCP_TEST_BASE" in os.environ:
-        return int(os.environ["IKETCP_TEST_BASE"])
-    n = (32000 - 20000) // NPORTS
+    """IKETCP_ATTACK_BASE, else a free block in 10000..19999: ctest runs the
+    loopback suite (IKETCP_TEST_BASE, or pid-derived ports in 20000..32000)
+    at the same time, so the two ranges never meet."""
+    if "IKETCP_ATTACK_BASE" in os.environ:
+        return int(os.environ["IKETCP_ATTACK_BASE"])
+    n = (20000 - 10000) // NPORTS
     start = os.getpid() * 7919 % n
     for i in range(n):
-        base = 20000 + (start + i) % n * NPORTS
+        base = 10000 + (start + i) % n * NPORTS
         if ports_free(base):
             return base
-    raise AssertionError("no free block of %d ports in 20000..32000" % NPORTS)
+    raise AssertionError("no free block of %d ports in 10000..19999" % NPORTS)
 
 
 BASE = pick_base()
@@ -512,7 +514,7 @@ def test_11_ipv6_prefix_is_one_source(h):
         cmds += ["addr add 2001:db8:1::%x/64 dev lo nodad" % (0x1000 + i) for i in range(100)]
         subprocess.run(["ip", "-n", V6_NS, "-batch", "-"], input="\n".join(cmds) + "\n",
                        text=True, check=True)
-        env = dict(os.environ, IKETCP_TEST_BASE=str(h.base))
+        env = dict(os.environ, IKETCP_ATTACK_BASE=str(h.base))
         r = subprocess.run(["ip", "netns", "exec", V6_NS, sys.executable,
                             os.path.abspath(__file__), hn.IKETCPD, "--inner",
                             "inner_11_ipv6"], env=env, timeout=90)
@@ -657,7 +659,7 @@ def main():
     if args[:1] == ["--inner"]:
         return 0 if run_one(args[1], globals()[args[1]], 0) else 1
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    print("iketcpd %s (%s), ports from BASE=%d (IKETCP_TEST_BASE to repeat)" % (
+    print("iketcpd %s (%s), ports from BASE=%d (IKETCP_ATTACK_BASE to repeat)" % (
         hn.IKETCPD, "ASan" if ASAN else "release", BASE), flush=True)
     failed = []
     for idx, (name, fn) in enumerate(tests, start=1):

@@ -1006,7 +1006,7 @@ def test_client_relays_every_fragment_of_a_request():
     """RFC 7383: the fragments of one IKE request share its SPIs and message
     ID; R35's duplicate check must not take fragment 2 for a retransmission
     of fragment 1 (an IKE_AUTH with certificates would never complete)."""
-    p = Pair(["--enable-tcp", "yes"])
+    p = Pair()
     try:
         m = dgram_ike(0xB7)
         p.send(m)
