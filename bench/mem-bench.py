@@ -95,6 +95,13 @@ def make_cert():
     return crt, key
 
 
+def has_budgets(binary):
+    """Whether this iketcpd has the per-source budgets (issue #8)."""
+    r = subprocess.run([binary, "server", "--max-half-open", "1", "-n"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
 class Gateway:
     def __init__(self, binary, port, extra, name):
         self.port, self.bport = port, port + 1
@@ -103,11 +110,19 @@ class Gateway:
         self.be.bind(("127.0.0.1", self.bport))
         self.sock = os.path.join(TMP, name + ".stats")
         self.log = open(os.path.join(TMP, name + ".log"), "w")
-        lim = "1000000"
+        # every client of the bench is 127.0.0.1 and stays half-open (IKE_SA_INIT
+        # only): lift the per-source and half-open budgets of builds that have
+        # them, within what RLIMIT_NOFILE allows (iketcpd refuses to start
+        # with limits it cannot have descriptors for)
+        lim = "5000"
         args = [binary, "server", "--listen", "127.0.0.1:%d" % port,
                 "--backend", "127.0.0.1:%d" % self.bport, "--max-conns", lim,
                 "--max-conns-per-source", lim, "--max-pending", lim, "--max-sessions", lim,
                 "--stats-socket", self.sock, "-f"] + extra
+        if has_budgets(binary):
+            args += ["--max-sessions-per-source", lim, "--max-half-open", lim,
+                     "--max-half-open-per-source", lim, "--max-pending-per-source", lim,
+                     "--half-open-timeout", "1h"]
         self.p = subprocess.Popen(args, stderr=self.log)
         PROCS.append(self.p)
         wait_port(port)

@@ -310,6 +310,7 @@ flow_idle_cb(struct timer *t)
 		/* memory: a flow that went quiet gets its second trim here */
 		iketcp_sendq_trim(&f->q);
 		iketcp_deframer_trim(&f->df);
+		iketcp_tls_trim(&f->tr);
 		timer_start(f->cl->loop, &f->idle, f->cl->cfg.flow_timeout_ms - idle);
 		return;
 	}
@@ -558,8 +559,11 @@ flow_flush(struct flow *f)
 		}
 	}
 	int rc = iketcp_transport_send(&f->tr, &f->q);
-	if (rc == IKETCP_OK)
-		iketcp_sendq_trim(&f->q); /* memory: frees what was unused since the last trim */
+	if (rc == IKETCP_OK) {
+		/* memory: frees what was unused since the last trim */
+		iketcp_sendq_trim(&f->q);
+		iketcp_tls_trim(&f->tr);
+	}
 	if (rc == IKETCP_OK && f->ts == TS_DRAINING) {
 		flow_destroy(f);
 	} else if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN) {

@@ -74,6 +74,7 @@ struct tls_conn {
 	 */
 	uint8_t *wbuf;
 	size_t pend;
+	int wrote; /* wbuf used since the last iketcp_tls_trim() */
 };
 
 static const struct iketcp_transport_ops tls_ops;
@@ -838,6 +839,7 @@ tls_writev(struct iketcp_transport *t, const struct iovec *iov, int cnt)
 		if (!c->wbuf)
 			return IKETCP_E_NOMEM;
 	}
+	c->wrote = 1;
 	for (int i = 0; i < cnt && n < TLS_WBUF; i++) {
 		size_t k = iov[i].iov_len < TLS_WBUF - n ? iov[i].iov_len : TLS_WBUF - n;
 		if (k)
@@ -939,6 +941,27 @@ static const struct iketcp_transport_ops tls_ops = {
 };
 
 /* ---- queries ------------------------------------------------------------------ */
+
+void
+iketcp_tls_trim(struct iketcp_transport *t)
+{
+	struct tls_conn *c = conn_of(t);
+	if (!c)
+		return;
+	/* bytes OpenSSL holds (pend) must stay where they are for the retry */
+	if (c->wbuf && !c->pend && !c->wrote) {
+		free(c->wbuf);
+		c->wbuf = NULL;
+	}
+	c->wrote = 0;
+}
+
+size_t
+iketcp_tls_buffered(const struct iketcp_transport *t)
+{
+	const struct tls_conn *c = conn_of(t);
+	return c && c->wbuf ? TLS_WBUF : 0;
+}
 
 int
 iketcp_tls_resumed(const struct iketcp_transport *t)

@@ -146,6 +146,18 @@ int IKETCP_WUR iketcp_tls_server_init(struct iketcp_transport *t, struct iketcp_
 int IKETCP_WUR iketcp_tls_client_init(struct iketcp_transport *t, struct iketcp_tls_ctx *ctx,
 				      int fd, unsigned flags);
 
+/*
+ * Memory: frees the 16 KiB record buffer of an idle TLS transport, with the
+ * rule of iketcp_sendq_trim(): only if nothing was written since the last
+ * call and OpenSSL holds no bytes of it, so a busy connection (trimmed on
+ * every drained queue) never reallocates it and an idle one loses it at
+ * the second call. No-op for plain TCP.
+ */
+void iketcp_tls_trim(struct iketcp_transport *t);
+
+/* Bytes of record buffer t holds (0 or 16 KiB; 0 for plain TCP). */
+size_t iketcp_tls_buffered(const struct iketcp_transport *t);
+
 /* Returns 1 if t is a TLS transport whose handshake resumed a session, else 0. */
 int iketcp_tls_resumed(const struct iketcp_transport *t);
 

@@ -849,6 +849,41 @@ test_queries_on_plain(void **state)
 	iketcp_transport_free(&t);
 }
 
+/* Memory: the record buffer of an idle connection goes at the second trim,
+ * a busy one keeps it, and what a trim leaves still works. */
+static void
+test_trim_record_buffer(void **state)
+{
+	struct tu_pki *pki = *state;
+	struct iketcp_tls_ctx *s = server_ctx(pki), *c = client_ctx(pki);
+	struct pair p;
+
+	pair_connect(&p, s, c);
+	expect_ok(&p);
+	assert_int_equal(iketcp_tls_buffered(&p.cli), 0); /* nothing written yet */
+	exchange(&p);
+	assert_int_equal(iketcp_tls_buffered(&p.cli), 16384);
+	iketcp_tls_trim(&p.cli); /* written since the last trim: kept */
+	assert_int_equal(iketcp_tls_buffered(&p.cli), 16384);
+	iketcp_tls_trim(&p.cli); /* idle since: freed */
+	assert_int_equal(iketcp_tls_buffered(&p.cli), 0);
+	exchange(&p); /* and allocated again when needed */
+	assert_int_equal(iketcp_tls_buffered(&p.cli), 16384);
+	iketcp_tls_trim(&p.srv);
+	iketcp_tls_trim(&p.srv);
+	assert_int_equal(iketcp_tls_buffered(&p.srv), 0);
+	exchange(&p);
+	/* plain TCP: nothing to trim */
+	struct iketcp_transport t;
+	assert_int_equal(iketcp_transport_tcp_init(&t, 0, 0), IKETCP_OK);
+	iketcp_tls_trim(&t);
+	assert_int_equal(iketcp_tls_buffered(&t), 0);
+	iketcp_transport_free(&t);
+	pair_close(&p);
+	iketcp_tls_ctx_unref(s);
+	iketcp_tls_ctx_unref(c);
+}
+
 /* ---- the send queue through TLS ------------------------------------------------------------ */
 
 struct rx {
@@ -1030,6 +1065,7 @@ main(void)
 		cmocka_unit_test(test_resumption_off),
 		cmocka_unit_test(test_resumption_not_after_pin_failure),
 		cmocka_unit_test(test_null_cipher),
+		cmocka_unit_test(test_trim_record_buffer),
 		cmocka_unit_test(test_no_certificate_request),
 		cmocka_unit_test(test_ctx_swap_keeps_connections),
 		cmocka_unit_test(test_sniff_then_tls),
