@@ -231,36 +231,14 @@ tcp_port(const struct client *cl)
 	return cl->cfg.tcp_remoteport ? (uint16_t)cl->cfg.tcp_remoteport : cl->cfg.peer_port;
 }
 
-static void
-addr_port(struct iketcpd_addr *a, uint16_t port)
-{
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
-
-	if (a->ss.ss_family == AF_INET) {
-		memcpy(&sin, &a->ss, sizeof(sin));
-		sin.sin_port = htons(port);
-		memcpy(&a->ss, &sin, sizeof(sin));
-	} else if (a->ss.ss_family == AF_INET6) {
-		memcpy(&sin6, &a->ss, sizeof(sin6));
-		sin6.sin6_port = htons(port);
-		memcpy(&a->ss, &sin6, sizeof(sin6));
-	}
-}
-
-static int
-addr_eq(const struct iketcpd_addr *a, const struct iketcpd_addr *b)
-{
-	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
-}
-
 /* The entry for a, or -1; an expired one no longer counts. */
 static int
 udp_blocked_find(struct client *cl, const struct iketcpd_addr *a)
 {
 	uint64_t now = loop_now(cl->loop);
 	for (int i = 0; i < UDP_BLOCKED_MAX; i++)
-		if (cl->udp_blocked[i].until_ms > now && addr_eq(&cl->udp_blocked[i].addr, a))
+		if (cl->udp_blocked[i].until_ms > now &&
+		    iketcpd_addr_equal(&cl->udp_blocked[i].addr, a))
 			return i;
 	return -1;
 }
@@ -489,7 +467,7 @@ flow_target(const struct flow *f, char *buf, size_t len)
 					: cl->cfg.proxy_host);
 	} else if (cl->peer.have) {
 		struct iketcpd_addr a = cl->peer.addr;
-		addr_port(&a, tcp_port(cl));
+		iketcpd_addr_set_port(&a, tcp_port(cl));
 		iketcpd_addr_str(&a, buf, len);
 	} else {
 		snprintf(buf, len, "%s%s%s:%u", v6 ? "[" : "", cl->cfg.peer_host, v6 ? "]" : "",
@@ -817,7 +795,7 @@ flow_tcp_connect(struct flow *f)
 	/* the peer's name resolves with its UDP port; TCP may use another */
 	dst = t->addr;
 	if (!f->via_proxy)
-		addr_port(&dst, tcp_port(cl));
+		iketcpd_addr_set_port(&dst, tcp_port(cl));
 	f->addr_idx = t->cur;
 	int fd = net_tcp_connect(&dst, &f->flowlabel);
 	cl->st.connects++;
@@ -1782,6 +1760,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			return;
 		}
 		f = flow_by_ike(cl, h.spi_i);
+		int known = f != NULL;
 		if (!f && sa_init) {
 			f = flow_new(cl, src);
 		} else if (!f) {
@@ -1804,7 +1783,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			cl->st.unroutable++;
 			return;
 		}
-		if (!flow_by_ike(cl, h.spi_i))
+		if (!known)
 			f->ike_spis[f->ike_next++ % FLOW_IKE_SPIS] = h.spi_i;
 		f->last_ike_ms = loop_now(cl->loop);
 		flow_exchange_seen(f, &h); /* the daemon answered the peer's CREATE_CHILD_SA */

@@ -641,9 +641,8 @@ local_peer_valid(const struct iketcpd_addr *a)
 	       (a->ss.ss_family == AF_INET6 && a->len == sizeof(struct sockaddr_in6));
 }
 
-/* Same family, address and port (flow label and scope are ignored). */
-static int
-addr_eq(const struct iketcpd_addr *x, const struct iketcpd_addr *y)
+int
+iketcpd_addr_equal(const struct iketcpd_addr *x, const struct iketcpd_addr *y)
 {
 	if (x->ss.ss_family != y->ss.ss_family)
 		return 0;
@@ -1160,10 +1159,10 @@ static const char *
 listen_taken(const struct iketcpd_server_cfg *s, const struct iketcpd_addr *a)
 {
 	for (int i = 0; i < s->nlisten; i++)
-		if (addr_eq(&s->listen[i], a))
+		if (iketcpd_addr_equal(&s->listen[i], a))
 			return "is already a listen address of this server";
 	for (int i = 0; i < s->nlisten_tls; i++)
-		if (addr_eq(&s->listen_tls[i], a))
+		if (iketcpd_addr_equal(&s->listen_tls[i], a))
 			return "is already a listen-tls address of this server";
 	return NULL;
 }
@@ -1293,9 +1292,8 @@ parse_enable_tcp(struct parser *p, const char *val)
 	return 0;
 }
 
-/* Sets the port of a (AF_INET or AF_INET6) address. */
-static void
-addr_set_port(struct iketcpd_addr *a, uint16_t port)
+void
+iketcpd_addr_set_port(struct iketcpd_addr *a, uint16_t port)
 {
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
@@ -1304,7 +1302,7 @@ addr_set_port(struct iketcpd_addr *a, uint16_t port)
 		memcpy(&sin, &a->ss, sizeof(sin));
 		sin.sin_port = htons(port);
 		memcpy(&a->ss, &sin, sizeof(sin));
-	} else {
+	} else if (a->ss.ss_family == AF_INET6) {
 		memcpy(&sin6, &a->ss, sizeof(sin6));
 		sin6.sin6_port = htons(port);
 		memcpy(&a->ss, &sin6, sizeof(sin6));
@@ -1326,8 +1324,8 @@ parse_local_peer(struct parser *p, const char *val)
 		return bad_value(p, val,
 				 "is not auto or an address (numeric IPV4[:PORT] or "
 				 "[IPV6][:PORT], port 1..65535; no port: any port)");
-	if (!addr_eq(&a, &b))
-		addr_set_port(&a, 0);
+	if (!iketcpd_addr_equal(&a, &b))
+		iketcpd_addr_set_port(&a, 0);
 	memcpy(&p->cli->local_peer, &a, sizeof(a));
 	return 0;
 }
@@ -2322,7 +2320,7 @@ check_cfg(const struct iketcpd_cfg *cfg, const struct chk *c)
 				const struct iketcpd_server_cfg *t = &cfg->servers[j];
 				int lmax = j == i ? k : t->nlisten + t->nlisten_tls;
 				for (l = 0; l < lmax; l++) {
-					if (!addr_eq(ak, srv_addr(t, l, &lk)))
+					if (!iketcpd_addr_equal(ak, srv_addr(t, l, &lk)))
 						continue;
 					iketcpd_addr_str(ak, a, sizeof(a));
 					if (j == i && strcmp(kk, lk) == 0)
@@ -2341,7 +2339,7 @@ check_cfg(const struct iketcpd_cfg *cfg, const struct chk *c)
 	}
 	for (i = 0; i < cfg->nclients; i++) {
 		for (j = 0; j < i; j++) {
-			if (!addr_eq(&cfg->clients[i].udp, &cfg->clients[j].udp))
+			if (!iketcpd_addr_equal(&cfg->clients[i].udp, &cfg->clients[j].udp))
 				continue;
 			return cerr(c, cfg, SECT_CLIENT, i, "udp %s is also used by client \"%s\"",
 				    iketcpd_addr_str(&cfg->clients[i].udp, a, sizeof(a)),

@@ -235,6 +235,12 @@ const char *iketcpd_prefix_str(const struct iketcpd_prefix *p, char *buf, size_t
 /* Returns 1 if a's IP lies in prefix p, else 0. */
 int iketcpd_prefix_match(const struct iketcpd_prefix *p, const struct iketcpd_addr *a);
 
+/* Same family, address and port (flow label and scope are ignored). */
+int iketcpd_addr_equal(const struct iketcpd_addr *x, const struct iketcpd_addr *y);
+
+/* Sets the port of an AF_INET or AF_INET6 address (host order in). */
+void iketcpd_addr_set_port(struct iketcpd_addr *a, uint16_t port);
+
 /* Formats an address as "1.2.3.4:5" or "[::1]:5" into buf. Returns buf. */
 const char *iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len);
 

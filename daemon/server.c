@@ -2045,24 +2045,18 @@ listener_close(struct server *srv, int i)
 	srv->nls--;
 }
 
-static int
-same_addr(const struct iketcpd_addr *a, const struct iketcpd_addr *b)
-{
-	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
-}
-
 /* Does cfg (with TLS available or not) have this listener? */
 static int
 cfg_has_listener(const struct iketcpd_server_cfg *cfg, const struct listener *l, int tls_ok)
 {
 	if (l->tls) {
 		for (int k = 0; tls_ok && k < cfg->nlisten_tls; k++)
-			if (same_addr(&l->addr, &cfg->listen_tls[k]))
+			if (iketcpd_addr_equal(&l->addr, &cfg->listen_tls[k]))
 				return 1;
 		return 0;
 	}
 	for (int k = 0; k < cfg->nlisten; k++)
-		if (same_addr(&l->addr, &cfg->listen[k]))
+		if (iketcpd_addr_equal(&l->addr, &cfg->listen[k]))
 			return 1;
 	return 0;
 }
@@ -2071,7 +2065,7 @@ static int
 srv_has_listener(const struct server *srv, const struct iketcpd_addr *a, int tls)
 {
 	for (int i = 0; i < srv->nls; i++)
-		if (srv->ls[i].tls == tls && same_addr(&srv->ls[i].addr, a))
+		if (srv->ls[i].tls == tls && iketcpd_addr_equal(&srv->ls[i].addr, a))
 			return 1;
 	return 0;
 }

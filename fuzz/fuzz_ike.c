@@ -72,16 +72,11 @@ check_payloads(const uint8_t *data, size_t size)
 	CHECK(hn == 0 || hn == 1 || hn == IKETCP_E_SHORT || hn == IKETCP_E_INVAL);
 	if (size < IKETCP_IKE_HDR_LEN)
 		CHECK(hn == IKETCP_E_SHORT);
-	if (pl.has_notify && pl.notify_type == IKETCP_IKE_N_COOKIE) {
-		/* ... unless an SK or SKF payload comes first: what follows it
-		 * is encrypted (the finder stops there, the walk does not) */
-		int clear = 1;
-		for (unsigned i = 0; i < pl.n && pl.types[i] != IKETCP_IKE_PL_NOTIFY; i++)
-			if (pl.types[i] == IKETCP_IKE_PL_SK || pl.types[i] == IKETCP_IKE_PL_SKF)
-				clear = 0;
-		if (clear)
-			CHECK(hn == 1);
-	}
+	if (pl.has_notify && pl.notify_type == IKETCP_IKE_N_COOKIE)
+		CHECK(hn == 1);
+	/* both walks end at the first SK or SKF payload: it is the last one seen */
+	for (unsigned i = 0; i + 1 < pl.n; i++)
+		CHECK(pl.types[i] != IKETCP_IKE_PL_SK && pl.types[i] != IKETCP_IKE_PL_SKF);
 	if (pl.has_notify) {
 		int seen = 0;
 		for (unsigned i = 0; i < pl.n; i++)

@@ -46,42 +46,76 @@ iketcp_ike_exchange_name(uint8_t exchange)
 	}
 }
 
+/* The payload chain (RFC 7296 3.2): the first type sits in the header's
+ * Next Payload field, each generic payload header names the next one. */
+static int
+chain_start(struct iketcp_cur *c, const uint8_t *msg, size_t len, uint8_t *next)
+{
+	iketcp_cur_init(c, msg, len);
+	if (iketcp_cur_skip(c, 16) != IKETCP_OK || iketcp_cur_get_u8(c, next) != IKETCP_OK ||
+	    iketcp_cur_skip(c, 11) != IKETCP_OK)
+		return IKETCP_E_SHORT;
+	return IKETCP_OK;
+}
+
+/* One payload: its generic header (the next type into *next) and its body.
+ * Each payload consumes at least its 4-byte header, so a walk ends within
+ * len / 4 steps. */
+static int
+chain_step(struct iketcp_cur *c, uint8_t *next, struct iketcp_cur *body)
+{
+	uint8_t flags;
+	uint16_t plen;
+
+	if (iketcp_cur_get_u8(c, next) != IKETCP_OK || iketcp_cur_get_u8(c, &flags) != IKETCP_OK ||
+	    iketcp_cur_get_u16(c, &plen) != IKETCP_OK)
+		return IKETCP_E_SHORT;
+	if (plen < 4)
+		return IKETCP_E_INVAL;
+	if (iketcp_cur_sub(c, (size_t)plen - 4, body) != IKETCP_OK)
+		return IKETCP_E_SHORT;
+	return IKETCP_OK;
+}
+
+/* Protocol ID, SPI Size, Notify Message Type (RFC 7296 3.10). */
+static int
+notify_type(struct iketcp_cur *body, uint16_t *nt)
+{
+	if (iketcp_cur_skip(body, 2) != IKETCP_OK || iketcp_cur_get_u16(body, nt) != IKETCP_OK)
+		return IKETCP_E_INVAL;
+	return IKETCP_OK;
+}
+
+/* What follows an SK or SKF payload's header is ciphertext. */
+static int
+encrypted(uint8_t type)
+{
+	return type == IKETCP_IKE_PL_SK || type == IKETCP_IKE_PL_SKF;
+}
+
 int
 iketcp_ike_payloads(const uint8_t *msg, size_t len, struct iketcp_ike_payloads *out)
 {
-	struct iketcp_cur c;
+	struct iketcp_cur c, body;
 	uint8_t next;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
-	iketcp_cur_init(&c, msg, len);
-	if (iketcp_cur_skip(&c, 16) != IKETCP_OK || iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
-	    iketcp_cur_skip(&c, 11) != IKETCP_OK)
-		return IKETCP_E_SHORT;
+	if ((rc = chain_start(&c, msg, len, &next)) != IKETCP_OK)
+		return rc;
 	while (next != 0 && out->n < IKETCP_IKE_PAYLOADS_MAX) {
-		uint8_t type = next, flags;
-		uint16_t plen;
-		const uint8_t *body;
-		if (iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
-		    iketcp_cur_get_u8(&c, &flags) != IKETCP_OK ||
-		    iketcp_cur_get_u16(&c, &plen) != IKETCP_OK)
-			return IKETCP_E_SHORT;
-		if (plen < 4)
-			return IKETCP_E_INVAL;
-		if (iketcp_cur_take(&c, (size_t)plen - 4, &body) != IKETCP_OK)
-			return IKETCP_E_SHORT;
+		uint8_t type = next;
+		uint16_t nt;
+		if ((rc = chain_step(&c, &next, &body)) != IKETCP_OK)
+			return rc;
 		out->types[out->n++] = type;
 		if (type == IKETCP_IKE_PL_NOTIFY && !out->has_notify) {
-			/* Protocol ID, SPI Size, Notify Message Type (RFC 7296 §3.10) */
-			struct iketcp_cur nc;
-			uint16_t nt;
-			iketcp_cur_init(&nc, body, (size_t)plen - 4);
-			if (iketcp_cur_skip(&nc, 2) != IKETCP_OK ||
-			    iketcp_cur_get_u16(&nc, &nt) != IKETCP_OK)
+			if (notify_type(&body, &nt) != IKETCP_OK)
 				return IKETCP_E_INVAL;
 			out->has_notify = 1;
 			out->notify_type = nt;
 		}
-		if (type == IKETCP_IKE_PL_SK)
+		if (encrypted(type))
 			break;
 	}
 	return IKETCP_OK;
@@ -90,32 +124,19 @@ iketcp_ike_payloads(const uint8_t *msg, size_t len, struct iketcp_ike_payloads *
 int
 iketcp_ike_has_notify(const uint8_t *msg, size_t len, uint16_t type)
 {
-	struct iketcp_cur c;
+	struct iketcp_cur c, body;
 	uint8_t next;
+	int rc;
 
-	iketcp_cur_init(&c, msg, len);
-	if (iketcp_cur_skip(&c, 16) != IKETCP_OK || iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
-	    iketcp_cur_skip(&c, 11) != IKETCP_OK)
-		return IKETCP_E_SHORT;
-	/* Each payload consumes at least its 4-byte header, so the walk ends
-	 * within len / 4 steps; what follows SK or SKF is ciphertext. */
-	while (next != 0 && next != IKETCP_IKE_PL_SK && next != IKETCP_IKE_PL_SKF) {
-		uint8_t pt = next, flags;
-		uint16_t plen;
-		struct iketcp_cur body;
-		if (iketcp_cur_get_u8(&c, &next) != IKETCP_OK ||
-		    iketcp_cur_get_u8(&c, &flags) != IKETCP_OK ||
-		    iketcp_cur_get_u16(&c, &plen) != IKETCP_OK)
-			return IKETCP_E_SHORT;
-		if (plen < 4)
-			return IKETCP_E_INVAL;
-		if (iketcp_cur_sub(&c, (size_t)plen - 4, &body) != IKETCP_OK)
-			return IKETCP_E_SHORT;
+	if ((rc = chain_start(&c, msg, len, &next)) != IKETCP_OK)
+		return rc;
+	while (next != 0 && !encrypted(next)) {
+		uint8_t pt = next;
+		uint16_t nt;
+		if ((rc = chain_step(&c, &next, &body)) != IKETCP_OK)
+			return rc;
 		if (pt == IKETCP_IKE_PL_NOTIFY) {
-			uint16_t nt;
-			/* Protocol ID, SPI Size, Notify Message Type (RFC 7296 3.10) */
-			if (iketcp_cur_skip(&body, 2) != IKETCP_OK ||
-			    iketcp_cur_get_u16(&body, &nt) != IKETCP_OK)
+			if (notify_type(&body, &nt) != IKETCP_OK)
 				return IKETCP_E_INVAL;
 			if (nt == type)
 				return 1;

@@ -92,8 +92,8 @@ struct iketcp_ike_payloads {
 /*
  * Walks the generic payload headers after the 28-byte header of an IKE
  * message of len bytes (no non-ESP marker), following Next Payload from the
- * header, up to IKETCP_IKE_PAYLOADS_MAX payloads, stopping after an SK
- * (encrypted) payload since what follows is ciphertext. Only the bytes
+ * header, up to IKETCP_IKE_PAYLOADS_MAX payloads, stopping after an SK or SKF
+ * (encrypted, RFC 7383) payload since what follows is ciphertext. Only the bytes
  * within len and within each payload's Length are read.
  * Returns IKETCP_OK with *out filled; IKETCP_E_SHORT when the header or a
  * payload is truncated; IKETCP_E_INVAL when a payload Length is below 4 (or
