@@ -12,11 +12,10 @@
 #include "iketcp/iketcp.h"
 #include "log.h"
 #include "net.h"
+#include "relay.h"
 #include "resolve.h"
 #include "tlscfg.h"
 
-#define RBUF_SIZE 65536u
-#define UDP_BATCH 32
 #define FLOW_IKE_SPIS 4
 #define FLOW_ESP_SPIS 8
 /* ESP attribution (R25, R30), see attribute_esp(): an SA-creating exchange
@@ -28,7 +27,6 @@
 #define ATTRIB_WINDOW_MS 30000
 #define REPLY_WINDOW_MS 2000
 #define PROVISIONAL_MAX 8
-#define DRAIN_MS 2000
 /* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
 #define PROXY_REQ_MAX 2048
 /* Peer UDP addresses remembered as blocked (several for a name with
@@ -82,6 +80,7 @@ struct flow_proxy {
 };
 
 struct flow {
+	struct relay r; /* first: relay callbacks get the flow from it */
 	struct client *cl;
 	uint64_t id;
 	int dead;
@@ -116,20 +115,16 @@ struct flow {
 	struct iketcpd_addr udp_peer; /* where uw sends: the peer's UDP address */
 	/* TCP */
 	enum tcp_state ts;
-	struct watcher tw;
 	struct timer tt; /* connect timeout, retry wait, drain deadline */
 	unsigned backoff_ms;
-	uint64_t gen;               /* connection generation */
-	uint32_t flowlabel;         /* IPv6: kept for every reconnect (R22) */
-	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL when down */
-	int is_tls;                 /* tr is (or will be, after the proxy) TLS */
-	int via_proxy;              /* this connection goes through the proxy */
-	unsigned addr_idx;          /* which of the target's addresses it uses */
-	struct flow_proxy *px;      /* CONNECT in progress */
-	size_t prefix_left;
-	unsigned bad_run; /* runts in a row on this connection (R27) */
-	struct iketcp_deframer df;
-	struct iketcp_sendq q;
+	uint64_t gen;       /* connection generation */
+	uint32_t flowlabel; /* IPv6: kept for every reconnect (R22) */
+	/* r.tr: plain TCP or TLS, ops NULL when down; r.is_tls: it is (or
+	 * will be, after the proxy) TLS */
+	int via_proxy;         /* this connection goes through the proxy */
+	unsigned addr_idx;     /* which of the target's addresses it uses */
+	struct flow_proxy *px; /* CONNECT in progress */
+	unsigned bad_run;      /* runts in a row on this connection (R27) */
 	/* the outstanding IKE request of the local daemon (R35, R36) */
 	uint8_t *req;
 	size_t req_len, req_cap;
@@ -167,16 +162,11 @@ struct client {
 	int shutting;
 	uint64_t next_id;
 	struct client_stats st;
-	uint8_t rbuf[RBUF_SIZE];
-	struct mmsghdr rmsg[UDP_BATCH];
-	struct iovec riov[UDP_BATCH];
-	struct sockaddr_storage rsrc[UDP_BATCH];
-	uint8_t *rdg;
-	/* frames from the peer to the local daemon */
-	struct iovec biov[NET_BATCH_MAX];
-	unsigned bn;
-	int gso_off; /* the kernel refused UDP GSO on uw.fd */
-	struct flow *batch_flow;
+	/* frames from the peer to the local daemon: the read buffer and the
+	 * batch of datagrams parsed from it */
+	struct relay_io io;
+	int gso_off;        /* the kernel refused UDP GSO on uw.fd */
+	struct udprecv urx; /* datagrams from the local daemon */
 	/* Flows with frames queued by the current recvmmsg batch: written once
 	 * per batch, so a burst of datagrams becomes one writev, not one each. */
 	struct flow *dirty;
@@ -197,30 +187,6 @@ static void target_refresh(struct target *t);
 static void flow_flush(struct flow *f);
 static void flow_handshake(struct flow *f);
 static void flow_destroy(struct flow *f);
-
-/* ---- to the local daemon --------------------------------------------------- */
-
-static void
-batch_flush(struct client *cl)
-{
-	struct flow *f = cl->batch_flow;
-	unsigned sent = net_send_batch(cl->uw.fd, &f->local, cl->biov, cl->bn, &cl->gso_off);
-	cl->st.to_local += sent;
-	cl->st.to_local_drops += cl->bn - sent;
-	cl->bn = 0;
-	cl->batch_flow = NULL;
-}
-
-static void
-batch_add(struct client *cl, struct flow *f, const uint8_t *p, size_t len)
-{
-	if (cl->bn && (cl->batch_flow != f || cl->bn == NET_BATCH_MAX))
-		batch_flush(cl);
-	cl->batch_flow = f;
-	cl->biov[cl->bn].iov_base = (void *)(uintptr_t)p;
-	cl->biov[cl->bn].iov_len = len;
-	cl->bn++;
-}
 
 /* ---- ports and the UDP-blocked memory ----------------------------------------- */
 
@@ -286,9 +252,9 @@ flow_idle_cb(struct timer *t)
 	uint64_t idle = now - f->last_active_ms;
 	if (idle < f->cl->cfg.flow_timeout_ms) {
 		/* memory: a flow that went quiet gets its second trim here */
-		iketcp_sendq_trim(&f->q);
-		iketcp_deframer_trim(&f->df);
-		iketcp_tls_trim(&f->tr);
+		iketcp_sendq_trim(&f->r.q);
+		iketcp_deframer_trim(&f->r.df);
+		iketcp_tls_trim(&f->r.tr);
 		timer_start(f->cl->loop, &f->idle, f->cl->cfg.flow_timeout_ms - idle);
 		return;
 	}
@@ -351,7 +317,7 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 		return NULL;
 	struct iketcp_sendq_cfg qc = {.budget = cl->cfg.send_budget,
 				      .ike_reserve = cl->cfg.ike_reserve};
-	if (iketcp_sendq_init(&f->q, &qc) != IKETCP_OK) {
+	if (iketcp_sendq_init(&f->r.q, &qc) != IKETCP_OK) {
 		free(f);
 		return NULL;
 	}
@@ -359,7 +325,7 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 	f->id = ++cl->next_id;
 	f->local = *local;
 	f->uw.fd = -1;
-	f->tw.fd = -1;
+	f->r.w.fd = -1;
 	f->backoff_ms = cl->cfg.reconnect_min_ms;
 	timer_init(&f->idle, flow_idle_cb, f);
 	timer_init(&f->tt, flow_tt_cb, f);
@@ -393,7 +359,7 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 	}
 	if (f->mode != FM_TCP) {
 		if (flow_udp_open(f) < 0) {
-			iketcp_sendq_free(&f->q);
+			iketcp_sendq_free(&f->r.q);
 			free(f);
 			return NULL;
 		}
@@ -419,8 +385,7 @@ static void
 flow_free_cb(void *arg)
 {
 	struct flow *f = arg;
-	iketcp_deframer_free(&f->df);
-	iketcp_sendq_free(&f->q);
+	relay_free(&f->r);
 	free(f->req);
 	free(f);
 }
@@ -431,8 +396,7 @@ flow_destroy(struct flow *f)
 	struct client *cl = f->cl;
 	if (f->dead)
 		return;
-	if (cl->batch_flow == f && cl->bn)
-		batch_flush(cl);
+	udpbatch_flush_for(&cl->io.batch, cl->uw.fd, &f->local);
 	flow_tcp_down(f, NULL);
 	f->dead = 1;
 	flow_udp_close(f);
@@ -488,19 +452,14 @@ flow_connected(const struct flow *f)
 static void
 flow_want(struct flow *f)
 {
-	unsigned want;
-
 	if (!flow_connected(f))
 		return;
-	if (f->ts == TS_PROXY && iketcp_transport_handshake_done(&f->tr))
-		want = iketcp_transport_interest(&f->tr, f->px && f->px->off == f->px->len,
-						 f->px && f->px->off < f->px->len);
+	if (f->ts == TS_PROXY && iketcp_transport_handshake_done(&f->r.tr))
+		relay_watch(f->cl->loop, &f->r,
+			    iketcp_transport_interest(&f->r.tr, f->px && f->px->off == f->px->len,
+						      f->px && f->px->off < f->px->len));
 	else
-		want = iketcp_transport_interest(&f->tr, 1,
-						 f->prefix_left || iketcp_sendq_bytes(&f->q) > 0);
-	watcher_set(f->cl->loop, &f->tw,
-		    (want & IKETCP_WANT_READ ? EPOLLIN : 0) |
-			    (want & IKETCP_WANT_WRITE ? EPOLLOUT : 0));
+		relay_want(f->cl->loop, &f->r, 1, 0);
 }
 
 /* Writes the prefix (first time only) together with queued frames. */
@@ -510,46 +469,13 @@ flow_flush(struct flow *f)
 	char e[IKETCP_TRANSPORT_ERR_MAX];
 	if (f->ts != TS_OPEN && f->ts != TS_DRAINING)
 		return;
-	while (f->prefix_left) {
-		/* R15/R24/A2: the prefix leads, in the same write as the first
-		 * frames: one segment with them over TCP, one record with them
-		 * (the first application data) over TLS. */
-		struct iovec iov[1 + IKETCP_SENDQ_IOV_MAX];
-		iov[0].iov_base =
-			(void *)(uintptr_t)&IKETCP_PREFIX[IKETCP_PREFIX_LEN - f->prefix_left];
-		iov[0].iov_len = f->prefix_left;
-		int n = iketcp_sendq_iov(&f->q, iov + 1);
-		long w = iketcp_transport_writev(&f->tr, iov, 1 + n);
-		if (w == IKETCP_E_AGAIN || w == 0) {
-			flow_want(f);
-			return;
-		}
-		if (w < 0) {
-			iketcp_transport_last_error(&f->tr, e, sizeof(e));
-			flow_tcp_down(f, e);
-			return;
-		}
-		size_t k = (size_t)w < f->prefix_left ? (size_t)w : f->prefix_left;
-		f->prefix_left -= k;
-		if ((size_t)w > k && iketcp_sendq_consume(&f->q, (size_t)w - k) != IKETCP_OK) {
-			flow_tcp_down(f, "write accounting");
-			return;
-		}
-	}
-	int rc = iketcp_transport_send(&f->tr, &f->q);
-	if (rc == IKETCP_OK) {
-		/* memory: frees what was unused since the last trim */
-		iketcp_sendq_trim(&f->q);
-		iketcp_tls_trim(&f->tr);
-	}
-	if (rc == IKETCP_OK && f->ts == TS_DRAINING) {
+	int rc = relay_flush(&f->r);
+	if (rc == IKETCP_OK && f->ts == TS_DRAINING)
 		flow_destroy(f);
-	} else if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN) {
+	else if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN)
 		flow_want(f);
-	} else {
-		iketcp_transport_last_error(&f->tr, e, sizeof(e));
-		flow_tcp_down(f, e[0] ? e : iketcp_strerror(rc));
-	}
+	else
+		flow_tcp_down(f, relay_error(&f->r, rc, e, sizeof(e)));
 }
 
 /* Waits for the next attempt (backoff, doubled up to reconnect-max). */
@@ -574,18 +500,17 @@ flow_tcp_close(struct flow *f, int graceful)
 	struct client *cl = f->cl;
 	if (flow_connected(f)) {
 		if (graceful && (f->ts == TS_OPEN || f->ts == TS_DRAINING) &&
-		    iketcp_transport_shutdown(&f->tr) != IKETCP_OK)
+		    iketcp_transport_shutdown(&f->r.tr) != IKETCP_OK)
 			log_debug("%s: flow %llu: no close_notify sent", cl->cfg.name,
 				  (unsigned long long)f->id);
-		watcher_stop(cl->loop, &f->tw);
+		watcher_stop(cl->loop, &f->r.w);
 		/* A TLS transport keeps its session resumable unless the
 		 * connection died of a TLS error (lib/tls.c tls_free). */
-		iketcp_transport_free(&f->tr);
-		close(f->tw.fd);
-		f->tw.fd = -1;
+		iketcp_transport_free(&f->r.tr);
+		close(f->r.w.fd);
+		f->r.w.fd = -1;
 		cl->nconns--;
-		if (cl->batch_flow == f && cl->bn)
-			batch_flush(cl);
+		udpbatch_flush_for(&cl->io.batch, cl->uw.fd, &f->local);
 	}
 	free(f->px);
 	f->px = NULL;
@@ -593,9 +518,9 @@ flow_tcp_close(struct flow *f, int graceful)
 	/* R23: a partial frame from the peer dies with the connection. Frames
 	 * queued but not written are lost too, except the pending request,
 	 * which the next connection resends (R36). */
-	iketcp_deframer_free(&f->df);
-	iketcp_sendq_free(&f->q);
-	f->prefix_left = 0;
+	iketcp_deframer_free(&f->r.df);
+	iketcp_sendq_free(&f->r.q);
+	f->r.prefix_left = 0;
 	/* A request queued for a connection that never opened (generation
 	 * gen + 1) went with that queue: the next connection must resend it,
 	 * and must not drop the local daemon's retransmission of it (R35). */
@@ -769,8 +694,8 @@ flow_tcp_connect(struct flow *f)
 	int rc;
 
 	f->via_proxy = cl->cfg.proxy_host[0] != '\0';
-	f->is_tls = cl->cfg.use_tls;
-	if (f->is_tls && !cl->tls_ctx) {
+	f->r.is_tls = cl->cfg.use_tls;
+	if (f->r.is_tls && !cl->tls_ctx) {
 		/* tls = yes but no usable context (a reload failed): never
 		 * fall back to plain TCP silently */
 		f->ts = TS_DOWN;
@@ -805,20 +730,20 @@ flow_tcp_connect(struct flow *f)
 		return;
 	}
 	/* The non-blocking connect is the transport's first handshake step. */
-	if (f->is_tls && !f->via_proxy)
-		rc = iketcp_tls_client_init(&f->tr, cl->tls_ctx, fd, IKETCP_TRANSPORT_CONNECTING);
+	if (f->r.is_tls && !f->via_proxy)
+		rc = iketcp_tls_client_init(&f->r.tr, cl->tls_ctx, fd, IKETCP_TRANSPORT_CONNECTING);
 	else
-		rc = iketcp_transport_tcp_init(&f->tr, fd, IKETCP_TRANSPORT_CONNECTING);
+		rc = iketcp_transport_tcp_init(&f->r.tr, fd, IKETCP_TRANSPORT_CONNECTING);
 	if (rc != IKETCP_OK) {
 		close(fd);
 		f->ts = TS_DOWN;
 		flow_connect_failed(f, "connect", iketcp_strerror(rc));
 		return;
 	}
-	f->tw = (struct watcher){.fd = fd, .cb = flow_tcp_cb, .data = f};
+	f->r.w = (struct watcher){.fd = fd, .cb = flow_tcp_cb, .data = f};
 	f->ts = TS_CONNECTING;
 	cl->nconns++;
-	watcher_start(cl->loop, &f->tw, EPOLLOUT);
+	watcher_start(cl->loop, &f->r.w, EPOLLOUT);
 	timer_start(cl->loop, &f->tt, cl->cfg.connect_timeout_ms);
 }
 
@@ -833,34 +758,34 @@ flow_tcp_open(struct flow *f)
 	struct iketcp_deframer_cfg dc = {.expect_prefix = 0, .max_frame = cl->cfg.max_frame};
 
 	timer_stop(cl->loop, &f->tt);
-	(void)net_tcp_tune(f->tw.fd, cl->cfg.tcp_keepalive, cl->cfg.tcp_user_timeout_ms);
-	iketcp_deframer_free(&f->df);
-	if (iketcp_deframer_init(&f->df, &dc) != IKETCP_OK) {
+	(void)net_tcp_tune(f->r.w.fd, cl->cfg.tcp_keepalive, cl->cfg.tcp_user_timeout_ms);
+	iketcp_deframer_free(&f->r.df);
+	if (iketcp_deframer_init(&f->r.df, &dc) != IKETCP_OK) {
 		flow_tcp_down(f, "deframer");
 		return;
 	}
 	f->ts = TS_OPEN;
 	f->gen++;
 	f->bad_run = 0;
-	f->prefix_left = IKETCP_PREFIX_LEN;
+	f->r.prefix_left = IKETCP_PREFIX_LEN;
 	/* R36: the request still waiting for its response goes first on the
 	 * new connection, byte for byte as the local daemon sent it. */
 	if (f->req_len && f->req_gen != f->gen) {
 		/* IKE class: it overtakes ESP queued while connecting. */
-		if (iketcp_sendq_push_datagram(&f->q, f->req, f->req_len) == IKETCP_OK) {
+		if (iketcp_sendq_push_datagram(&f->r.q, f->req, f->req_len) == IKETCP_OK) {
 			f->req_gen = f->gen;
 			cl->st.requests_resent++;
 		} else {
 			cl->st.sendq_drops++;
 		}
 	}
-	if (f->is_tls) {
-		int resumed = iketcp_tls_resumed(&f->tr);
+	if (f->r.is_tls) {
+		int resumed = iketcp_tls_resumed(&f->r.tr);
 		cl->st.tls_handshakes++;
 		if (resumed)
 			cl->st.tls_resumed++;
-		snprintf(tls, sizeof(tls), ", %s %s, %s", iketcp_tls_version(&f->tr),
-			 iketcp_tls_cipher(&f->tr),
+		snprintf(tls, sizeof(tls), ", %s %s, %s", iketcp_tls_version(&f->r.tr),
+			 iketcp_tls_cipher(&f->r.tr),
 			 resumed ? "TLS session resumed" : "new TLS session (not resumed)");
 	}
 	log_info("%s: flow %llu connected to %s (connection %llu%s)", cl->cfg.name,
@@ -868,7 +793,7 @@ flow_tcp_open(struct flow *f)
 		 (unsigned long long)f->gen, tls);
 	flow_flush(f);
 	/* bytes that came behind the proxy's answer are not announced by epoll */
-	if (f->ts == TS_OPEN && f->tr.pre)
+	if (f->ts == TS_OPEN && f->r.tr.pre)
 		flow_tcp_read(f);
 }
 
@@ -880,7 +805,7 @@ flow_setup_error(struct flow *f, int rc)
 	char e[IKETCP_TRANSPORT_ERR_MAX];
 	const char *what;
 
-	iketcp_transport_last_error(&f->tr, e, sizeof(e));
+	iketcp_transport_last_error(&f->r.tr, e, sizeof(e));
 	if (rc == IKETCP_E_TLS || rc == IKETCP_E_TLS_VERIFY || rc == IKETCP_E_TLS_PIN) {
 		/* "certificate verify failed: certificate has expired",
 		 * "... hostname mismatch (expected NAME)", "public key pin
@@ -903,26 +828,26 @@ static void
 flow_proxy_done(struct flow *f, const uint8_t *rest, size_t n)
 {
 	struct client *cl = f->cl;
-	int fd = f->tw.fd, rc;
+	int fd = f->r.w.fd, rc;
 
 	log_debug("%s: flow %llu: proxy opened the tunnel (%d %s)", cl->cfg.name,
 		  (unsigned long long)f->id, f->px->parser.status, f->px->parser.reason);
 	free(f->px);
 	f->px = NULL;
-	iketcp_transport_free(&f->tr);
-	if (f->is_tls && !cl->tls_ctx) {
+	iketcp_transport_free(&f->r.tr);
+	if (f->r.is_tls && !cl->tls_ctx) {
 		flow_connect_failed(f, "TLS", "no TLS context (see the earlier error)");
 		return;
 	}
-	rc = f->is_tls ? iketcp_tls_client_init(&f->tr, cl->tls_ctx, fd, 0)
-		       : iketcp_transport_tcp_init(&f->tr, fd, 0);
+	rc = f->r.is_tls ? iketcp_tls_client_init(&f->r.tr, cl->tls_ctx, fd, 0)
+			 : iketcp_transport_tcp_init(&f->r.tr, fd, 0);
 	if (rc == IKETCP_OK && n > 0)
-		rc = iketcp_transport_preread(&f->tr, rest, n);
+		rc = iketcp_transport_preread(&f->r.tr, rest, n);
 	if (rc != IKETCP_OK) {
 		flow_connect_failed(f, "proxy", iketcp_strerror(rc));
 		return;
 	}
-	if (!f->is_tls) {
+	if (!f->r.is_tls) {
 		flow_tcp_open(f);
 		return;
 	}
@@ -940,7 +865,7 @@ flow_proxy_step(struct flow *f)
 
 	while (px->off < px->len) {
 		struct iovec iov = {.iov_base = px->req + px->off, .iov_len = px->len - px->off};
-		long w = iketcp_transport_writev(&f->tr, &iov, 1);
+		long w = iketcp_transport_writev(&f->r.tr, &iov, 1);
 		if (w == IKETCP_E_AGAIN || w == 0) {
 			flow_want(f);
 			return;
@@ -952,7 +877,7 @@ flow_proxy_step(struct flow *f)
 		px->off += (size_t)w;
 	}
 	for (;;) {
-		long n = iketcp_transport_read(&f->tr, cl->rbuf, sizeof(cl->rbuf));
+		long n = iketcp_transport_read(&f->r.tr, cl->io.rbuf, sizeof(cl->io.rbuf));
 		if (n == IKETCP_E_AGAIN) {
 			flow_want(f);
 			return;
@@ -968,7 +893,7 @@ flow_proxy_step(struct flow *f)
 			return;
 		}
 		struct iketcp_cur in;
-		iketcp_cur_init(&in, cl->rbuf, (size_t)n);
+		iketcp_cur_init(&in, cl->io.rbuf, (size_t)n);
 		int rc = iketcp_proxy_parse(&px->parser, &in);
 		if (rc == 0)
 			continue;
@@ -1026,10 +951,10 @@ flow_proxy_start(struct flow *f)
 static void
 flow_handshake(struct flow *f)
 {
-	int rc = iketcp_transport_handshake(&f->tr);
+	int rc = iketcp_transport_handshake(&f->r.tr);
 
 	if (rc == IKETCP_E_AGAIN) {
-		if (f->is_tls && !f->via_proxy && !(f->tr.flags & IKETCP_TRANSPORT_CONNECTING))
+		if (f->r.is_tls && !f->via_proxy && !(f->r.tr.flags & IKETCP_TRANSPORT_CONNECTING))
 			f->ts = TS_TLS; /* TCP is up, the TLS handshake runs */
 		flow_want(f);
 		return;
@@ -1109,99 +1034,73 @@ carrier_gen(const struct flow *f)
 	return f->ts == TS_OPEN || f->ts == TS_DRAINING ? f->gen : f->gen + 1;
 }
 
-/* Reports the end of a connection as its read saw it (0 or an error). */
-static void
-flow_read_end(struct flow *f, long r)
+/* The relay's frame callback. Returns -1 when the connection went down
+ * or was replaced meanwhile. */
+static int
+flow_frame(struct relay *r, const struct iketcp_frame *fm)
 {
-	char e[IKETCP_TRANSPORT_ERR_MAX];
-	if (r == 0) {
-		flow_tcp_down(f, "peer closed");
-		return;
+	struct flow *f = (struct flow *)r;
+	struct client *cl = f->cl;
+	uint64_t gen = f->gen;
+
+	switch (fm->kind) {
+	case IKETCP_FRAME_IKE:
+	case IKETCP_FRAME_ESP:
+		/* R28: ESP is never a bad frame here, whatever its SPI: the
+		 * local daemon's SA database decides, and a new CHILD SA's SPI
+		 * may be unknown for a moment */
+		f->bad_run = 0;
+		cl->st.from_peer_frames++;
+		f->backoff_ms = cl->cfg.reconnect_min_ms; /* the peer talks to us */
+		flow_from_peer(f, fm->body, fm->body_len);
+		break;
+	case IKETCP_FRAME_RUNT:
+		cl->st.from_peer_runts++;
+		/* R27: a run of unusable frames means the stream is corrupt; a
+		 * new connection starts clean */
+		if (++f->bad_run >= cl->cfg.max_bad_frames) {
+			char why[80];
+			cl->st.closed_bad_frames++;
+			snprintf(why, sizeof(why), "%u bad frames in a row, max-bad-frames (R27)",
+				 f->bad_run);
+			udpbatch_flush(&cl->io.batch);
+			flow_tcp_down(f, why);
+			return -1;
+		}
+		break;
+	case IKETCP_FRAME_EMPTY:
+	case IKETCP_FRAME_KEEPALIVE:
+	case IKETCP_FRAME_FATAL:
+		break;
 	}
-	iketcp_transport_last_error(&f->tr, e, sizeof(e));
-	flow_tcp_down(f, e[0] ? e : iketcp_strerror((int)r));
+	return f->gen != gen || f->ts != TS_OPEN ? -1 : 0;
 }
+
+static const struct relay_ops flow_ops = {.frame = flow_frame};
 
 static void
 flow_tcp_read(struct flow *f)
 {
-	struct client *cl = f->cl;
-	uint64_t gen = f->gen;
+	char e[IKETCP_TRANSPORT_ERR_MAX];
+	int code;
 
-	do {
-		long last;
-		long n = net_transport_fill(&f->tr, f->is_tls, cl->rbuf, sizeof(cl->rbuf), &last);
-		if (n == IKETCP_E_AGAIN) {
-			if (f->is_tls)
-				flow_want(f); /* a TLS read may wait for writability */
-			return;
-		}
-		if (n <= 0) {
-			flow_read_end(f, n);
-			return;
-		}
-		struct iketcp_cur in;
-		iketcp_cur_init(&in, cl->rbuf, (size_t)n);
-		const uint8_t *fr;
-		size_t flen;
-		int rc;
-		while ((rc = iketcp_deframer_next(&f->df, &in, &fr, &flen)) == 1) {
-			struct iketcp_frame fm;
-			if (iketcp_frame_classify(fr, flen, &fm) != IKETCP_OK)
-				continue;
-			switch (fm.kind) {
-			case IKETCP_FRAME_IKE:
-			case IKETCP_FRAME_ESP:
-				/* R28: ESP is never a bad frame here, whatever its
-				 * SPI: the local daemon's SA database decides, and
-				 * a new CHILD SA's SPI may be unknown for a moment */
-				f->bad_run = 0;
-				cl->st.from_peer_frames++;
-				f->backoff_ms = cl->cfg.reconnect_min_ms; /* the peer talks to us */
-				flow_from_peer(f, fm.body, fm.body_len);
-				if (fr < cl->rbuf || fr >= cl->rbuf + sizeof(cl->rbuf))
-					batch_flush(cl);
-				break;
-			case IKETCP_FRAME_RUNT:
-				cl->st.from_peer_runts++;
-				/* R27: a run of unusable frames means the stream
-				 * is corrupt; a new connection starts clean */
-				if (++f->bad_run >= cl->cfg.max_bad_frames) {
-					char why[80];
-					cl->st.closed_bad_frames++;
-					snprintf(why, sizeof(why),
-						 "%u bad frames in a row, max-bad-frames (R27)",
-						 f->bad_run);
-					if (cl->bn)
-						batch_flush(cl);
-					flow_tcp_down(f, why);
-					return;
-				}
-				break;
-			case IKETCP_FRAME_EMPTY:
-			case IKETCP_FRAME_KEEPALIVE:
-			case IKETCP_FRAME_FATAL:
-				break;
-			}
-			if (f->gen != gen || f->ts != TS_OPEN)
-				return;
-		}
-		if (cl->bn)
-			batch_flush(cl);
-		if (rc < 0) {
-			flow_tcp_down(f, iketcp_strerror(rc));
-			return;
-		}
-		if (last != IKETCP_E_AGAIN) {
-			flow_read_end(f, last);
-			return;
-		}
-		/* bytes handed back to the transport (the proxy's surplus) are not
-		 * announced by epoll: read on while there are some */
-	} while (f->tr.pre != NULL);
-	iketcp_deframer_trim(&f->df); /* memory: keeps a partial frame's buffer */
-	if (f->is_tls)
-		flow_want(f);
+	switch (relay_read(&f->r, &f->cl->io, &flow_ops, &code)) {
+	case RELAY_AGAIN:
+		if (f->r.is_tls)
+			flow_want(f); /* a TLS read may wait for writability */
+		return;
+	case RELAY_STOPPED:
+		return;
+	case RELAY_EOF:
+		flow_tcp_down(f, "peer closed");
+		return;
+	case RELAY_IOERR:
+		flow_tcp_down(f, relay_error(&f->r, code, e, sizeof(e)));
+		return;
+	case RELAY_STREAM:
+		flow_tcp_down(f, iketcp_strerror(code));
+		return;
+	}
 }
 
 static void
@@ -1224,7 +1123,7 @@ flow_tcp_cb(struct watcher *w, uint32_t ev)
 		return;
 	}
 	int rd, wr;
-	net_transport_ready(&f->tr, ev, &rd, &wr);
+	relay_ready(&f->r, ev, &rd, &wr);
 	if (rd)
 		flow_tcp_read(f);
 	if (wr && (f->ts == TS_OPEN || f->ts == TS_DRAINING))
@@ -1259,7 +1158,7 @@ flow_from_peer(struct flow *f, const uint8_t *p, size_t len)
 		if (!known)
 			flow_new_inbound_spi(f, spi);
 	}
-	batch_add(f->cl, f, p, len);
+	udpbatch_add(&f->cl->io.batch, f->cl->uw.fd, &f->local, &f->cl->gso_off, p, len);
 }
 
 /*
@@ -1317,7 +1216,7 @@ flow_udp_cb(struct watcher *w, uint32_t ev)
 	struct client *cl = f->cl;
 	(void)ev;
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = recv(w->fd, cl->rbuf, sizeof(cl->rbuf), MSG_DONTWAIT);
+		ssize_t n = recv(w->fd, cl->io.rbuf, sizeof(cl->io.rbuf), MSG_DONTWAIT);
 		if (n < 0 && f->mode == FM_UDP_TRYING && udp_icmp_error(errno)) {
 			flow_udp_refused(f, errno);
 			return;
@@ -1335,8 +1234,8 @@ flow_udp_cb(struct watcher *w, uint32_t ev)
 			log_info("%s: flow %llu: peer answered over UDP; not using TCP",
 				 cl->cfg.name, (unsigned long long)f->id);
 		}
-		flow_from_peer(f, cl->rbuf, (size_t)n);
-		batch_flush(cl);
+		flow_from_peer(f, cl->io.rbuf, (size_t)n);
+		udpbatch_flush(&cl->io.batch);
 	}
 }
 
@@ -1848,7 +1747,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 		}
 		return;
 	}
-	int rc = iketcp_sendq_push_datagram(&f->q, p, len);
+	int rc = iketcp_sendq_push_datagram(&f->r.q, p, len);
 	if (rc != IKETCP_OK) {
 		cl->st.sendq_drops++;
 		return;
@@ -1871,19 +1770,11 @@ local_udp_cb(struct watcher *w, uint32_t ev)
 {
 	struct client *cl = w->data;
 	(void)ev;
-	for (unsigned i = 0; i < UDP_BATCH; i++) {
-		cl->riov[i].iov_base = cl->rdg + (size_t)i * IKETCP_BODY_MAX;
-		cl->riov[i].iov_len = IKETCP_BODY_MAX;
-		cl->rmsg[i].msg_hdr = (struct msghdr){.msg_name = &cl->rsrc[i],
-						      .msg_namelen = sizeof(cl->rsrc[i]),
-						      .msg_iov = &cl->riov[i],
-						      .msg_iovlen = 1};
-	}
-	int n = recvmmsg(w->fd, cl->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+	int n = udprecv_read(&cl->urx, w->fd);
 	for (int i = 0; i < n; i++) {
-		struct iketcpd_addr src = {.len = cl->rmsg[i].msg_hdr.msg_namelen};
-		memcpy(&src.ss, &cl->rsrc[i], src.len);
-		from_local(cl, &src, cl->riov[i].iov_base, cl->rmsg[i].msg_len);
+		struct iketcpd_addr src;
+		udprecv_src(&cl->urx, i, &src);
+		from_local(cl, &src, udprecv_data(&cl->urx, i), udprecv_len(&cl->urx, i));
 	}
 	/* Flows destroyed meanwhile are still allocated (loop_defer) and marked
 	 * dead, so walking the list is safe. */
@@ -1937,8 +1828,8 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 		return NULL;
 	cl->loop = l;
 	cl->cfg = *cfg;
-	cl->rdg = malloc((size_t)UDP_BATCH * IKETCP_BODY_MAX);
-	if (!cl->rdg) {
+	udpbatch_init(&cl->io.batch, &cl->st.to_local, &cl->st.to_local_drops);
+	if (udprecv_init(&cl->urx) < 0) {
 		free(cl);
 		return NULL;
 	}
@@ -1946,7 +1837,7 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 	if (cl->uw.fd < 0) {
 		log_err("%s: UDP socket on %s: %s", cfg->name,
 			iketcpd_addr_str(&cfg->udp, as, sizeof(as)), strerror(errno));
-		free(cl->rdg);
+		udprecv_free(&cl->urx);
 		free(cl);
 		return NULL;
 	}
@@ -1954,7 +1845,7 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 	cl->uw.data = cl;
 	if (watcher_start(l, &cl->uw, EPOLLIN) < 0) {
 		close(cl->uw.fd);
-		free(cl->rdg);
+		udprecv_free(&cl->urx);
 		free(cl);
 		return NULL;
 	}
@@ -1965,7 +1856,7 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 			log_err("%s: TLS: %s", cfg->name, err);
 			watcher_stop(l, &cl->uw);
 			close(cl->uw.fd);
-			free(cl->rdg);
+			udprecv_free(&cl->urx);
 			free(cl);
 			return NULL;
 		}
@@ -2052,9 +1943,9 @@ client_shutdown(struct client *cl)
 	target_stop(&cl->proxy);
 	for (struct flow *f = cl->flows, *n; f; f = n) {
 		n = f->next;
-		if (f->ts == TS_OPEN && iketcp_sendq_bytes(&f->q)) {
+		if (f->ts == TS_OPEN && iketcp_sendq_bytes(&f->r.q)) {
 			f->ts = TS_DRAINING;
-			timer_start(cl->loop, &f->tt, DRAIN_MS);
+			timer_start(cl->loop, &f->tt, RELAY_DRAIN_MS);
 			flow_flush(f);
 		} else {
 			flow_destroy(f);
@@ -2165,7 +2056,7 @@ client_free(struct client *cl)
 	watcher_stop(cl->loop, &cl->uw);
 	close(cl->uw.fd);
 	iketcp_tls_ctx_unref(cl->tls_ctx);
-	free(cl->rdg);
+	udprecv_free(&cl->urx);
 	free(cl);
 }
 

@@ -14,16 +14,14 @@
 #include "iketcp/proxyproto.h"
 #include "log.h"
 #include "net.h"
+#include "relay.h"
 #include "siphash.h"
 #include "tlscfg.h"
 
-#define RBUF_SIZE 65536u /* one TCP read; frames whole in it are not copied */
-#define UDP_BATCH 32     /* datagrams per recvmmsg / sendmmsg */
 #define SPI_BUCKETS (1u << 14)
 #define SRC_BUCKETS (1u << 12)
 #define SESS_IKE_SAS 4  /* IKE SAs per session: the SA and its rekeyed successors */
 #define SESS_ESP_SPIS 8 /* ESP SPIs per session, for a fast resume (trust model) */
-#define DRAIN_MS 2000   /* shutdown: time to write queued frames */
 #define ACCEPT_BURST 64
 #define ACCEPT_PAUSE_MS 250 /* out of descriptors: stop accepting this long */
 /* While a session has no connection, the backend's IKE datagrams wait in a
@@ -128,8 +126,8 @@ struct src_ent {
 };
 
 struct sconn {
+	struct relay r; /* first: relay callbacks get the connection from it */
 	struct server *srv;
-	struct watcher w;
 	struct timer timer; /* pending: prefix / first frame; open: conn_arm(); draining */
 	struct deferred dfr;
 	uint64_t id;
@@ -138,14 +136,10 @@ struct sconn {
 	char peer_str[64];
 	struct iketcpd_addr peer; /* the client (after a PROXY header: the one it names) */
 	struct src_ent *src;
-	struct iketcp_transport tr; /* plain TCP or TLS; ops NULL while sniffing */
-	int is_tls;
 	int tls_listener; /* accepted on a listen-tls address */
 	uint8_t *pp;      /* SC_PROXY_HDR: the header bytes read so far */
 	size_t pp_len;
 	int pp_local; /* the header named no client: the balancer's own connection */
-	struct iketcp_deframer df;
-	struct iketcp_sendq q;
 	unsigned bad_run;
 	uint64_t frames_in, bytes_in;
 	uint32_t last_spi; /* last ESP SPI seen from a member (learning is per new SPI) */
@@ -249,15 +243,8 @@ struct server {
 	struct src_ent *src_tab[SRC_BUCKETS];
 	uint64_t next_id, attach_seq;
 	struct server_stats st;
-	uint8_t rbuf[RBUF_SIZE];
-	/* TCP -> UDP batch: frames bound for one session's socket */
-	struct session *batch_sess;
-	struct iovec biov[NET_BATCH_MAX]; /* frames of one TCP read, to one session */
-	unsigned bn;
-	/* UDP -> TCP: recvmmsg buffers */
-	struct mmsghdr rmsg[UDP_BATCH];
-	struct iovec riov[UDP_BATCH];
-	uint8_t *rdg;            /* UDP_BATCH x IKETCP_BODY_MAX */
+	struct relay_io io;      /* TCP -> UDP: the read buffer and its datagram batch */
+	struct udprecv urx;      /* UDP -> TCP */
 	struct timer trim_sweep; /* memory: see trim_sweep_cb() */
 };
 
@@ -421,30 +408,6 @@ src_release(struct server *srv, struct src_ent *e)
 			return;
 		}
 	}
-}
-
-/* ---- TCP -> UDP batching ---------------------------------------------------- */
-
-static void
-batch_flush(struct server *srv)
-{
-	struct session *s = srv->batch_sess;
-	unsigned sent = net_send_batch(s->w.fd, NULL, srv->biov, srv->bn, &s->gso_off);
-	srv->st.to_backend += sent;
-	srv->st.to_backend_drops += srv->bn - sent;
-	srv->bn = 0;
-	srv->batch_sess = NULL;
-}
-
-static void
-batch_add(struct server *srv, struct session *s, const uint8_t *p, size_t len)
-{
-	if (srv->bn && (srv->batch_sess != s || srv->bn == NET_BATCH_MAX))
-		batch_flush(srv);
-	srv->batch_sess = s;
-	srv->biov[srv->bn].iov_base = (void *)(uintptr_t)p;
-	srv->biov[srv->bn].iov_len = len;
-	srv->bn++;
 }
 
 /* ---- sessions --------------------------------------------------------------- */
@@ -735,7 +698,7 @@ to_conn(struct session *s, struct sconn *c, const uint8_t *p, size_t len)
 {
 	struct server *srv = s->srv;
 	struct iketcp_ike_hdr h;
-	int rc = iketcp_sendq_push_datagram(&c->q, p, len);
+	int rc = iketcp_sendq_push_datagram(&c->r.q, p, len);
 
 	if (rc != IKETCP_OK) {
 		if (rc == IKETCP_E_NOBUFS)
@@ -793,8 +756,7 @@ session_destroy(struct session *s, enum close_reason why)
 	for (unsigned i = 0; i < SESS_ESP_SPIS; i++)
 		if (s->esp[i].type)
 			spi_unlink(srv, &s->esp[i]);
-	if (srv->batch_sess == s)
-		batch_flush(srv);
+	udpbatch_flush_for(&srv->io.batch, s->w.fd, NULL);
 	half_open_end(s);
 	DLIST_UNLINK(s->src->s_head, s->src->s_tail, s, src_next, src_prev);
 	s->src->sessions--;
@@ -992,17 +954,12 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 	struct server *srv = s->srv;
 	(void)ev;
 
-	for (unsigned i = 0; i < UDP_BATCH; i++) {
-		srv->riov[i].iov_base = srv->rdg + (size_t)i * IKETCP_BODY_MAX;
-		srv->riov[i].iov_len = IKETCP_BODY_MAX;
-		srv->rmsg[i].msg_hdr = (struct msghdr){.msg_iov = &srv->riov[i], .msg_iovlen = 1};
-	}
-	int n = recvmmsg(w->fd, srv->rmsg, UDP_BATCH, MSG_DONTWAIT, NULL);
+	int n = udprecv_read(&srv->urx, w->fd);
 	if (n <= 0)
-		return; /* EAGAIN, or ICMP errors from a backend that is down */
+		return; /* nothing, or ICMP errors from a backend that is down */
 	for (int i = 0; i < n; i++) {
-		const uint8_t *p = srv->riov[i].iov_base;
-		size_t len = srv->rmsg[i].msg_len;
+		const uint8_t *p = udprecv_data(&srv->urx, i);
+		size_t len = udprecv_len(&srv->urx, i);
 		struct iketcp_ike_hdr h;
 		int is_ike = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
 
@@ -1057,15 +1014,8 @@ trim_sweep_cb(struct timer *t)
 {
 	struct server *srv = t->data;
 	size_t freed = 0, used = iketcp_mem_used();
-	for (struct sconn *c = srv->conns; c; c = c->next) {
-		iketcp_sendq_trim(&c->q);
-		iketcp_deframer_trim(&c->df);
-		if (c->is_tls) {
-			size_t had = iketcp_tls_buffered(&c->tr);
-			iketcp_tls_trim(&c->tr);
-			freed += had - iketcp_tls_buffered(&c->tr);
-		}
-	}
+	for (struct sconn *c = srv->conns; c; c = c->next)
+		freed += relay_trim(&c->r);
 	freed += used > iketcp_mem_used() ? used - iketcp_mem_used() : 0;
 	/* Buffers of 2 to 64 KiB come from the heap, where glibc keeps what
 	 * is freed for reuse: only malloc_trim() gives the pages back (an idle
@@ -1083,27 +1033,12 @@ trim_sweep_cb(struct timer *t)
 static void
 conn_want(struct sconn *c)
 {
-	unsigned want;
-
 	if (c->state == SC_CLOSED)
 		return;
 	if (c->state == SC_SNIFF || c->state == SC_PROXY_HDR)
-		want = IKETCP_WANT_READ;
+		relay_watch(c->srv->loop, &c->r, IKETCP_WANT_READ);
 	else
-		want = iketcp_transport_interest(&c->tr, c->state != SC_DRAINING,
-						 iketcp_sendq_bytes(&c->q) > 0);
-	watcher_set(c->srv->loop, &c->w,
-		    (want & IKETCP_WANT_READ ? EPOLLIN : 0) |
-			    (want & IKETCP_WANT_WRITE ? EPOLLOUT : 0));
-}
-
-/* The transport's last error text, for a close message. */
-static const char *
-conn_err(struct sconn *c, char *buf, size_t len)
-{
-	if (iketcp_transport_last_error(&c->tr, buf, len) == 0)
-		snprintf(buf, len, "%s", strerror(errno));
-	return buf;
+		relay_want(c->srv->loop, &c->r, c->state != SC_DRAINING, 0);
 }
 
 static void
@@ -1113,24 +1048,19 @@ conn_flush(struct sconn *c)
 
 	if (c->state == SC_CLOSED)
 		return;
-	if (!iketcp_transport_handshake_done(&c->tr)) {
+	if (!iketcp_transport_handshake_done(&c->r.tr)) {
 		/* still sniffing or in the TLS handshake: nothing to write yet */
 		if (c->state == SC_DRAINING)
 			conn_close(c, CR_SHUTDOWN);
 		return;
 	}
-	int rc = iketcp_transport_send(&c->tr, &c->q);
-	if (rc == IKETCP_OK) {
-		/* memory: the queue is empty (see trim_sweep_cb) */
-		iketcp_sendq_trim(&c->q);
-		iketcp_tls_trim(&c->tr);
-	}
+	int rc = relay_flush(&c->r);
 	if (rc == IKETCP_OK && c->state == SC_DRAINING) {
 		conn_close(c, CR_SHUTDOWN);
 		return;
 	}
 	if (rc != IKETCP_OK && rc != IKETCP_E_AGAIN) {
-		conn_close_msg(c, CR_WRITE, conn_err(c, e, sizeof(e)));
+		conn_close_msg(c, CR_WRITE, relay_error(&c->r, rc, e, sizeof(e)));
 		return;
 	}
 	conn_want(c);
@@ -1140,10 +1070,8 @@ static void
 conn_free_cb(void *arg)
 {
 	struct sconn *c = arg;
-	iketcp_transport_free(&c->tr); /* drops its TLS context reference */
+	relay_free(&c->r); /* the transport drops its TLS context reference */
 	free(c->pp);
-	iketcp_deframer_free(&c->df);
-	iketcp_sendq_free(&c->q);
 	free(c);
 }
 
@@ -1166,19 +1094,18 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 	log_peer(lvl, LOGC_PROTO,
 		 "conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
 		 "%llu)",
-		 (unsigned long long)c->id, c->peer_str, c->is_tls ? " (TLS)" : "",
+		 (unsigned long long)c->id, c->peer_str, c->r.is_tls ? " (TLS)" : "",
 		 state_names[c->state], close_why[why].text, detail ? ": " : "",
 		 detail ? detail : "", (unsigned long long)c->frames_in,
-		 (unsigned long long)(c->q.stats.frames_out[0] + c->q.stats.frames_out[1]),
-		 (unsigned long long)c->q.stats.dropped[IKETCP_CLASS_ESP]);
+		 (unsigned long long)(c->r.q.stats.frames_out[0] + c->r.q.stats.frames_out[1]),
+		 (unsigned long long)c->r.q.stats.dropped[IKETCP_CLASS_ESP]);
 	srv->st.closed[why]++;
-	if (srv->batch_sess && srv->bn)
-		batch_flush(srv); /* frames may point into this conn's buffers */
+	udpbatch_flush(&srv->io.batch); /* frames may point into this conn's buffers */
 	/* A15: closing on our side (drain, or answering the peer's close) is
 	 * TLS close_notify, then FIN. Best effort: the socket is closed next. */
 	if ((why == CR_SHUTDOWN || why == CR_EOF || why == CR_REPLACED) &&
-	    iketcp_transport_handshake_done(&c->tr) &&
-	    iketcp_transport_shutdown(&c->tr) != IKETCP_OK)
+	    iketcp_transport_handshake_done(&c->r.tr) &&
+	    iketcp_transport_shutdown(&c->r.tr) != IKETCP_OK)
 		log_peer_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
 	detach(c);
 	if (c->pending) {
@@ -1191,8 +1118,8 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 	src_release(srv, c->src);
 	c->src = NULL;
 	timer_stop(srv->loop, &c->timer);
-	watcher_stop(srv->loop, &c->w);
-	close(c->w.fd);
+	watcher_stop(srv->loop, &c->r.w);
+	close(c->r.w.fd);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1278,7 +1205,7 @@ conn_timer_cb(struct timer *t)
 		}
 		/* R34: nothing is lost: replies go to the current connection,
 		 * and a queue that still drains gets more time */
-		if (why == CR_REPLACED && iketcp_sendq_bytes(&c->q) > 0) {
+		if (why == CR_REPLACED && iketcp_sendq_bytes(&c->r.q) > 0) {
 			c->replaced_ms = loop_now(c->srv->loop);
 			conn_arm(c);
 			break;
@@ -1310,7 +1237,7 @@ conn_handshake(struct sconn *c)
 {
 	struct server *srv = c->srv;
 	char e[IKETCP_TRANSPORT_ERR_MAX];
-	int rc = iketcp_transport_handshake(&c->tr);
+	int rc = iketcp_transport_handshake(&c->r.tr);
 
 	if (rc == IKETCP_E_AGAIN) {
 		conn_want(c);
@@ -1318,15 +1245,15 @@ conn_handshake(struct sconn *c)
 	}
 	if (rc != IKETCP_OK) {
 		srv->st.tls_handshakes_failed++;
-		conn_close_msg(c, CR_TLS_HANDSHAKE, conn_err(c, e, sizeof(e)));
+		conn_close_msg(c, CR_TLS_HANDSHAKE, relay_error(&c->r, rc, e, sizeof(e)));
 		return;
 	}
 	srv->st.tls_handshakes++;
-	if (iketcp_tls_resumed(&c->tr))
+	if (iketcp_tls_resumed(&c->r.tr))
 		srv->st.tls_resumed++;
 	log_peer_debug("conn %llu %s: TLS handshake done: %s, %s%s", (unsigned long long)c->id,
-		       c->peer_str, iketcp_tls_version(&c->tr), iketcp_tls_cipher(&c->tr),
-		       iketcp_tls_resumed(&c->tr) ? ", resumed session" : "");
+		       c->peer_str, iketcp_tls_version(&c->r.tr), iketcp_tls_cipher(&c->r.tr),
+		       iketcp_tls_resumed(&c->r.tr) ? ", resumed session" : "");
 	c->state = SC_WAIT_PREFIX;
 	if (timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
 		conn_close(c, CR_NOMEM);
@@ -1335,9 +1262,10 @@ conn_handshake(struct sconn *c)
 	conn_read(c); /* the prefix may have come with the client's Finished */
 }
 
-/* Starts the TLS server side on c's socket (listen-tls, or sniffed 0x16). */
+/* Starts the TLS server side on c's socket (listen-tls, or sniffed 0x16);
+ * go: advance the handshake now rather than at the first event. */
 static void
-conn_start_tls(struct sconn *c)
+conn_start_tls(struct sconn *c, int go)
 {
 	struct server *srv = c->srv;
 
@@ -1345,17 +1273,18 @@ conn_start_tls(struct sconn *c)
 		conn_close_msg(c, CR_TLS_HANDSHAKE, "TLS is not configured");
 		return;
 	}
-	if (iketcp_tls_server_init(&c->tr, srv->tls_ctx, c->w.fd) != IKETCP_OK) {
+	if (iketcp_tls_server_init(&c->r.tr, srv->tls_ctx, c->r.w.fd) != IKETCP_OK) {
 		conn_close(c, CR_NOMEM);
 		return;
 	}
-	c->is_tls = 1;
+	c->r.is_tls = 1;
 	c->state = SC_TLS_HANDSHAKE;
 	if (timer_start(srv->loop, &c->timer, srv->cfg.tls_handshake_timeout_ms) < 0) {
 		conn_close(c, CR_NOMEM);
 		return;
 	}
-	conn_handshake(c);
+	if (go)
+		conn_handshake(c);
 }
 
 /* sniff-tls: the first byte, peeked (it stays in the socket for OpenSSL or
@@ -1364,7 +1293,7 @@ static void
 conn_sniff(struct sconn *c)
 {
 	struct server *srv = c->srv;
-	int k = iketcp_stream_peek(c->w.fd);
+	int k = iketcp_stream_peek(c->r.w.fd);
 
 	if (k == IKETCP_E_AGAIN)
 		return;
@@ -1378,11 +1307,11 @@ conn_sniff(struct sconn *c)
 	}
 	if (k == IKETCP_STREAM_TLS) {
 		srv->st.sniffed_tls++;
-		conn_start_tls(c);
+		conn_start_tls(c, 1);
 		return;
 	}
 	srv->st.sniffed_plain++;
-	if (iketcp_transport_tcp_init(&c->tr, c->w.fd, 0) != IKETCP_OK) {
+	if (iketcp_transport_tcp_init(&c->r.tr, c->r.w.fd, 0) != IKETCP_OK) {
 		conn_close(c, CR_NOMEM);
 		return;
 	}
@@ -1390,23 +1319,28 @@ conn_sniff(struct sconn *c)
 	conn_read(c); /* anything else than 'I' fails as a bad prefix there */
 }
 
-/* What a connection does first once any PROXY header is behind it: TLS on
- * a listen-tls address, the first byte with sniff-tls, else plain TCP. */
+/* The one place that chooses a connection's transport, once any PROXY
+ * header is behind it: TLS on a listen-tls address, the first byte with
+ * sniff-tls, else plain TCP exactly as without TLS support. go: take the
+ * first step now (bytes may wait behind the PROXY header); a connection
+ * just accepted waits for its first event instead. */
 static void
-conn_begin(struct sconn *c)
+conn_begin(struct sconn *c, int go)
 {
 	struct server *srv = c->srv;
 
 	if (c->tls_listener) {
-		conn_start_tls(c);
+		conn_start_tls(c, go);
 	} else if (srv->sniff) {
 		c->state = SC_SNIFF;
-		conn_sniff(c);
-	} else if (iketcp_transport_tcp_init(&c->tr, c->w.fd, 0) != IKETCP_OK) {
+		if (go)
+			conn_sniff(c);
+	} else if (iketcp_transport_tcp_init(&c->r.tr, c->r.w.fd, 0) != IKETCP_OK) {
 		conn_close(c, CR_NOMEM);
 	} else {
 		c->state = SC_WAIT_PREFIX;
-		conn_read(c);
+		if (go)
+			conn_read(c);
 	}
 }
 
@@ -1429,7 +1363,7 @@ conn_proxy_hdr(struct sconn *c)
 		conn_close(c, CR_NOMEM);
 		return;
 	}
-	ssize_t n = recv(c->w.fd, c->pp + c->pp_len, IKETCP_PP_MAX_DEFAULT - c->pp_len, MSG_PEEK);
+	ssize_t n = recv(c->r.w.fd, c->pp + c->pp_len, IKETCP_PP_MAX_DEFAULT - c->pp_len, MSG_PEEK);
 	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			conn_close_msg(c, CR_ERROR, strerror(errno));
@@ -1445,7 +1379,7 @@ conn_proxy_hdr(struct sconn *c)
 		return;
 	}
 	size_t take = r > 0 ? (size_t)r - c->pp_len : (size_t)n;
-	if (recv(c->w.fd, c->pp + c->pp_len, take, 0) != (ssize_t)take) {
+	if (recv(c->r.w.fd, c->pp + c->pp_len, take, 0) != (ssize_t)take) {
 		conn_close_msg(c, CR_ERROR, "short read of a peeked PROXY header");
 		return;
 	}
@@ -1491,7 +1425,7 @@ conn_proxy_hdr(struct sconn *c)
 		log_peer_debug("conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
 			       (unsigned long long)c->id, c->peer_str, pi.version);
 	}
-	conn_begin(c);
+	conn_begin(c, 1);
 }
 
 /*
@@ -1601,15 +1535,18 @@ route_ike(struct sconn *c, const struct iketcp_frame *f)
 	return s;
 }
 
-/* Returns 0 to keep reading, -1 when the connection was closed. */
-static int
-conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
-{
-	struct server *srv = c->srv;
-	struct iketcp_frame f;
+static void conn_prefix_check(struct sconn *c);
 
-	if (iketcp_frame_classify(fr, flen, &f) != IKETCP_OK)
-		return 0; /* cannot happen: the deframer hands out whole frames */
+/* The relay's frame callback. Returns 0 to keep reading, -1 when the
+ * connection was closed. */
+static int
+conn_frame(struct relay *r, const struct iketcp_frame *fp)
+{
+	struct sconn *c = (struct sconn *)r;
+	struct server *srv = c->srv;
+	const struct iketcp_frame f = *fp;
+
+	conn_prefix_check(c);
 	c->frames_in++;
 	switch (f.kind) {
 	case IKETCP_FRAME_FATAL: /* the deframer already refused Length 0/1 */
@@ -1653,11 +1590,7 @@ conn_frame(struct sconn *c, const uint8_t *fr, size_t flen)
 			timer_stop(srv->loop, &c->timer);
 			conn_arm(c);
 		}
-		batch_add(srv, s, f.body, f.body_len);
-		/* A frame assembled in the deframer's buffer is only valid until
-		 * the next call: send it now. Frames in rbuf wait for the batch. */
-		if (fr < srv->rbuf || fr >= srv->rbuf + sizeof(srv->rbuf))
-			batch_flush(srv);
+		udpbatch_add(&srv->io.batch, s->w.fd, NULL, &s->gso_off, f.body, f.body_len);
 		return 0;
 	}
 	}
@@ -1675,7 +1608,7 @@ static void
 conn_prefix_check(struct sconn *c)
 {
 	struct server *srv = c->srv;
-	if (c->pending && iketcp_deframer_prefix_done(&c->df)) {
+	if (c->pending && iketcp_deframer_prefix_done(&c->r.df)) {
 		c->pending = 0;
 		srv->npending--;
 		c->src->pending--;
@@ -1684,79 +1617,68 @@ conn_prefix_check(struct sconn *c)
 	}
 }
 
-/* Reads what the connection has into srv->rbuf (net_transport_fill(): one
- * recv for plain TCP, whole TLS records gathered for TLS) and parses the
- * frames in place; bytes handed back by a proxy step are read on too. */
+/* Bytes arrived: the idle and frame timeouts count from here. */
+static void
+conn_data(struct relay *r, size_t n)
+{
+	struct sconn *c = (struct sconn *)r;
+	c->bytes_in += n;
+	c->last_rx_ms = loop_now(c->srv->loop);
+}
+
+/* After a read's frames: frame-timeout runs from the start of the frame
+ * that is still incomplete, arming the timer once per incomplete stretch;
+ * the prefix may end a read without a frame. */
+static void
+conn_chunk(struct relay *r, int frames)
+{
+	struct sconn *c = (struct sconn *)r;
+	if (!iketcp_deframer_pending(&c->r.df)) {
+		c->partial_ms = 0;
+	} else if (!c->partial_ms || frames) {
+		int was = c->partial_ms != 0;
+		c->partial_ms = c->last_rx_ms;
+		if (!was)
+			conn_arm(c);
+	}
+	conn_prefix_check(c);
+}
+
+static const struct relay_ops conn_ops = {
+	.data = conn_data,
+	.frame = conn_frame,
+	.chunk = conn_chunk,
+};
+
 static void
 conn_read(struct sconn *c)
 {
-	struct server *srv = c->srv;
 	char e[IKETCP_TRANSPORT_ERR_MAX];
+	int code;
 
-	do {
-		long last;
-		long n = net_transport_fill(&c->tr, c->is_tls, srv->rbuf, sizeof(srv->rbuf), &last);
-		if (n == 0) {
-			conn_close(c, CR_EOF);
-			return;
-		}
-		if (n < 0) {
-			if (n != IKETCP_E_AGAIN)
-				conn_close_msg(c, CR_ERROR, conn_err(c, e, sizeof(e)));
-			else if (c->is_tls)
-				conn_want(c); /* a TLS read may wait for writability */
-			return;
-		}
-		c->bytes_in += (size_t)n;
-		c->last_rx_ms = loop_now(srv->loop);
-		struct iketcp_cur in;
-		iketcp_cur_init(&in, srv->rbuf, (size_t)n);
-		const uint8_t *fr;
-		size_t flen;
-		int rc, frames = 0;
-		while ((rc = iketcp_deframer_next(&c->df, &in, &fr, &flen)) == 1) {
-			conn_prefix_check(c);
-			frames++;
-			if (conn_frame(c, fr, flen) < 0)
-				return;
-		}
-		/* frame-timeout runs from the start of the frame that is still
-		 * incomplete; arming the timer once per incomplete stretch */
-		if (!iketcp_deframer_pending(&c->df)) {
-			c->partial_ms = 0;
-		} else if (!c->partial_ms || frames) {
-			int was = c->partial_ms != 0;
-			c->partial_ms = c->last_rx_ms;
-			if (!was)
-				conn_arm(c);
-		}
-		conn_prefix_check(c); /* the prefix may end a read without a frame */
-		if (srv->bn)
-			batch_flush(srv);
-		if (rc < 0) {
-			enum close_reason why = rc == IKETCP_E_BADPREFIX  ? CR_BAD_PREFIX
-						: rc == IKETCP_E_BADLEN   ? CR_BADLEN
-						: rc == IKETCP_E_TOOBIG   ? CR_TOOBIG
-						: rc == IKETCP_E_REPREFIX ? CR_BAD_PREFIX
-									  : CR_NOMEM;
-			conn_close_msg(c, why,
-				       rc == IKETCP_E_REPREFIX ? iketcp_strerror(rc) : NULL);
-			return;
-		}
-		if (last == 0) {
-			conn_close(c, CR_EOF);
-			return;
-		}
-		if (last != IKETCP_E_AGAIN) {
-			conn_close_msg(c, CR_ERROR, conn_err(c, e, sizeof(e)));
-			return;
-		}
-		/* bytes handed back to the transport (iketcp_transport_preread())
-		 * are not announced by epoll: read on while there are some */
-	} while (c->tr.pre != NULL);
-	iketcp_deframer_trim(&c->df); /* memory: keeps a partial frame's buffer */
-	if (c->is_tls)
-		conn_want(c);
+	switch (relay_read(&c->r, &c->srv->io, &conn_ops, &code)) {
+	case RELAY_AGAIN:
+		if (c->r.is_tls)
+			conn_want(c); /* a TLS read may wait for writability */
+		return;
+	case RELAY_STOPPED:
+		return;
+	case RELAY_EOF:
+		conn_close(c, CR_EOF);
+		return;
+	case RELAY_IOERR:
+		conn_close_msg(c, CR_ERROR, relay_error(&c->r, code, e, sizeof(e)));
+		return;
+	case RELAY_STREAM:
+		conn_close_msg(c,
+			       code == IKETCP_E_BADPREFIX || code == IKETCP_E_REPREFIX
+				       ? CR_BAD_PREFIX
+			       : code == IKETCP_E_BADLEN ? CR_BADLEN
+			       : code == IKETCP_E_TOOBIG ? CR_TOOBIG
+							 : CR_NOMEM,
+			       code == IKETCP_E_REPREFIX ? iketcp_strerror(code) : NULL);
+		return;
+	}
 }
 
 static void
@@ -1785,7 +1707,7 @@ conn_cb(struct watcher *w, uint32_t ev)
 		break;
 	}
 	int rd, wr;
-	net_transport_ready(&c->tr, ev, &rd, &wr);
+	relay_ready(&c->r, ev, &rd, &wr);
 	if (rd)
 		conn_read(c);
 	if (wr && c->state != SC_CLOSED)
@@ -1897,9 +1819,7 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	struct iketcp_deframer_cfg dc = {.expect_prefix = 1, .max_frame = srv->cfg.max_frame};
 	struct iketcp_sendq_cfg qc = {.budget = srv->cfg.send_budget,
 				      .ike_reserve = srv->cfg.ike_reserve};
-	if (iketcp_deframer_init(&c->df, &dc) != IKETCP_OK ||
-	    iketcp_sendq_init(&c->q, &qc) != IKETCP_OK) {
-		iketcp_deframer_free(&c->df);
+	if (relay_init(&c->r, &dc, &qc) < 0) {
 		close(fd);
 		free(c);
 		src_release(srv, src);
@@ -1909,38 +1829,22 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	c->id = ++srv->next_id;
 	memcpy(c->peer_str, ps, sizeof(c->peer_str));
 	c->peer = *peer;
-	c->w.fd = fd;
-	c->w.cb = conn_cb;
-	c->w.data = c;
+	c->r.w.fd = fd;
+	c->r.w.cb = conn_cb;
+	c->r.w.data = c;
 	c->pending = 1;
 	c->src = src;
 	(void)net_tcp_tune(fd, srv->cfg.tcp_keepalive, srv->cfg.tcp_user_timeout_ms);
 	timer_init(&c->timer, conn_timer_cb, c);
-	/* listen-tls: TLS at once. A plain port with sniff-tls: first byte.
-	 * Otherwise plain TCP, exactly as without TLS support. */
-	int rc = IKETCP_OK;
-	uint32_t tmo = srv->cfg.prefix_timeout_ms;
 	c->tls_listener = tls;
-	if (srv->cfg.proxy_protocol) {
-		c->state = SC_PROXY_HDR; /* then conn_begin() */
-	} else if (tls) {
-		rc = iketcp_tls_server_init(&c->tr, srv->tls_ctx, fd);
-		c->is_tls = 1;
-		c->state = SC_TLS_HANDSHAKE;
-		tmo = srv->cfg.tls_handshake_timeout_ms;
-	} else if (srv->sniff) {
-		c->state = SC_SNIFF; /* transport chosen by the first byte */
-	} else {
-		rc = iketcp_transport_tcp_init(&c->tr, fd, 0);
-		c->state = SC_WAIT_PREFIX;
-	}
-	if (rc != IKETCP_OK || watcher_start(srv->loop, &c->w, EPOLLIN) < 0 ||
-	    timer_start(srv->loop, &c->timer, tmo) < 0) {
-		watcher_stop(srv->loop, &c->w);
+	/* a PROXY header first (conn_proxy_hdr() then calls conn_begin());
+	 * the prefix-timeout covers it, and the prefix unless TLS restarts it */
+	c->state = srv->cfg.proxy_protocol ? SC_PROXY_HDR : SC_WAIT_PREFIX;
+	if (watcher_start(srv->loop, &c->r.w, EPOLLIN) < 0 ||
+	    timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
+		watcher_stop(srv->loop, &c->r.w);
 		timer_stop(srv->loop, &c->timer);
-		iketcp_transport_free(&c->tr);
-		iketcp_deframer_free(&c->df);
-		iketcp_sendq_free(&c->q);
+		relay_free(&c->r);
 		close(fd);
 		free(c);
 		src_release(srv, src);
@@ -1958,7 +1862,9 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	srv->st.accepted++;
 	log_peer_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps,
 		       srv->cfg.name, tls ? " (TLS)" : "");
-	return 0;
+	if (!srv->cfg.proxy_protocol)
+		conn_begin(c, 0);
+	return c->state == SC_CLOSED ? -1 : 0;
 }
 
 int
@@ -2109,8 +2015,8 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 		log_warn("%s: no random key from getrandom(): %s; table keys are weaker", cfg->name,
 			 strerror(errno));
 	timer_init(&srv->trim_sweep, trim_sweep_cb, srv);
-	srv->rdg = malloc((size_t)UDP_BATCH * IKETCP_BODY_MAX);
-	if (!srv->rdg) {
+	udpbatch_init(&srv->io.batch, &srv->st.to_backend, &srv->st.to_backend_drops);
+	if (udprecv_init(&srv->urx) < 0) {
 		free(srv);
 		return NULL;
 	}
@@ -2197,7 +2103,7 @@ server_shutdown(struct server *srv)
 		if (c->state == SC_CLOSED)
 			continue;
 		c->state = SC_DRAINING;
-		timer_start(srv->loop, &c->timer, DRAIN_MS);
+		timer_start(srv->loop, &c->timer, RELAY_DRAIN_MS);
 		conn_flush(c); /* closes at once when nothing is queued */
 	}
 }
@@ -2431,6 +2337,6 @@ server_free(struct server *srv)
 	}
 	timer_stop(srv->loop, &srv->trim_sweep);
 	iketcp_tls_ctx_unref(srv->tls_ctx);
-	free(srv->rdg);
+	udprecv_free(&srv->urx);
 	free(srv);
 }
