@@ -14,10 +14,13 @@
 #include "net.h"
 #include "relay.h"
 #include "resolve.h"
+#include "siphash.h"
+#include "spitab.h"
 #include "tlscfg.h"
 
 #define FLOW_IKE_SPIS 4
 #define FLOW_ESP_SPIS 8
+#define SPI_BUCKETS (1u << 10)
 /* ESP attribution (R25, R30), see attribute_esp(): an SA-creating exchange
  * that completed on a flow is a credit for the next new outbound SPI (or
  * new IKE SPI after an IKE rekey) for ATTRIB_WINDOW_MS; a guess stays open
@@ -86,9 +89,10 @@ struct flow {
 	int dead;
 	struct deferred dfr;
 	struct iketcpd_addr local; /* the local IKE daemon's address */
-	uint64_t ike_spis[FLOW_IKE_SPIS];
+	/* its IKE SPIs (initiator's) and outbound ESP SPIs, in cl->spis */
+	struct spi_ent ike[FLOW_IKE_SPIS];
 	unsigned ike_next;
-	uint32_t esp_spis[FLOW_ESP_SPIS];
+	struct spi_ent esp[FLOW_ESP_SPIS];
 	unsigned esp_next;
 	uint64_t last_ike_ms; /* for attributing new ESP SPIs */
 	/* completion times of IKE_AUTH / CREATE_CHILD_SA exchanges not yet
@@ -153,6 +157,10 @@ struct client {
 	int pinned;
 	struct flow *flows;
 	unsigned nflows, nconns;
+	/* flows by IKE and ESP SPI, hashed as the server's sessions are: a
+	 * lookup per datagram must not scan every flow */
+	struct siphash_key hkey;
+	struct spitab spis;
 	/* enable-tcp fallback: peer UDP addresses that left UDP unanswered;
 	 * new flows to them use TCP at once until until_ms (fallback-retry) */
 	struct {
@@ -397,6 +405,10 @@ flow_destroy(struct flow *f)
 	if (f->dead)
 		return;
 	udpbatch_flush_for(&cl->io.batch, cl->uw.fd, &f->local);
+	for (unsigned i = 0; i < FLOW_IKE_SPIS; i++)
+		spitab_unlink(&cl->spis, &f->ike[i]);
+	for (unsigned i = 0; i < FLOW_ESP_SPIS; i++)
+		spitab_unlink(&cl->spis, &f->esp[i]);
 	flow_tcp_down(f, NULL);
 	f->dead = 1;
 	flow_udp_close(f);
@@ -1023,6 +1035,7 @@ flow_tt_cb(struct timer *t)
 
 static void flow_from_peer(struct flow *f, const uint8_t *p, size_t len);
 static struct flow *flow_by_ike(struct client *cl, uint64_t spi);
+static void ike_learn(struct flow *f, uint64_t spi);
 static void flow_exchange_seen(struct flow *f, const struct iketcp_ike_hdr *h);
 static void flow_new_inbound_spi(struct flow *f, uint32_t spi);
 
@@ -1147,7 +1160,7 @@ flow_from_peer(struct flow *f, const uint8_t *p, size_t len)
 		/* R25: the peer's IKE for an SA arrives on that SA's connection,
 		 * so a rekeyed IKE SA the peer speaks first on is learned here */
 		if (!flow_by_ike(f->cl, h.spi_i))
-			f->ike_spis[f->ike_next++ % FLOW_IKE_SPIS] = h.spi_i;
+			ike_learn(f, h.spi_i);
 		flow_exchange_seen(f, &h);
 	} else if (!marker && len >= IKETCP_ESP_MIN) {
 		uint32_t spi =
@@ -1254,21 +1267,13 @@ flow_fallback_cb(struct timer *t)
 static struct flow *
 flow_by_ike(struct client *cl, uint64_t spi)
 {
-	for (struct flow *f = cl->flows; f; f = f->next)
-		for (unsigned i = 0; i < FLOW_IKE_SPIS; i++)
-			if (f->ike_spis[i] == spi)
-				return f;
-	return NULL;
+	return spitab_owner(&cl->spis, SPI_IKE, spi);
 }
 
 static struct flow *
 flow_by_esp(struct client *cl, uint32_t spi)
 {
-	for (struct flow *f = cl->flows; f; f = f->next)
-		for (unsigned i = 0; i < FLOW_ESP_SPIS; i++)
-			if (f->esp_spis[i] == spi)
-				return f;
-	return NULL;
+	return spitab_owner(&cl->spis, SPI_ESP, spi);
 }
 
 /* The flow of this local address with the most recent IKE traffic. */
@@ -1370,10 +1375,17 @@ flow_by_id(struct client *cl, uint64_t id)
 	return NULL;
 }
 
+/* A flow replaces its own oldest entry: no flow can push out another's. */
 static void
 esp_learn(struct flow *f, uint32_t spi)
 {
-	f->esp_spis[f->esp_next++ % FLOW_ESP_SPIS] = spi;
+	spitab_set(&f->cl->spis, &f->esp[f->esp_next++ % FLOW_ESP_SPIS], SPI_ESP, spi, f);
+}
+
+static void
+ike_learn(struct flow *f, uint64_t spi)
+{
+	spitab_set(&f->cl->spis, &f->ike[f->ike_next++ % FLOW_IKE_SPIS], SPI_IKE, spi, f);
 }
 
 static int
@@ -1470,9 +1482,9 @@ flow_new_inbound_spi(struct flow *f, uint32_t spi)
 		struct flow *g = flow_by_id(cl, oldest->flow_id);
 		oldest->flow_id = 0;
 		if (g != f) {
-			for (unsigned i = 0; i < FLOW_ESP_SPIS; i++)
-				if (g->esp_spis[i] == oldest->spi)
-					g->esp_spis[i] = 0;
+			struct spi_ent *e = spitab_find(&cl->spis, SPI_ESP, oldest->spi);
+			if (e && e->owner == g)
+				spitab_unlink(&cl->spis, e);
 			esp_learn(f, oldest->spi);
 			if (oldest->credit.seq)
 				credit_give(g, oldest->credit);
@@ -1683,7 +1695,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			return;
 		}
 		if (!known)
-			f->ike_spis[f->ike_next++ % FLOW_IKE_SPIS] = h.spi_i;
+			ike_learn(f, h.spi_i);
 		f->last_ike_ms = loop_now(cl->loop);
 		flow_exchange_seen(f, &h); /* the daemon answered the peer's CREATE_CHILD_SA */
 	} else if (len >= IKETCP_ESP_MIN) {
@@ -1829,7 +1841,12 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 	cl->loop = l;
 	cl->cfg = *cfg;
 	udpbatch_init(&cl->io.batch, &cl->st.to_local, &cl->st.to_local_drops);
-	if (udprecv_init(&cl->urx) < 0) {
+	if (siphash_key_random(&cl->hkey) < 0)
+		log_warn("%s: no random key from getrandom(): %s; table keys are weaker", cfg->name,
+			 strerror(errno));
+	if (udprecv_init(&cl->urx) < 0 || spitab_init(&cl->spis, &cl->hkey, SPI_BUCKETS) < 0) {
+		udprecv_free(&cl->urx);
+		spitab_free(&cl->spis);
 		free(cl);
 		return NULL;
 	}
@@ -1838,6 +1855,7 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 		log_err("%s: UDP socket on %s: %s", cfg->name,
 			iketcpd_addr_str(&cfg->udp, as, sizeof(as)), strerror(errno));
 		udprecv_free(&cl->urx);
+		spitab_free(&cl->spis);
 		free(cl);
 		return NULL;
 	}
@@ -1846,6 +1864,7 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 	if (watcher_start(l, &cl->uw, EPOLLIN) < 0) {
 		close(cl->uw.fd);
 		udprecv_free(&cl->urx);
+		spitab_free(&cl->spis);
 		free(cl);
 		return NULL;
 	}
@@ -1857,6 +1876,7 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 			watcher_stop(l, &cl->uw);
 			close(cl->uw.fd);
 			udprecv_free(&cl->urx);
+			spitab_free(&cl->spis);
 			free(cl);
 			return NULL;
 		}
@@ -2057,6 +2077,7 @@ client_free(struct client *cl)
 	close(cl->uw.fd);
 	iketcp_tls_ctx_unref(cl->tls_ctx);
 	udprecv_free(&cl->urx);
+	spitab_free(&cl->spis);
 	free(cl);
 }
 

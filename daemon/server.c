@@ -16,6 +16,7 @@
 #include "net.h"
 #include "relay.h"
 #include "siphash.h"
+#include "spitab.h"
 #include "tlscfg.h"
 
 #define SPI_BUCKETS (1u << 14)
@@ -160,13 +161,6 @@ struct sconn {
 	struct sconn *next, *prev;     /* in srv->conns */
 };
 
-struct spi_ent {
-	uint64_t key;
-	uint8_t type; /* 0 unused, 1 IKE, 2 ESP */
-	struct session *sess;
-	struct spi_ent *next;
-};
-
 /* An IKE SA of a session: its SPIi, and the highest message ID of a
  * backend response relayed to a connection (-1: none). Only an answer
  * above it proves the connection that asked (R32, A13). */
@@ -239,7 +233,7 @@ struct server {
 	struct session *sessions;
 	struct session *ho_head, *ho_tail; /* half-open sessions, oldest first */
 	struct siphash_key hkey;           /* keys every table a peer fills */
-	struct spi_ent *spi_tab[SPI_BUCKETS];
+	struct spitab spis;                /* IKE SPIi and ESP SPIs -> session */
 	struct src_ent *src_tab[SRC_BUCKETS];
 	uint64_t next_id, attach_seq;
 	struct server_stats st;
@@ -282,36 +276,10 @@ static void session_destroy(struct session *s, enum close_reason why);
 
 /* ---- keyed tables ------------------------------------------------------------ */
 
-static unsigned
-spi_hash(const struct server *srv, uint64_t key, uint8_t type)
-{
-	uint8_t b[9];
-	memcpy(b, &key, 8);
-	b[8] = type;
-	return (unsigned)siphash24(&srv->hkey, b, sizeof(b)) & (SPI_BUCKETS - 1);
-}
-
 static struct session *
 spi_find(const struct server *srv, uint8_t type, uint64_t key)
 {
-	for (struct spi_ent *e = srv->spi_tab[spi_hash(srv, key, type)]; e; e = e->next)
-		if (e->key == key && e->type == type)
-			return e->sess;
-	return NULL;
-}
-
-static void
-spi_unlink(struct server *srv, struct spi_ent *x)
-{
-	struct spi_ent **pp = &srv->spi_tab[spi_hash(srv, x->key, x->type)];
-	for (; *pp; pp = &(*pp)->next) {
-		if (*pp == x) {
-			*pp = x->next;
-			break;
-		}
-	}
-	x->type = 0;
-	x->next = NULL;
+	return spitab_owner(&srv->spis, type, key);
 }
 
 /* Puts key into slot e of session s (whatever e held is dropped: a
@@ -319,22 +287,14 @@ spi_unlink(struct server *srv, struct spi_ent *x)
 static void
 spi_set(struct session *s, struct spi_ent *e, uint8_t type, uint64_t key)
 {
-	struct server *srv = s->srv;
-	if (e->type)
-		spi_unlink(srv, e);
-	e->key = key;
-	e->type = type;
-	e->sess = s;
-	unsigned h = spi_hash(srv, key, type);
-	e->next = srv->spi_tab[h];
-	srv->spi_tab[h] = e;
+	spitab_set(&s->srv->spis, e, type, key, s);
 }
 
 static struct ike_sa *
 ike_sa_add(struct session *s, uint64_t spi_i)
 {
 	struct ike_sa *sa = &s->ike[s->ike_next++ % SESS_IKE_SAS];
-	spi_set(s, &sa->ent, 1, spi_i);
+	spi_set(s, &sa->ent, SPI_IKE, spi_i);
 	sa->answered = -1;
 	return sa;
 }
@@ -752,10 +712,10 @@ session_destroy(struct session *s, enum close_reason why)
 		conn_close(s->conns, why);
 	for (unsigned i = 0; i < SESS_IKE_SAS; i++)
 		if (s->ike[i].ent.type)
-			spi_unlink(srv, &s->ike[i].ent);
+			spitab_unlink(&srv->spis, &s->ike[i].ent);
 	for (unsigned i = 0; i < SESS_ESP_SPIS; i++)
 		if (s->esp[i].type)
-			spi_unlink(srv, &s->esp[i]);
+			spitab_unlink(&srv->spis, &s->esp[i]);
 	udpbatch_flush_for(&srv->io.batch, s->w.fd, NULL);
 	half_open_end(s);
 	DLIST_UNLINK(s->src->s_head, s->src->s_tail, s, src_next, src_prev);
@@ -1457,9 +1417,9 @@ resume(struct sconn *c, struct session *s)
 static void
 esp_learn(struct session *s, uint32_t spi)
 {
-	if (spi_find(s->srv, 2, spi))
+	if (spi_find(s->srv, SPI_ESP, spi))
 		return;
-	spi_set(s, &s->esp[s->esp_next++ % SESS_ESP_SPIS], 2, spi);
+	spi_set(s, &s->esp[s->esp_next++ % SESS_ESP_SPIS], SPI_ESP, spi);
 }
 
 static struct session *
@@ -1476,7 +1436,7 @@ route_esp(struct sconn *c, uint32_t spi)
 		}
 		return s;
 	}
-	s = spi_find(srv, 2, spi);
+	s = spi_find(srv, SPI_ESP, spi);
 	if (s && may_resume(c, s)) {
 		resume(c, s);
 		c->last_spi = spi;
@@ -1496,7 +1456,7 @@ route_ike(struct sconn *c, const struct iketcp_frame *f)
 	if (iketcp_ike_parse(f->msg, f->msg_len, &h) != IKETCP_OK)
 		return NULL; /* cannot happen for a classified IKE frame */
 	int request = !iketcp_ike_is_response(&h);
-	s = spi_find(srv, 1, h.spi_i);
+	s = spi_find(srv, SPI_IKE, h.spi_i);
 	if (!s) {
 		if (c->member) {
 			/* an IKE SA rekey: its new SPIs come on the same connection */
@@ -2016,7 +1976,8 @@ server_new(struct loop *l, const struct iketcpd_server_cfg *cfg)
 			 strerror(errno));
 	timer_init(&srv->trim_sweep, trim_sweep_cb, srv);
 	udpbatch_init(&srv->io.batch, &srv->st.to_backend, &srv->st.to_backend_drops);
-	if (udprecv_init(&srv->urx) < 0) {
+	if (udprecv_init(&srv->urx) < 0 || spitab_init(&srv->spis, &srv->hkey, SPI_BUCKETS) < 0) {
+		udprecv_free(&srv->urx);
 		free(srv);
 		return NULL;
 	}
@@ -2307,7 +2268,7 @@ server_selfcheck(const struct server *srv)
 		    s->breq_n > BREQ_DIGESTS)
 			return -9;
 		for (unsigned i = 0; i < SESS_IKE_SAS; i++)
-			if (s->ike[i].ent.type && spi_find(srv, 1, s->ike[i].ent.key) != s)
+			if (s->ike[i].ent.type && spi_find(srv, SPI_IKE, s->ike[i].ent.key) != s)
 				return -7;
 	}
 	if (nconns != srv->nconns || npending != srv->npending || nsess != srv->nsessions ||
@@ -2338,5 +2299,6 @@ server_free(struct server *srv)
 	timer_stop(srv->loop, &srv->trim_sweep);
 	iketcp_tls_ctx_unref(srv->tls_ctx);
 	udprecv_free(&srv->urx);
+	spitab_free(&srv->spis);
 	free(srv);
 }
