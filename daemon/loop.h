@@ -2,7 +2,8 @@
  * A small epoll event loop: fd watchers, one-shot timers in a binary heap,
  * and deferred destruction.
  *
- * Rule (style.md §7): an object is never freed inside its own callback.
+ * Rule: an object is never freed inside its own callback (a callback that
+ * closes its connection would otherwise return into freed memory).
  * Code that closes an object calls loop_defer() with its destructor; the
  * loop runs deferred destructors after the whole batch of epoll events has
  * been dispatched, and a watcher that was stopped is never called again

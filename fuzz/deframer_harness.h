@@ -24,7 +24,7 @@
  *   the rest   the stream
  *
  * Each input runs three ways:
- *   1. a reference model (a dozen lines of byte arithmetic, checklist §1.9)
+ *   1. a reference model (a dozen lines of byte arithmetic, docs/conformance.md, "Receiver states")
  *      computes the frames, the final error and the pending bytes;
  *   2. the deframer, fed in the chunks above, each chunk in its own exact
  *      heap allocation so that ASan sees any read past a socket read;

@@ -9,8 +9,8 @@
  *      code the contract gives for its size and Length, and on success
  *      agree field by field with the reference classifier in harness.h;
  *   2. as a UDP/4500 datagram (the gateway's path): datagram_head must
- *      return what checklist §1.4 says, and the frame built from its head
- *      plus the datagram must classify consistently with that answer;
+ *      return what the frame kinds (docs/conformance.md, "Wire format reference") says, and the
+ * frame built from its head plus the datagram must classify consistently with that answer;
  *   3. as an IKE message and as an ESP packet to encode: the encoders must
  *      follow their error contracts (output untouched on every error) and
  *      the frames they build must classify back to the same bytes.

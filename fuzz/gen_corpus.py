@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates the seed corpora under fuzz/corpus/ (see fuzz/README.md).
 
-Usage: fuzz/gen_corpus.py [PCAP]   (default ../shared/testdata/libreswan-espintcp-session.pcap)
+Usage: fuzz/gen_corpus.py [PCAP]   (default tests/data/libreswan-espintcp-session.pcap)
 
 Needs tshark to read the capture. The seeds are committed; run this only
 to change them. It rewrites fuzz/corpus/<target>/seed-* and leaves other
@@ -77,7 +77,7 @@ def main():
     esp_r = [f for f in fr if f[2:6] != b"\0\0\0\0"]
     assert len(ike_i) == 2 and len(ike_r) == 2 and len(esp_i) == 3 and len(esp_r) == 3
 
-    # Small synthetic frames, one per row of checklist §1.4.
+    # Small synthetic frames, one per row of the frame kinds (docs/conformance.md, "Wire format reference").
     info = ike_hdr(37, flags=0x20, spi_r=0x99AABBCCDDEEFF00, msgid=2)  # empty INFORMATIONAL
     esp = b"\xc0\x01\xd0\x0d" + b"\0\0\0\x01" + bytes(range(16))
     synth = {

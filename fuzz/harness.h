@@ -4,9 +4,9 @@
  *
  * Every check aborts through CHECK(), never assert(): a release-style
  * -DNDEBUG build must not silently drop the oracle. The reference decoders
- * below are written from checklist §1.3-§1.4 with plain byte arithmetic, on
- * purpose independent of lib/ and of the cursor helpers, so that the
- * harnesses compare two implementations rather than one with itself.
+ * below are written from RFC 9329 §3 and the frame kinds of docs/conformance.md with plain byte
+ * arithmetic, on purpose independent of lib/ and of the cursor helpers, so that the harnesses
+ * compare two implementations rather than one with itself.
  *
  * Everything is static inline so that a harness that does not use a helper
  * does not trip -Wunused-function under -Werror.
@@ -66,7 +66,8 @@ check_rc_names(int rc)
 
 /*
  * Checks a successful iketcp_frame_classify() of fr[0..n) against the
- * reference classification of checklist §1.4, field by field.
+ * reference classification of the frame kinds (docs/conformance.md, "Wire format reference"), field
+ * by field.
  */
 static inline void
 check_classified(const uint8_t *fr, size_t n, const struct iketcp_frame *f)

@@ -4,7 +4,7 @@
 #include "iketcp/ike.h"
 
 /*
- * Classification follows checklist §1.4 row by row. The Length framing
+ * Classification follows the frame kinds of docs/conformance.md row by row. The Length framing
  * already says where the next frame starts, so a frame we cannot use is
  * only dropped and counted (a RUNT), never a reason to lose sync; only
  * Length 0/1 is fatal, because the RFC says so (R7).

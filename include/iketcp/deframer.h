@@ -3,7 +3,7 @@
  *
  * Feed it the bytes of one direction of one connection in whatever pieces
  * the socket delivered; it hands out whole frames (Length field included),
- * one per call. States (checklist §1.9):
+ * one per call. States (docs/conformance.md, "Receiver states"):
  *
  *   PREFIX  (TCP responder only) 6 bytes "IKETCP", possibly split over any
  *           number of reads (R16); the first wrong byte fails at once.

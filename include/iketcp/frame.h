@@ -2,7 +2,7 @@
  * RFC 9329 frames: constants, classification and encoding.
  *
  * A frame is a 2-byte big-endian Length that counts itself, followed by
- * Length-2 bytes of message (checklist §1.3, F1, F2). The message is exactly
+ * Length-2 bytes of message (RFC 9329 §3, F1, F2). The message is exactly
  * what a UDP/4500 datagram carries (RFC 3948): four zero bytes (the non-ESP
  * marker) and an IKE message, or an ESP packet starting with a non-zero SPI.
  * libiketcp calls the message the frame *body*; a "datagram" below means a
@@ -42,7 +42,7 @@ extern "C" {
 /* NAT keepalive body octet (RFC 3948 §2.3, §6.6). */
 #define IKETCP_KEEPALIVE_OCTET 0xFF
 
-/* What a frame is, per checklist §1.4. */
+/* What a frame is: the frame kinds of docs/conformance.md. */
 enum iketcp_frame_kind {
 	IKETCP_FRAME_FATAL,     /* Length 0 or 1: close the connection (R7) */
 	IKETCP_FRAME_EMPTY,     /* Length 2: ignore silently (R5) */

@@ -19,7 +19,7 @@
  * limited to ECDHE/DHE with AEAD ciphers, no renegotiation, no compression,
  * certificate verification on. The NULL cipher of R72 is behind
  * allow_null_cipher, off by default, because RFC 9325 forbids NULL ciphers
- * (checklist §6 item 6): with it, TLS 1.2 may negotiate an integrity-only
+ * (docs/conformance.md, "Our own choices"): with it, TLS 1.2 may negotiate an integrity-only
  * suite (NULL encryption, HMAC) and OpenSSL's security level drops to 0,
  * which also admits short keys and SHA-1 signatures. IKE and ESP inside are
  * already encrypted and authenticated, so the TLS layer only has to get

@@ -5,8 +5,8 @@
  *
  * Every rejected input must (1) name where it happened ("t.conf:LINE" or
  * "command line"), (2) quote the rejected value, and (3) leave the caller's
- * configuration exactly as it was (style.md point 14: assert that nothing
- * changed after a failed call).
+ * configuration exactly as it was (asserted after every failed call: a
+ * half-applied reload would run a configuration nobody wrote).
  *
  * Uses cmocka only (not testutil.h).
  */

@@ -1,8 +1,8 @@
 /*
  * Unit tests for include/iketcp/cursor.h: bounded read cursor and write
  * cursor. Every failing call must leave the cursor (and the output) exactly
- * as it was (style.md point 1: "reads check availability first and leave
- * the cursor untouched on failure").
+ * as it was: reads check availability first, so a failed read leaves
+ * nothing half-consumed for the next parser step to trip over.
  */
 #include "testutil.h"
 

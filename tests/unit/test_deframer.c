@@ -1,6 +1,6 @@
 /*
  * Unit tests for lib/deframer.c, the incremental RFC 9329 stream reader
- * (checklist §1.9): prefix handling (R9, R16, R26), Length 0/1 (R7), the
+ * (docs/conformance.md, "Receiver states"): prefix handling (R9, R16, R26), Length 0/1 (R7), the
  * maximum frame size, zero-copy, the assembly buffer, R23, and a golden
  * session captured between libreswan peers (tests/data/README.md).
  *

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/frame.c: the byte examples of checklist §1.7, every
+ * Unit tests for lib/frame.c: the byte examples of docs/conformance.md, every
  * row of the Length table of §1.4, the encoders' refusals (R6, R8, §1.4
  * sender limits) and iketcp_frame_datagram_head() (R47).
  */
@@ -53,7 +53,7 @@ example_ike(uint8_t msg[296])
 	tu_ike_msg(msg, 296, 34, 0);
 }
 
-/* ---- checklist §1.7 byte examples --------------------------------------------- */
+/* ---- byte examples (docs/conformance.md) ----------------------------------------- */
 
 static void
 test_example_ike_sa_init_encode(void **state)
@@ -177,7 +177,7 @@ test_example_empty(void **state)
 	assert_int_equal(f.spi, 0);
 }
 
-/* ---- checklist §1.4, one test per row --------------------------------------- */
+/* ---- frame kinds (docs/conformance.md), one test per row ---------------------- */
 
 static void
 test_row_len0_len1_fatal(void **state)

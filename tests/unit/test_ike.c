@@ -1,6 +1,6 @@
 /*
  * Unit tests for lib/ike.c: the read-only IKEv2 header view (RFC 7296
- * §3.1, checklist §1.5).
+ * §3.1, RFC 7296 §3.1).
  */
 #include "testutil.h"
 
@@ -9,7 +9,7 @@
 
 #include "iketcp/ike.h"
 
-/* The header of checklist §1.7: IKE_SA_INIT request, 296 octets. */
+/* The header of the byte example of docs/conformance.md: IKE_SA_INIT request, 296 octets. */
 static const char hdr_example[] = "01 02 03 04 05 06 07 08  00 00 00 00 00 00 00 00"
 				  "21 20 22 08 00 00 00 00 00 00 01 28";
 

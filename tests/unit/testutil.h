@@ -24,7 +24,8 @@
 
 #define TU_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Defaults of tu_ike_msg(): a first IKE_SA_INIT request as in checklist §1.7. */
+/* Defaults of tu_ike_msg(): a first IKE_SA_INIT request as in the byte example of
+ * docs/conformance.md. */
 #define TU_SPI_I 0x0102030405060708ULL
 #define TU_NP_SA 33 /* Security Association payload */
 #define TU_IKE_V2 0x20
