@@ -10,12 +10,14 @@
 #include <unistd.h>
 
 #include "iketcp/iketcp.h"
+#include "connect.h"
 #include "log.h"
 #include "net.h"
 #include "relay.h"
 #include "resolve.h"
 #include "siphash.h"
 #include "spitab.h"
+#include "target.h"
 #include "tlscfg.h"
 
 #define FLOW_IKE_SPIS 4
@@ -30,8 +32,6 @@
 #define ATTRIB_WINDOW_MS 30000
 #define REPLY_WINDOW_MS 2000
 #define PROVISIONAL_MAX 8
-/* A CONNECT request: request line, Host, Proxy-Authorization, blank line. */
-#define PROXY_REQ_MAX 2048
 /* Peer UDP addresses remembered as blocked (several for a name with
  * several addresses); the oldest entry makes room. */
 #define UDP_BLOCKED_MAX 8
@@ -55,32 +55,6 @@ enum tcp_state {
 
 static const char *const tcp_state_names[] = {"down",  "wait-retry",    "resolving", "connecting",
 					      "proxy", "tls-handshake", "open",      "draining"};
-
-/*
- * Where connections go: the peer, or the proxy. Names are looked up off the
- * loop (resolve.h); IP literals never are. Connections use the last address
- * that resolved while a new lookup runs.
- */
-struct target {
-	struct client *cl;
-	const char *what; /* "peer" or "proxy", for logs */
-	char host[IKETCPD_HOST_MAX];
-	uint16_t port;
-	struct iketcpd_addr addr; /* == addrs[cur]: what connections use */
-	struct iketcpd_addr addrs[RESOLVE_MAX_ADDRS];
-	unsigned naddrs, cur; /* a failed connect moves cur to the next one */
-	int have;             /* addr is usable */
-	int numeric;          /* host is an IP literal */
-	struct resolve_job *job;
-	uint64_t done_ms; /* when the last lookup ended; 0 = none yet */
-};
-
-/* An HTTP CONNECT exchange in progress. */
-struct flow_proxy {
-	char req[PROXY_REQ_MAX];
-	size_t len, off; /* request bytes, of which sent */
-	struct iketcp_proxy_parser parser;
-};
 
 struct flow {
 	struct relay r; /* first: relay callbacks get the flow from it */
@@ -125,10 +99,10 @@ struct flow {
 	uint32_t flowlabel; /* IPv6: kept for every reconnect (R22) */
 	/* r.tr: plain TCP or TLS, ops NULL when down; r.is_tls: it is (or
 	 * will be, after the proxy) TLS */
-	int via_proxy;         /* this connection goes through the proxy */
-	unsigned addr_idx;     /* which of the target's addresses it uses */
-	struct flow_proxy *px; /* CONNECT in progress */
-	unsigned bad_run;      /* runts in a row on this connection (R27) */
+	int via_proxy;           /* this connection goes through the proxy */
+	unsigned addr_idx;       /* which of the target's addresses it uses */
+	struct http_connect *px; /* CONNECT in progress */
+	unsigned bad_run;        /* runts in a row on this connection (R27) */
 	/* the outstanding IKE request of the local daemon (R35, R36) */
 	uint8_t *req;
 	size_t req_len, req_cap;
@@ -190,8 +164,6 @@ struct client {
 };
 
 static void flow_tcp_down(struct flow *f, const char *why);
-static void target_lookup(struct target *t);
-static void target_refresh(struct target *t);
 static void flow_flush(struct flow *f);
 static void flow_handshake(struct flow *f);
 static void flow_destroy(struct flow *f);
@@ -467,9 +439,7 @@ flow_want(struct flow *f)
 	if (!flow_connected(f))
 		return;
 	if (f->ts == TS_PROXY && iketcp_transport_handshake_done(&f->r.tr))
-		relay_watch(f->cl->loop, &f->r,
-			    iketcp_transport_interest(&f->r.tr, f->px && f->px->off == f->px->len,
-						      f->px && f->px->off < f->px->len));
+		relay_watch(f->cl->loop, &f->r, f->px ? http_connect_interest(f->px, &f->r.tr) : 0);
 	else
 		relay_want(f->cl->loop, &f->r, 1, 0);
 }
@@ -559,73 +529,24 @@ flow_connect_failed(struct flow *f, const char *what, const char *why)
 		return;
 	}
 	struct target *t = f->via_proxy ? &cl->proxy : &cl->peer;
-	target_refresh(t);
+	target_refresh(t, cl->cfg.resolve_interval_ms);
 	log_warn("%s: flow %llu: cannot connect to %s: %s%s%s; retrying in %ums", cl->cfg.name,
 		 (unsigned long long)f->id, tgt, what, what[0] && why && why[0] ? ": " : "",
 		 why ? why : "", f->backoff_ms);
 	/* A name with several addresses (IPv6 and IPv4, say, where one path is
 	 * broken): the next attempt tries the next one. Only once per failed
 	 * address, however many flows failed on it. */
-	if (t->have && t->naddrs > 1 && f->addr_idx == t->cur) {
-		char as[64];
-		t->cur = (t->cur + 1) % t->naddrs;
-		t->addr = t->addrs[t->cur];
-		log_info("%s: %s %s: next attempt to address %u of %u, %s", cl->cfg.name, t->what,
-			 t->host, t->cur + 1, t->naddrs,
-			 iketcpd_addr_str(&t->addr, as, sizeof(as)));
-	}
+	target_failed(t, f->addr_idx);
 	flow_retry(f);
 }
 
 /* ---- names of the peer and the proxy --------------------------------------- */
 
-static int
-same_addrs(const struct iketcpd_addr *a, unsigned na, const struct iketcpd_addr *b, unsigned nb)
-{
-	if (na != nb)
-		return 0;
-	for (unsigned i = 0; i < na; i++)
-		if (a[i].len != b[i].len || memcmp(&a[i].ss, &b[i].ss, a[i].len))
-			return 0;
-	return 1;
-}
-
+/* A lookup of t ended: flows that waited for it go on (or fail and back off). */
 static void
-target_done(void *data, int rc, const struct iketcpd_addr *addrs, unsigned n, const char *err)
+target_done(void *owner, struct target *t, const char *err)
 {
-	struct target *t = data;
-	struct client *cl = t->cl;
-	char as[64], was[64], more[48] = "";
-
-	t->job = NULL;
-	t->done_ms = loop_now(cl->loop);
-	if (rc == 0 && !(t->have && same_addrs(addrs, n, t->addrs, t->naddrs))) {
-		/* a new answer starts from its first address; the same answer
-		 * keeps the one that worked last */
-		if (n > 1)
-			snprintf(more, sizeof(more), " (and %u more address%s)", n - 1,
-				 n > 2 ? "es" : "");
-		iketcpd_addr_str(&addrs[0], as, sizeof(as));
-		if (!t->have)
-			log_info("%s: %s %s is %s%s", cl->cfg.name, t->what, t->host, as, more);
-		else
-			log_info("%s: %s %s is now %s%s (was %s)", cl->cfg.name, t->what, t->host,
-				 as, more, iketcpd_addr_str(&t->addr, was, sizeof(was)));
-		memcpy(t->addrs, addrs, n * sizeof(*addrs));
-		t->naddrs = n;
-		t->cur = 0;
-		t->addr = addrs[0];
-	}
-	if (rc == 0) {
-		cl->st.resolves++;
-		t->have = 1;
-	} else {
-		cl->st.resolve_failures++;
-		if (t->have)
-			log_warn("%s: cannot resolve %s %s again: %s; still using %s", cl->cfg.name,
-				 t->what, t->host, err, iketcpd_addr_str(&t->addr, as, sizeof(as)));
-	}
-	/* Flows that waited for this name go on (or fail and back off). */
+	struct client *cl = owner;
 	for (struct flow *f = cl->flows, *next; f; f = next) {
 		next = f->next;
 		if (f->ts != TS_RESOLVING || (f->via_proxy ? &cl->proxy : &cl->peer) != t)
@@ -637,53 +558,6 @@ target_done(void *data, int rc, const struct iketcpd_addr *addrs, unsigned n, co
 			f->ts = TS_DOWN;
 			flow_connect_failed(f, "cannot resolve the name", err);
 		}
-	}
-}
-
-static void
-target_stop(struct target *t)
-{
-	resolve_cancel(t->job);
-	t->job = NULL;
-}
-
-/* Starts a lookup of t unless one runs or t is an IP literal. */
-static void
-target_lookup(struct target *t)
-{
-	struct client *cl = t->cl;
-	if (t->numeric || t->job || !t->host[0])
-		return;
-	t->job = resolve_start(cl->loop, t->host, t->port, target_done, t);
-	if (!t->job)
-		log_err("%s: cannot start a lookup of %s: %s", cl->cfg.name, t->host,
-			strerror(errno));
-}
-
-/* A connection to t failed or broke: its name may point elsewhere now
- * (DNS-based failover, a dynamic address). At most every resolve-interval. */
-static void
-target_refresh(struct target *t)
-{
-	if (t->have && !t->numeric &&
-	    loop_now(t->cl->loop) - t->done_ms >= t->cl->cfg.resolve_interval_ms)
-		target_lookup(t);
-}
-
-/* (Re)sets t to host:port, dropping what an older name resolved to. */
-static void
-target_set(struct client *cl, struct target *t, const char *what, const char *host, uint16_t port)
-{
-	target_stop(t);
-	memset(t, 0, sizeof(*t));
-	t->cl = cl;
-	t->what = what;
-	snprintf(t->host, sizeof(t->host), "%s", host);
-	t->port = port;
-	if (host[0] && resolve_numeric(host, port, &t->addr) == 0) {
-		t->have = t->numeric = 1;
-		t->addrs[0] = t->addr;
-		t->naddrs = 1;
 	}
 }
 
@@ -867,94 +741,47 @@ flow_proxy_done(struct flow *f, const uint8_t *rest, size_t n)
 	flow_handshake(f);
 }
 
-/* HTTP CONNECT: send the request, read the answer (the library's parser). */
+/* HTTP CONNECT: send the request, read the answer. */
 static void
 flow_proxy_step(struct flow *f)
 {
 	struct client *cl = f->cl;
-	struct flow_proxy *px = f->px;
 	char e[IKETCP_TRANSPORT_ERR_MAX];
+	const uint8_t *rest;
+	size_t n;
+	int rc;
 
-	while (px->off < px->len) {
-		struct iovec iov = {.iov_base = px->req + px->off, .iov_len = px->len - px->off};
-		long w = iketcp_transport_writev(&f->r.tr, &iov, 1);
-		if (w == IKETCP_E_AGAIN || w == 0) {
-			flow_want(f);
-			return;
-		}
-		if (w < 0) {
-			flow_setup_error(f, (int)w);
-			return;
-		}
-		px->off += (size_t)w;
-	}
-	for (;;) {
-		long n = iketcp_transport_read(&f->r.tr, cl->io.rbuf, sizeof(cl->io.rbuf));
-		if (n == IKETCP_E_AGAIN) {
-			flow_want(f);
-			return;
-		}
-		if (n == 0) {
-			cl->st.proxy_failures++;
-			flow_connect_failed(f, "proxy",
-					    "closed the connection before answering CONNECT");
-			return;
-		}
-		if (n < 0) {
-			flow_setup_error(f, (int)n);
-			return;
-		}
-		struct iketcp_cur in;
-		iketcp_cur_init(&in, cl->io.rbuf, (size_t)n);
-		int rc = iketcp_proxy_parse(&px->parser, &in);
-		if (rc == 0)
-			continue;
-		if (rc == 1) {
-			flow_proxy_done(f, iketcp_cur_ptr(&in), iketcp_cur_left(&in));
-			return;
-		}
+	switch (http_connect_step(f->px, &f->r.tr, cl->io.rbuf, sizeof(cl->io.rbuf), &rest, &n, &rc,
+				  e, sizeof(e))) {
+	case HC_AGAIN:
+		flow_want(f);
+		return;
+	case HC_DONE:
+		flow_proxy_done(f, rest, n);
+		return;
+	case HC_IOERR:
+		flow_setup_error(f, rc);
+		return;
+	case HC_REFUSED:
 		cl->st.proxy_failures++;
-		if (rc == IKETCP_E_PROXY_STATUS)
-			snprintf(e, sizeof(e), "refused CONNECT: %d %s", px->parser.status,
-				 px->parser.reason);
-		else
-			snprintf(e, sizeof(e), "bad answer to CONNECT: %s", iketcp_strerror(rc));
 		flow_connect_failed(f, "proxy", e);
 		return;
 	}
 }
 
-/* Builds the CONNECT request for the peer (host and port as configured). */
+/* Starts the CONNECT request for the peer (host and port as configured). */
 static void
 flow_proxy_start(struct flow *f)
 {
 	struct client *cl = f->cl;
-	char auth[IKETCPD_AUTH_MAX], *user = NULL, *pass = NULL;
-	long n;
+	char e[128];
 
-	f->px = calloc(1, sizeof(*f->px));
-	if (!f->px || iketcp_proxy_parser_init(&f->px->parser, 0) != IKETCP_OK) {
-		flow_connect_failed(f, "proxy", "out of memory");
-		return;
-	}
-	if (cl->cfg.proxy_auth[0]) {
-		memcpy(auth, cl->cfg.proxy_auth, sizeof(auth));
-		char *colon = strchr(auth, ':');
-		if (colon) {
-			*colon = '\0';
-			user = auth;
-			pass = colon + 1;
-		}
-	}
-	n = iketcp_proxy_request(f->px->req, sizeof(f->px->req), cl->cfg.peer_host, tcp_port(cl),
-				 user, pass);
-	explicit_bzero(auth, sizeof(auth));
-	if (n < 0) {
+	f->px = http_connect_new(cl->cfg.peer_host, tcp_port(cl), cl->cfg.proxy_auth, e, sizeof(e));
+	if (!f->px) {
 		cl->st.proxy_failures++;
-		flow_connect_failed(f, "proxy", "cannot build the CONNECT request");
+		flow_connect_failed(f, "proxy", e);
 		return;
 	}
-	f->px->len = (size_t)n;
 	f->ts = TS_PROXY;
 	flow_proxy_step(f);
 }
@@ -995,7 +822,7 @@ flow_tcp_down(struct flow *f, const char *why)
 		f->ts = TS_DOWN;
 		return;
 	}
-	target_refresh(f->via_proxy ? &cl->proxy : &cl->peer);
+	target_refresh(f->via_proxy ? &cl->proxy : &cl->peer, cl->cfg.resolve_interval_ms);
 	log_warn("%s: flow %llu: connection lost in state %s (%s); reconnecting in %ums",
 		 cl->cfg.name, (unsigned long long)f->id, tcp_state_names[was], why, f->backoff_ms);
 	flow_retry(f);
@@ -1885,8 +1712,12 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 		cl->pin = cfg->local_peer;
 		cl->pinned = 1;
 	}
-	target_set(cl, &cl->peer, "peer", cfg->peer_host, cfg->peer_port);
-	target_set(cl, &cl->proxy, "proxy", cfg->proxy_host, cfg->proxy_port);
+	target_init(&cl->peer, l, cl->cfg.name, "peer", target_done, cl, &cl->st.resolves,
+		    &cl->st.resolve_failures);
+	target_init(&cl->proxy, l, cl->cfg.name, "proxy", target_done, cl, &cl->st.resolves,
+		    &cl->st.resolve_failures);
+	target_set(&cl->peer, cfg->peer_host, cfg->peer_port);
+	target_set(&cl->proxy, cfg->proxy_host, cfg->proxy_port);
 	client_lookup_targets(cl);
 	static const char *const modes[] = {"no", "yes", "fallback"};
 	log_info("%s: UDP %s -> peer %s, UDP port %u, TCP port %u, enable-tcp=%s", cfg->name,
@@ -1914,9 +1745,9 @@ client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 	}
 	/* A changed name is looked up again; connections keep their address. */
 	if (strcmp(cl->peer.host, cfg->peer_host) || cl->peer.port != cfg->peer_port)
-		target_set(cl, &cl->peer, "peer", cfg->peer_host, cfg->peer_port);
+		target_set(&cl->peer, cfg->peer_host, cfg->peer_port);
 	if (strcmp(cl->proxy.host, cfg->proxy_host) || cl->proxy.port != cfg->proxy_port)
-		target_set(cl, &cl->proxy, "proxy", cfg->proxy_host, cfg->proxy_port);
+		target_set(&cl->proxy, cfg->proxy_host, cfg->proxy_port);
 	/* TLS files are read again. New connections use the new context (a
 	 * full handshake: sessions belong to a context); open ones keep theirs.
 	 * A broken file keeps the old context. */
