@@ -139,8 +139,8 @@ def still_open(t, seconds=0.3):
     return not closed_within(t, seconds)
 
 
-def read_stats(path, timeout=5.0):
-    """The stats socket's counters as {(kind, name, key): value}."""
+def read_stats_lines(path, timeout=5.0):
+    """The stats socket's lines after the version line, as (kind, name, key, value)."""
     end = time.time() + timeout
     while not os.path.exists(path):
         assert time.time() < end, "no stats socket " + path
@@ -157,12 +157,16 @@ def read_stats(path, timeout=5.0):
     u.close()
     lines = data.decode().splitlines()
     assert lines[0].startswith("iketcpd "), lines[:1]
-    out = {}
+    out = []
     for ln in lines[1:]:
         kind, name, key, val = ln.split()
-        out[(kind, name, key)] = int(val)
+        out.append((kind, name, key, int(val)))
     return out
 
+
+def read_stats(path, timeout=5.0):
+    """The stats socket's counters as {(kind, name, key): value}."""
+    return {(kind, name, key): v for kind, name, key, v in read_stats_lines(path, timeout)}
 
 class Server:
     def __init__(self, extra=()):
@@ -1531,27 +1535,6 @@ def test_client_closes_after_bad_frames():
             c.kill()
         rc = stop_client(c8, ikd, lst) if c8 else stop_client(c, ikd, lst)
     assert rc == 0, "client exit status %d" % rc
-
-
-def read_stats_lines(path, timeout=5.0):
-    """The stats socket's lines after the version line, as (kind, name, key, value)."""
-    u = socket.socket(socket.AF_UNIX)
-    u.settimeout(timeout)
-    u.connect(path)
-    data = b""
-    while True:
-        c = u.recv(65536)
-        if not c:
-            break
-        data += c
-    u.close()
-    lines = data.decode().splitlines()
-    assert lines[0].startswith("iketcpd "), lines[:1]
-    out = []
-    for ln in lines[1:]:
-        kind, name, key, val = ln.split()
-        out.append((kind, name, key, int(val)))
-    return out
 
 
 def assert_keys_once(lines, kind, must):

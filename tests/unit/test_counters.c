@@ -224,45 +224,42 @@ test_keys_kept(void **state)
 		    client_keys_before, TU_ARRAY_LEN(client_keys_before));
 }
 
-/* A close reason's counter is the closed_<key> line, for both modes. */
+/* Each close reason's slot of the stats struct's closed array (at
+ * closed_off) is the closed_<key> line, and no other line. */
+static void
+check_reasons(const struct ctr_set *set, size_t stats_size, size_t closed_off, size_t gauges_size)
+{
+	uint64_t *st = calloc(1, stats_size), *g = calloc(1, gauges_size);
+	char key[96], want[96];
+
+	assert_non_null(st);
+	assert_non_null(g);
+	for (size_t r = 0; r < set->nreasons; r++) {
+		memset(st, 0, stats_size);
+		st[closed_off / sizeof(uint64_t) + r] = 7;
+		snprintf(want, sizeof(want), "closed_%s", set->reasons[r].key);
+		int found = 0;
+		for (size_t i = 0; i < ctr_count(set); i++) {
+			ctr_key(set, i, key, sizeof(key));
+			assert_int_equal(ctr_value(set, i, st, g), strcmp(key, want) ? 0 : 7);
+			found += !strcmp(key, want);
+		}
+		assert_int_equal(found, 1);
+	}
+	free(st);
+	free(g);
+}
+
 static void
 test_reason_keys(void **state)
 {
-	struct server_stats ss;
-	struct server_gauges sg;
-	struct client_stats cs;
-	struct client_gauges cg;
-	char key[96], want[96];
 	(void)state;
-
-	memset(&sg, 0, sizeof(sg));
-	memset(&cg, 0, sizeof(cg));
-	for (int r = 0; r < CR_COUNT; r++) {
-		memset(&ss, 0, sizeof(ss));
-		ss.closed[r] = 7;
-		snprintf(want, sizeof(want), "closed_%s", server_close_reasons[r].key);
-		int found = 0;
-		for (size_t i = 0; i < ctr_count(&server_counters); i++) {
-			uint64_t v = ctr_value(&server_counters, i, &ss, &sg);
-			ctr_key(&server_counters, i, key, sizeof(key));
-			assert_int_equal(v, strcmp(key, want) ? 0 : 7);
-			found += !strcmp(key, want);
-		}
-		assert_int_equal(found, 1);
-	}
-	for (int r = 0; r < CCR_COUNT; r++) {
-		memset(&cs, 0, sizeof(cs));
-		cs.closed[r] = 7;
-		snprintf(want, sizeof(want), "closed_%s", client_close_reasons[r].key);
-		int found = 0;
-		for (size_t i = 0; i < ctr_count(&client_counters); i++) {
-			uint64_t v = ctr_value(&client_counters, i, &cs, &cg);
-			ctr_key(&client_counters, i, key, sizeof(key));
-			assert_int_equal(v, strcmp(key, want) ? 0 : 7);
-			found += !strcmp(key, want);
-		}
-		assert_int_equal(found, 1);
-	}
+	check_reasons(&server_counters, sizeof(struct server_stats),
+		      offsetof(struct server_stats, closed), sizeof(struct server_gauges));
+	check_reasons(&client_counters, sizeof(struct client_stats),
+		      offsetof(struct client_stats, closed), sizeof(struct client_gauges));
+	assert_int_equal(server_counters.nreasons, CR_COUNT);
+	assert_int_equal(client_counters.nreasons, CCR_COUNT);
 	assert_string_equal(server_close_reasons[CR_BAD_FRAMES].key, "bad_frames");
 	assert_string_equal(client_close_reasons[CCR_BAD_FRAMES].key, "bad_frames");
 	assert_string_equal(client_close_reasons[CCR_EOF].key, "eof");
