@@ -205,8 +205,8 @@ gateway_demo() {
 	[ "$conns" -eq 1 ] || fail "expected 1 established TCP connection to $GW_TCP_PORT, found $conns"
 
 	banner "8. iketcpd's counters: kill -USR1 (logged at level info)"
-	show_counters server "$NS_GW" "$srv_pid" 'frames ike'
-	show_counters client "$NS_C1" "$cli_pid" 'from peer'
+	show_counters server "$NS_GW" "$srv_pid" 'from backend: '
+	show_counters client "$NS_C1" "$cli_pid" 'from peer: '
 
 	banner "9. kill -TERM both iketcpd: drain queued frames, close, exit 0"
 	stop_iketcpd client "$NS_C1" "$cli_pid"

@@ -163,10 +163,11 @@ struct client {
 	} prov[PROVISIONAL_MAX];
 };
 
-static void flow_tcp_down(struct flow *f, const char *why);
+static void flow_tcp_down(struct flow *f, enum client_close_reason why, const char *detail);
 static void flow_flush(struct flow *f);
 static void flow_handshake(struct flow *f);
 static void flow_destroy(struct flow *f);
+static void flow_end(struct flow *f, enum client_close_reason why);
 
 /* ---- ports and the UDP-blocked memory ----------------------------------------- */
 
@@ -241,7 +242,7 @@ flow_idle_cb(struct timer *t)
 	log_info("%s: flow %llu idle for %llums, closing", f->cl->cfg.name,
 		 (unsigned long long)f->id, (unsigned long long)idle);
 	f->cl->st.flows_expired++;
-	flow_destroy(f);
+	flow_end(f, CCR_IDLE);
 }
 
 static void flow_udp_cb(struct watcher *w, uint32_t ev);
@@ -370,8 +371,9 @@ flow_free_cb(void *arg)
 	free(f);
 }
 
+/* Ends the flow and its connection (closed on our side, for why). */
 static void
-flow_destroy(struct flow *f)
+flow_end(struct flow *f, enum client_close_reason why)
 {
 	struct client *cl = f->cl;
 	if (f->dead)
@@ -381,7 +383,7 @@ flow_destroy(struct flow *f)
 		spitab_unlink(&cl->spis, &f->ike[i]);
 	for (unsigned i = 0; i < FLOW_ESP_SPIS; i++)
 		spitab_unlink(&cl->spis, &f->esp[i]);
-	flow_tcp_down(f, NULL);
+	flow_tcp_down(f, why, NULL);
 	f->dead = 1;
 	flow_udp_close(f);
 	timer_stop(cl->loop, &f->idle);
@@ -395,6 +397,13 @@ flow_destroy(struct flow *f)
 		f->next->prev = f->prev;
 	cl->nflows--;
 	loop_defer(cl->loop, &f->dfr, flow_free_cb, f);
+}
+
+/* Ends the flow on shutdown (at once, drained, or the drain timed out). */
+static void
+flow_destroy(struct flow *f)
+{
+	flow_end(f, CCR_SHUTDOWN);
 }
 
 /* ---- TCP connection of a flow ------------------------------------------------ */
@@ -457,7 +466,7 @@ flow_flush(struct flow *f)
 	else if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN)
 		flow_want(f);
 	else
-		flow_tcp_down(f, relay_error(&f->r, rc, e, sizeof(e)));
+		flow_tcp_down(f, CCR_WRITE, relay_error(&f->r, rc, e, sizeof(e)));
 }
 
 /* Waits for the next attempt (backoff, doubled up to reconnect-max). */
@@ -516,12 +525,14 @@ flow_tcp_close(struct flow *f, int graceful)
  * peer, counted as a connect failure, and a new attempt after the backoff.
  */
 static void
-flow_connect_failed(struct flow *f, const char *what, const char *why)
+flow_connect_failed(struct flow *f, enum client_close_reason why, const char *detail)
 {
 	struct client *cl = f->cl;
 	char tgt[FLOW_TARGET_MAX];
+	const char *what = client_close_reasons[why].text;
 
 	cl->st.connect_failures++;
+	cl->st.closed[why]++;
 	flow_target(f, tgt, sizeof(tgt));
 	flow_tcp_close(f, 0);
 	if (f->dead || cl->shutting) {
@@ -531,8 +542,8 @@ flow_connect_failed(struct flow *f, const char *what, const char *why)
 	struct target *t = f->via_proxy ? &cl->proxy : &cl->peer;
 	target_refresh(t, cl->cfg.resolve_interval_ms);
 	log_warn("%s: flow %llu: cannot connect to %s: %s%s%s; retrying in %ums", cl->cfg.name,
-		 (unsigned long long)f->id, tgt, what, what[0] && why && why[0] ? ": " : "",
-		 why ? why : "", f->backoff_ms);
+		 (unsigned long long)f->id, tgt, what, detail && detail[0] ? ": " : "",
+		 detail ? detail : "", f->backoff_ms);
 	/* A name with several addresses (IPv6 and IPv4, say, where one path is
 	 * broken): the next attempt tries the next one. Only once per failed
 	 * address, however many flows failed on it. */
@@ -556,7 +567,7 @@ target_done(void *owner, struct target *t, const char *err)
 			flow_tcp_connect(f);
 		} else {
 			f->ts = TS_DOWN;
-			flow_connect_failed(f, "cannot resolve the name", err);
+			flow_connect_failed(f, CCR_RESOLVE, err);
 		}
 	}
 }
@@ -585,7 +596,7 @@ flow_tcp_connect(struct flow *f)
 		/* tls = yes but no usable context (a reload failed): never
 		 * fall back to plain TCP silently */
 		f->ts = TS_DOWN;
-		flow_connect_failed(f, "TLS", "no TLS context (see the earlier error)");
+		flow_connect_failed(f, CCR_TLS_CONTEXT, "see the earlier error");
 		return;
 	}
 	/* Through a proxy, the proxy resolves the peer's name, not us. */
@@ -594,8 +605,7 @@ flow_tcp_connect(struct flow *f)
 		target_lookup(t);
 		if (!t->job) {
 			f->ts = TS_DOWN;
-			flow_connect_failed(f, "cannot resolve the name",
-					    "no lookup could be started");
+			flow_connect_failed(f, CCR_RESOLVE, "no lookup could be started");
 			return;
 		}
 		/* target_done() goes on; connect-timeout bounds the wait */
@@ -612,7 +622,7 @@ flow_tcp_connect(struct flow *f)
 	cl->st.connects++;
 	if (fd < 0) {
 		f->ts = TS_DOWN;
-		flow_connect_failed(f, "connect", strerror(errno));
+		flow_connect_failed(f, CCR_CONNECT, strerror(errno));
 		return;
 	}
 	/* The non-blocking connect is the transport's first handshake step. */
@@ -623,7 +633,7 @@ flow_tcp_connect(struct flow *f)
 	if (rc != IKETCP_OK) {
 		close(fd);
 		f->ts = TS_DOWN;
-		flow_connect_failed(f, "connect", iketcp_strerror(rc));
+		flow_connect_failed(f, CCR_CONNECT, iketcp_strerror(rc));
 		return;
 	}
 	f->r.w = (struct watcher){.fd = fd, .cb = flow_tcp_cb, .data = f};
@@ -647,7 +657,7 @@ flow_tcp_open(struct flow *f)
 	(void)net_tcp_tune(f->r.w.fd, cl->cfg.tcp_keepalive, cl->cfg.tcp_user_timeout_ms);
 	iketcp_deframer_free(&f->r.df);
 	if (iketcp_deframer_init(&f->r.df, &dc) != IKETCP_OK) {
-		flow_tcp_down(f, "deframer");
+		flow_tcp_down(f, CCR_NOMEM, "deframer");
 		return;
 	}
 	f->ts = TS_OPEN;
@@ -689,7 +699,8 @@ flow_setup_error(struct flow *f, int rc)
 {
 	struct client *cl = f->cl;
 	char e[IKETCP_TRANSPORT_ERR_MAX];
-	const char *what;
+	const char *detail = e;
+	enum client_close_reason why;
 
 	iketcp_transport_last_error(&f->r.tr, e, sizeof(e));
 	if (rc == IKETCP_E_TLS || rc == IKETCP_E_TLS_VERIFY || rc == IKETCP_E_TLS_PIN) {
@@ -697,14 +708,18 @@ flow_setup_error(struct flow *f, int rc)
 		 * "... hostname mismatch (expected NAME)", "public key pin
 		 * mismatch: ...": the library's reason, as is */
 		cl->st.tls_failures++;
-		what = "TLS handshake failed";
+		why = CCR_TLS_HANDSHAKE;
 	} else if (f->ts == TS_PROXY) {
 		cl->st.proxy_failures++;
-		what = "proxy";
+		why = CCR_PROXY;
 	} else {
-		what = ""; /* the transport says "connect: Connection refused" */
+		/* the transport says "connect: Connection refused"; the
+		 * reason's text says "connect" already */
+		why = CCR_CONNECT;
+		if (!strncmp(e, "connect: ", 9))
+			detail = e + 9;
 	}
-	flow_connect_failed(f, what, e[0] ? e : iketcp_strerror(rc));
+	flow_connect_failed(f, why, e[0] ? detail : iketcp_strerror(rc));
 }
 
 /* Switches from the proxy's TCP stream to the tunnel: TLS or plain RFC
@@ -722,7 +737,7 @@ flow_proxy_done(struct flow *f, const uint8_t *rest, size_t n)
 	f->px = NULL;
 	iketcp_transport_free(&f->r.tr);
 	if (f->r.is_tls && !cl->tls_ctx) {
-		flow_connect_failed(f, "TLS", "no TLS context (see the earlier error)");
+		flow_connect_failed(f, CCR_TLS_CONTEXT, "see the earlier error");
 		return;
 	}
 	rc = f->r.is_tls ? iketcp_tls_client_init(&f->r.tr, cl->tls_ctx, fd, 0)
@@ -730,7 +745,7 @@ flow_proxy_done(struct flow *f, const uint8_t *rest, size_t n)
 	if (rc == IKETCP_OK && n > 0)
 		rc = iketcp_transport_preread(&f->r.tr, rest, n);
 	if (rc != IKETCP_OK) {
-		flow_connect_failed(f, "proxy", iketcp_strerror(rc));
+		flow_connect_failed(f, CCR_PROXY, iketcp_strerror(rc));
 		return;
 	}
 	if (!f->r.is_tls) {
@@ -764,7 +779,7 @@ flow_proxy_step(struct flow *f)
 		return;
 	case HC_REFUSED:
 		cl->st.proxy_failures++;
-		flow_connect_failed(f, "proxy", e);
+		flow_connect_failed(f, CCR_PROXY, e);
 		return;
 	}
 }
@@ -779,7 +794,7 @@ flow_proxy_start(struct flow *f)
 	f->px = http_connect_new(cl->cfg.peer_host, tcp_port(cl), cl->cfg.proxy_auth, e, sizeof(e));
 	if (!f->px) {
 		cl->st.proxy_failures++;
-		flow_connect_failed(f, "proxy", e);
+		flow_connect_failed(f, CCR_PROXY, e);
 		return;
 	}
 	f->ts = TS_PROXY;
@@ -809,22 +824,39 @@ flow_handshake(struct flow *f)
 	flow_tcp_open(f);
 }
 
-/* Closes the TCP connection; the flow stays and reconnects unless why is NULL. */
+/* Closed on our side: the flow ends with its connection. */
+static int
+ccr_ours(enum client_close_reason why)
+{
+	return why == CCR_IDLE || why == CCR_UNPINNED || why == CCR_SHUTDOWN;
+}
+
+/*
+ * Closes the TCP connection, counted by why (detail: the library's or
+ * OpenSSL's words, for the log); the flow stays and reconnects unless it
+ * was closed on our side (ccr_ours).
+ */
 static void
-flow_tcp_down(struct flow *f, const char *why)
+flow_tcp_down(struct flow *f, enum client_close_reason why, const char *detail)
 {
 	struct client *cl = f->cl;
 	enum tcp_state was = f->ts;
-	if (why && flow_connected(f))
-		cl->st.disconnects++; /* lost, not closed by us */
-	flow_tcp_close(f, why == NULL);
-	if (!why || f->dead || cl->shutting) {
+	int ours = ccr_ours(why);
+	if (flow_connected(f)) {
+		cl->st.closed[why]++;
+		if (!ours)
+			cl->st.disconnects++; /* lost, not closed by us */
+	}
+	flow_tcp_close(f, ours);
+	if (ours || f->dead || cl->shutting) {
 		f->ts = TS_DOWN;
 		return;
 	}
 	target_refresh(f->via_proxy ? &cl->proxy : &cl->peer, cl->cfg.resolve_interval_ms);
-	log_warn("%s: flow %llu: connection lost in state %s (%s); reconnecting in %ums",
-		 cl->cfg.name, (unsigned long long)f->id, tcp_state_names[was], why, f->backoff_ms);
+	log_warn("%s: flow %llu: connection lost in state %s (%s%s%s); reconnecting in %ums",
+		 cl->cfg.name, (unsigned long long)f->id, tcp_state_names[was],
+		 client_close_reasons[why].text, detail ? ": " : "", detail ? detail : "",
+		 f->backoff_ms);
 	flow_retry(f);
 }
 
@@ -839,18 +871,18 @@ flow_tt_cb(struct timer *t)
 		break;
 	case TS_RESOLVING:
 		/* the lookup goes on; the next attempt waits for it again */
-		flow_connect_failed(f, "connect timeout", "name lookup not finished");
+		flow_connect_failed(f, CCR_CONNECT_TIMEOUT, "name lookup not finished");
 		break;
 	case TS_CONNECTING:
-		flow_connect_failed(f, "connect timeout", "TCP connection not established");
+		flow_connect_failed(f, CCR_CONNECT_TIMEOUT, "TCP connection not established");
 		break;
 	case TS_PROXY:
 		f->cl->st.proxy_failures++;
-		flow_connect_failed(f, "connect timeout", "no answer to CONNECT from the proxy");
+		flow_connect_failed(f, CCR_CONNECT_TIMEOUT, "no answer to CONNECT from the proxy");
 		break;
 	case TS_TLS:
 		f->cl->st.tls_failures++;
-		flow_connect_failed(f, "connect timeout", "TLS handshake not finished");
+		flow_connect_failed(f, CCR_CONNECT_TIMEOUT, "TLS handshake not finished");
 		break;
 	case TS_DRAINING:
 		flow_destroy(f);
@@ -872,6 +904,17 @@ static uint64_t
 carrier_gen(const struct flow *f)
 {
 	return f->ts == TS_OPEN || f->ts == TS_DRAINING ? f->gen : f->gen + 1;
+}
+
+/* The close reason for a fatal deframer error. */
+static enum client_close_reason
+deframe_why(int rc)
+{
+	return rc == IKETCP_E_BADLEN     ? CCR_BADLEN
+	       : rc == IKETCP_E_TOOBIG   ? CCR_TOOBIG
+	       : rc == IKETCP_E_REPREFIX ? CCR_BAD_PREFIX
+	       : rc == IKETCP_E_NOMEM    ? CCR_NOMEM
+					 : CCR_READ;
 }
 
 /* The relay's frame callback. Returns -1 when the connection went down
@@ -900,11 +943,10 @@ flow_frame(struct relay *r, const struct iketcp_frame *fm)
 		 * new connection starts clean */
 		if (++f->bad_run >= cl->cfg.max_bad_frames) {
 			char why[80];
-			cl->st.closed_bad_frames++;
 			snprintf(why, sizeof(why), "%u bad frames in a row, max-bad-frames (R27)",
 				 f->bad_run);
 			udpbatch_flush(&cl->io.batch);
-			flow_tcp_down(f, why);
+			flow_tcp_down(f, CCR_BAD_FRAMES, why);
 			return -1;
 		}
 		break;
@@ -932,13 +974,13 @@ flow_tcp_read(struct flow *f)
 	case RELAY_STOPPED:
 		return;
 	case RELAY_EOF:
-		flow_tcp_down(f, "peer closed");
+		flow_tcp_down(f, CCR_EOF, NULL);
 		return;
 	case RELAY_IOERR:
-		flow_tcp_down(f, relay_error(&f->r, code, e, sizeof(e)));
+		flow_tcp_down(f, CCR_READ, relay_error(&f->r, code, e, sizeof(e)));
 		return;
 	case RELAY_STREAM:
-		flow_tcp_down(f, iketcp_strerror(code));
+		flow_tcp_down(f, deframe_why(code), iketcp_strerror(code));
 		return;
 	}
 }
@@ -1424,7 +1466,7 @@ close_unpinned_flows(struct client *cl)
 		log_info("%s: flow %llu closed: its local address is no longer the local IKE "
 			 "daemon's",
 			 cl->cfg.name, (unsigned long long)f->id);
-		flow_destroy(f);
+		flow_end(f, CCR_UNPINNED);
 	}
 }
 
@@ -1822,76 +1864,29 @@ client_name(const struct client *cl)
 	return cl->cfg.name;
 }
 
+static struct client_gauges
+client_gauges(const struct client *cl)
+{
+	return (struct client_gauges){.flows = cl->nflows, .connections = cl->nconns};
+}
+
 void
 client_log_stats(const struct client *cl)
 {
-	const struct client_stats *s = &cl->st;
-	log_info("%s: flows %u, connections %u; from local %llu (keepalives %llu, unroutable "
-		 "%llu), foreign senders dropped %llu, frames to peer %llu (queue drops %llu, "
-		 "retransmits dropped %llu, requests resent %llu)",
-		 cl->cfg.name, cl->nflows, cl->nconns, (unsigned long long)s->from_local,
-		 (unsigned long long)s->local_keepalives, (unsigned long long)s->unroutable,
-		 (unsigned long long)s->udp_foreign_drops, (unsigned long long)s->to_peer_frames,
-		 (unsigned long long)s->sendq_drops, (unsigned long long)s->retransmits_dropped,
-		 (unsigned long long)s->requests_resent);
-	log_info("%s: from peer %llu frames (runts %llu, closed for bad frames %llu), to local "
-		 "%llu (drops %llu); connects %llu (failed %llu, lost %llu), fallbacks to TCP %llu "
-		 "(TCP at once %llu), UDP answered %llu",
-		 cl->cfg.name, (unsigned long long)s->from_peer_frames,
-		 (unsigned long long)s->from_peer_runts, (unsigned long long)s->closed_bad_frames,
-		 (unsigned long long)s->to_local, (unsigned long long)s->to_local_drops,
-		 (unsigned long long)s->connects, (unsigned long long)s->connect_failures,
-		 (unsigned long long)s->disconnects, (unsigned long long)s->fallbacks_to_tcp,
-		 (unsigned long long)s->fallback_sticky, (unsigned long long)s->udp_answers);
-	if (cl->cfg.use_tls || cl->cfg.proxy_host[0] || s->tls_handshakes || s->proxy_failures)
-		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu); proxy failures %llu",
-			 cl->cfg.name, (unsigned long long)s->tls_handshakes,
-			 (unsigned long long)s->tls_resumed, (unsigned long long)s->tls_failures,
-			 (unsigned long long)s->proxy_failures);
+	struct client_gauges g = client_gauges(cl);
+	unsigned show = 0;
+	if (cl->cfg.use_tls || cl->cfg.proxy_host[0])
+		show |= 1u << CG_TLS;
 	if (!cl->peer.numeric || (cl->proxy.host[0] && !cl->proxy.numeric))
-		log_info("%s: name lookups %llu (failed %llu)", cl->cfg.name,
-			 (unsigned long long)s->resolves, (unsigned long long)s->resolve_failures);
+		show |= 1u << CG_LOOKUPS;
+	ctr_log(&client_counters, cl->cfg.name, &cl->st, &g, show);
 }
 
 void
 client_print_stats(const struct client *cl, FILE *fp)
 {
-	const struct client_stats *s = &cl->st;
-	const char *n = cl->cfg.name;
-#define P(key, val) fprintf(fp, "client %s %s %llu\n", n, key, (unsigned long long)(val))
-	P("flows", cl->nflows);
-	P("connections", cl->nconns);
-	P("from_local", s->from_local);
-	P("local_keepalives", s->local_keepalives);
-	P("to_peer_frames", s->to_peer_frames);
-	P("unroutable", s->unroutable);
-	P("udp_foreign_drops", s->udp_foreign_drops);
-	P("retransmits_dropped", s->retransmits_dropped);
-	P("requests_resent", s->requests_resent);
-	P("sendq_drops", s->sendq_drops);
-	P("from_peer_frames", s->from_peer_frames);
-	P("from_peer_runts", s->from_peer_runts);
-	P("to_local", s->to_local);
-	P("to_local_drops", s->to_local_drops);
-	P("connects", s->connects);
-	P("connect_failures", s->connect_failures);
-	P("disconnects", s->disconnects);
-	P("fallbacks_to_tcp", s->fallbacks_to_tcp);
-	P("fallback_sticky", s->fallback_sticky);
-	P("closed_bad_frames", s->closed_bad_frames);
-	P("udp_answers", s->udp_answers);
-	P("flows_created", s->flows_created);
-	P("flows_expired", s->flows_expired);
-	P("tls_handshakes", s->tls_handshakes);
-	P("tls_resumed", s->tls_resumed);
-	P("tls_failures", s->tls_failures);
-	P("proxy_failures", s->proxy_failures);
-	P("resolves", s->resolves);
-	P("resolve_failures", s->resolve_failures);
-	P("spi_attributed", s->spi_attributed);
-	P("spi_guessed", s->spi_guessed);
-	P("spi_moved", s->spi_moved);
-#undef P
+	struct client_gauges g = client_gauges(cl);
+	ctr_print(&client_counters, cl->cfg.name, &cl->st, &g, fp);
 }
 
 void

@@ -46,7 +46,41 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "counters.h"
 #include "loop.h"
+
+/*
+ * Why a flow's TCP connection ended, or its setup failed: counted in
+ * client_stats.closed, named in client_close_reasons (counters.c): log
+ * text, stats key closed_<key>. Each connection ends once: the sum over
+ * CCR_EOF..CCR_NOMEM is disconnects, over CCR_CONNECT..CCR_PROXY is
+ * connect_failures; the rest are closes on our side (no reconnect).
+ */
+enum client_close_reason {
+	/* an open connection broke: reconnect */
+	CCR_EOF,
+	CCR_READ,
+	CCR_WRITE,
+	CCR_BAD_PREFIX,
+	CCR_BADLEN,
+	CCR_TOOBIG,
+	CCR_BAD_FRAMES,
+	CCR_NOMEM,
+	/* the setup failed: retry after the backoff */
+	CCR_CONNECT,
+	CCR_CONNECT_TIMEOUT,
+	CCR_RESOLVE,
+	CCR_TLS_HANDSHAKE,
+	CCR_TLS_CONTEXT,
+	CCR_PROXY,
+	/* ended on our side: the flow ends too */
+	CCR_IDLE,
+	CCR_UNPINNED,
+	CCR_SHUTDOWN,
+	CCR_COUNT
+};
+
+extern const struct ctr_reason client_close_reasons[CCR_COUNT];
 
 struct client_stats {
 	uint64_t from_local, local_keepalives, to_peer_frames, unroutable;
@@ -57,8 +91,9 @@ struct client_stats {
 	/* enable-tcp fallback: flows started on TCP at once because UDP to the
 	 * peer's address went unanswered less than fallback-retry ago */
 	uint64_t fallback_sticky;
-	/* connections closed after max-bad-frames runts in a row (R27) */
-	uint64_t closed_bad_frames;
+	/* connections closed or failed, by enum client_close_reason (R27:
+	 * closed[CCR_BAD_FRAMES] after max-bad-frames runts in a row) */
+	uint64_t closed[CCR_COUNT];
 	/* datagrams on --udp from a sender other than the local IKE daemon
 	 * (local-peer), dropped unread; not in from_local */
 	uint64_t udp_foreign_drops;
@@ -84,6 +119,16 @@ int client_check(const struct iketcpd_client_cfg *cfg, char *err, size_t errlen)
 int client_reload(struct client *c, const struct iketcpd_client_cfg *cfg);
 void client_shutdown(struct client *c);
 unsigned client_conns(const struct client *c);
+/* Levels the stats socket shows beside the counters (client_counters). */
+struct client_gauges {
+	uint64_t flows, connections;
+};
+
+/* Every counter of a client: key, place, help, log line (counters.c). */
+extern const struct ctr_set client_counters;
+/* client_counters' log lines (struct ctr_group index) */
+enum { CG_FLOWS, CG_TO_PEER, CG_FROM_PEER, CG_SPI, CG_TLS, CG_LOOKUPS, CG_CLOSED, CG_COUNT };
+
 const struct client_stats *client_stats(const struct client *c);
 /* Counters as lines "client NAME KEY VALUE" (the stats socket's format). */
 void client_print_stats(const struct client *c, FILE *fp);

@@ -34,64 +34,6 @@
  * an IKE-fragmented request (RFC 7383) has one per fragment. */
 #define BREQ_DIGESTS 16
 
-enum close_reason {
-	CR_EOF,
-	CR_ERROR,
-	CR_PREFIX_TIMEOUT,
-	CR_BAD_PREFIX,
-	CR_BADLEN,
-	CR_TOOBIG,
-	CR_BAD_FRAMES,
-	CR_WRITE,
-	CR_NOMEM,
-	CR_SHUTDOWN,
-	CR_TLS_HANDSHAKE,
-	CR_TLS_TIMEOUT,
-	CR_PROXY_HDR,
-	CR_PROXY_SOURCE,
-	CR_REPLACED,
-	CR_HEALTH_CHECK,
-	CR_FRAME_TIMEOUT,
-	CR_NOT_JOINED,
-	CR_IDLE,
-	CR_EVICTED,
-	CR_HALF_OPEN,
-	CR_COOKIE,
-	CR_COUNT
-};
-
-_Static_assert(CR_COUNT <= sizeof(((struct server_stats *)0)->closed) / sizeof(uint64_t),
-	       "server_stats.closed has a slot per close reason");
-
-/* Text for the log, key for the stats socket: one row per reason. */
-static const struct {
-	const char *text, *key;
-} close_why[CR_COUNT] = {
-	[CR_EOF] = {"peer closed", "eof"},
-	[CR_ERROR] = {"read error", "read_error"},
-	[CR_PREFIX_TIMEOUT] = {"no prefix/first frame in time", "prefix_timeout"},
-	[CR_BAD_PREFIX] = {"bad prefix", "bad_prefix"},
-	[CR_BADLEN] = {"length 0 or 1 (R7)", "bad_length"},
-	[CR_TOOBIG] = {"frame over max-frame", "too_big"},
-	[CR_BAD_FRAMES] = {"too many bad frames (R27)", "bad_frames"},
-	[CR_WRITE] = {"write error", "write_error"},
-	[CR_NOMEM] = {"out of memory", "no_memory"},
-	[CR_SHUTDOWN] = {"shutdown", "shutdown"},
-	[CR_TLS_HANDSHAKE] = {"TLS handshake failed", "tls_handshake"},
-	[CR_TLS_TIMEOUT] = {"no TLS handshake in time", "tls_handshake_timeout"},
-	[CR_PROXY_HDR] = {"bad PROXY protocol header", "proxy_header"},
-	[CR_PROXY_SOURCE] = {"max-conns-per-source of the client the PROXY header names",
-			     "proxy_source_limit"},
-	[CR_REPLACED] = {"replaced by a newer connection and idle (R34)", "replaced_idle"},
-	[CR_HEALTH_CHECK] = {"the balancer's health check ended", "health_check"},
-	[CR_FRAME_TIMEOUT] = {"frame not completed within frame-timeout", "frame_timeout"},
-	[CR_NOT_JOINED] = {"never joined a session (half-open-timeout)", "not_joined"},
-	[CR_IDLE] = {"idle (idle-timeout)", "idle"},
-	[CR_EVICTED] = {"evicted to make room (per-source or total budget)", "evicted"},
-	[CR_HALF_OPEN] = {"its session stayed half-open (half-open-timeout)", "half_open"},
-	[CR_COOKIE] = {"no IKE_SA_INIT retry after a cookie request (R39)", "cookie_timeout"},
-};
-
 /*
  * SC_PROXY_HDR: proxy-protocol = yes, the load balancer's PROXY header is
  * read before anything else (under prefix-timeout); then the connection
@@ -1055,7 +997,7 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 		 "conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
 		 "%llu)",
 		 (unsigned long long)c->id, c->peer_str, c->r.is_tls ? " (TLS)" : "",
-		 state_names[c->state], close_why[why].text, detail ? ": " : "",
+		 state_names[c->state], server_close_reasons[why].text, detail ? ": " : "",
 		 detail ? detail : "", (unsigned long long)c->frames_in,
 		 (unsigned long long)(c->r.q.stats.frames_out[0] + c->r.q.stats.frames_out[1]),
 		 (unsigned long long)c->r.q.stats.dropped[IKETCP_CLASS_ESP]);
@@ -2104,120 +2046,29 @@ server_name(const struct server *srv)
 	return srv->cfg.name;
 }
 
+static struct server_gauges
+server_gauges(const struct server *srv)
+{
+	return (struct server_gauges){.connections = srv->nconns,
+				      .connections_pending = srv->npending,
+				      .sessions = srv->nsessions,
+				      .half_open = srv->nhalf_open};
+}
+
 void
 server_log_stats(const struct server *srv)
 {
-	const struct server_stats *st = &srv->st;
-	log_info("%s: conns %u (pending %u), sessions %u; accepted %llu, refused %llu/%llu/%llu "
-		 "(total/source/pending)",
-		 srv->cfg.name, srv->nconns, srv->npending, srv->nsessions,
-		 (unsigned long long)st->accepted, (unsigned long long)st->refused_total,
-		 (unsigned long long)st->refused_source, (unsigned long long)st->refused_pending);
-	log_info("%s: sessions half-open %u; refused %llu/%llu (source sessions/pending); evicted "
-		 "%llu/%llu/%llu (pending/half-open/idle sessions); half-open expired %llu; joins "
-		 "%llu (ambiguous %llu), resumes %llu, replays ignored %llu; accept paused %llu",
-		 srv->cfg.name, srv->nhalf_open, (unsigned long long)st->refused_sessions_source,
-		 (unsigned long long)st->refused_pending_source,
-		 (unsigned long long)st->pending_evicted, (unsigned long long)st->half_open_evicted,
-		 (unsigned long long)st->sessions_evicted,
-		 (unsigned long long)st->half_open_expired, (unsigned long long)st->joins,
-		 (unsigned long long)st->joins_ambiguous, (unsigned long long)st->resumes,
-		 (unsigned long long)st->replays_ignored, (unsigned long long)st->accept_paused);
-	log_info("%s: frames ike %llu esp %llu empty %llu keepalive %llu runt %llu unroutable "
-		 "%llu; to backend %llu (dropped %llu); from backend %llu (keepalives %llu, "
-		 "queue drops %llu, no-conn drops %llu, retransmits dropped %llu, held dropped "
-		 "%llu, cookie requests %llu); path switches %llu",
-		 srv->cfg.name, (unsigned long long)st->frames_ike,
-		 (unsigned long long)st->frames_esp, (unsigned long long)st->frames_empty,
-		 (unsigned long long)st->frames_keepalive, (unsigned long long)st->frames_runt,
-		 (unsigned long long)st->unroutable, (unsigned long long)st->to_backend,
-		 (unsigned long long)st->to_backend_drops, (unsigned long long)st->from_backend,
-		 (unsigned long long)st->backend_keepalives, (unsigned long long)st->sendq_drops,
-		 (unsigned long long)st->no_conn_drops, (unsigned long long)st->retransmits_dropped,
-		 (unsigned long long)st->held_drops, (unsigned long long)st->cookie_requests,
-		 (unsigned long long)st->path_switches);
-	if (srv->cfg.proxy_protocol || st->proxy_headers)
-		log_info("%s: PROXY headers %llu (without a client %llu); refused %llu not from a "
-			 "proxy-protocol-from address",
-			 srv->cfg.name, (unsigned long long)st->proxy_headers,
-			 (unsigned long long)st->proxy_local,
-			 (unsigned long long)st->refused_proxy_source);
-	if (srv->tls_ctx || st->tls_handshakes || st->tls_handshakes_failed)
-		log_info("%s: TLS handshakes %llu (resumed %llu, failed %llu, timed out %llu); "
-			 "sniffed TLS %llu, plain %llu",
-			 srv->cfg.name, (unsigned long long)st->tls_handshakes,
-			 (unsigned long long)st->tls_resumed,
-			 (unsigned long long)st->tls_handshakes_failed,
-			 (unsigned long long)st->tls_handshake_timeouts,
-			 (unsigned long long)st->sniffed_tls,
-			 (unsigned long long)st->sniffed_plain);
-	for (int r = 0; r < CR_COUNT; r++)
-		if (st->closed[r])
-			log_info("%s: closed: %s: %llu", srv->cfg.name, close_why[r].text,
-				 (unsigned long long)st->closed[r]);
+	struct server_gauges g = server_gauges(srv);
+	unsigned show =
+		(srv->tls_ctx ? 1u << SG_TLS : 0) | (srv->cfg.proxy_protocol ? 1u << SG_PROXY : 0);
+	ctr_log(&server_counters, srv->cfg.name, &srv->st, &g, show);
 }
 
 void
 server_print_stats(const struct server *srv, FILE *fp)
 {
-	const struct server_stats *st = &srv->st;
-	const char *n = srv->cfg.name;
-#define P(key, val) fprintf(fp, "server %s %s %llu\n", n, key, (unsigned long long)(val))
-	P("connections", srv->nconns);
-	P("connections_pending", srv->npending);
-	P("sessions", srv->nsessions);
-	P("accepted", st->accepted);
-	P("refused_total", st->refused_total);
-	P("refused_source", st->refused_source);
-	P("refused_pending", st->refused_pending);
-	P("frames_ike", st->frames_ike);
-	P("frames_esp", st->frames_esp);
-	P("frames_empty", st->frames_empty);
-	P("frames_keepalive", st->frames_keepalive);
-	P("frames_runt", st->frames_runt);
-	P("unroutable", st->unroutable);
-	P("to_backend", st->to_backend);
-	P("to_backend_drops", st->to_backend_drops);
-	P("from_backend", st->from_backend);
-	P("backend_keepalives", st->backend_keepalives);
-	P("sendq_drops", st->sendq_drops);
-	P("no_conn_drops", st->no_conn_drops);
-	P("sessions_created", st->sessions_created);
-	P("sessions_expired", st->sessions_expired);
-	P("sessions_refused", st->sessions_refused);
-	P("path_switches", st->path_switches);
-	P("half_open", srv->nhalf_open);
-	P("refused_sessions_source", st->refused_sessions_source);
-	P("refused_pending_source", st->refused_pending_source);
-	P("pending_evicted", st->pending_evicted);
-	P("half_open_evicted", st->half_open_evicted);
-	P("half_open_expired", st->half_open_expired);
-	P("sessions_evicted", st->sessions_evicted);
-	P("joins", st->joins);
-	P("joins_ambiguous", st->joins_ambiguous);
-	P("resumes", st->resumes);
-	P("replays_ignored", st->replays_ignored);
-	P("esp_unroutable", st->esp_unroutable);
-	P("ike_unroutable", st->ike_unroutable);
-	P("accept_paused", st->accept_paused);
-	P("retransmits_dropped", st->retransmits_dropped);
-	P("held_drops", st->held_drops);
-	P("cookie_requests", st->cookie_requests);
-	P("sniffed_tls", st->sniffed_tls);
-	P("sniffed_plain", st->sniffed_plain);
-	P("tls_handshakes", st->tls_handshakes);
-	P("tls_resumed", st->tls_resumed);
-	P("tls_handshakes_failed", st->tls_handshakes_failed);
-	P("tls_handshake_timeouts", st->tls_handshake_timeouts);
-	P("refused_proxy_source", st->refused_proxy_source);
-	P("proxy_headers", st->proxy_headers);
-	P("proxy_local", st->proxy_local);
-	for (int r = 0; r < CR_COUNT; r++) {
-		char k[48];
-		snprintf(k, sizeof(k), "closed_%s", close_why[r].key);
-		P(k, st->closed[r]);
-	}
-#undef P
+	struct server_gauges g = server_gauges(srv);
+	ctr_print(&server_counters, srv->cfg.name, &srv->st, &g, fp);
 }
 
 /* Every link between connections, sessions and sources is two-way and

@@ -27,12 +27,43 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "counters.h"
 #include "loop.h"
+
+/* Why a connection was closed: counted in server_stats.closed, named in
+ * server_close_reasons (counters.c): log text, stats key closed_<key>. */
+enum close_reason {
+	CR_EOF,
+	CR_ERROR,
+	CR_PREFIX_TIMEOUT,
+	CR_BAD_PREFIX,
+	CR_BADLEN,
+	CR_TOOBIG,
+	CR_BAD_FRAMES,
+	CR_WRITE,
+	CR_NOMEM,
+	CR_SHUTDOWN,
+	CR_TLS_HANDSHAKE,
+	CR_TLS_TIMEOUT,
+	CR_PROXY_HDR,
+	CR_PROXY_SOURCE,
+	CR_REPLACED,
+	CR_HEALTH_CHECK,
+	CR_FRAME_TIMEOUT,
+	CR_NOT_JOINED,
+	CR_IDLE,
+	CR_EVICTED,
+	CR_HALF_OPEN,
+	CR_COOKIE,
+	CR_COUNT
+};
+
+extern const struct ctr_reason server_close_reasons[CR_COUNT];
 
 struct server_stats {
 	uint64_t accepted;
 	uint64_t refused_total, refused_source, refused_pending; /* limits */
-	uint64_t closed[24];                                     /* by enum close_reason */
+	uint64_t closed[CR_COUNT];                               /* by enum close_reason */
 	uint64_t frames_ike, frames_esp, frames_empty, frames_keepalive, frames_runt;
 	uint64_t unroutable; /* IKE/ESP frames matching no session */
 	uint64_t to_backend, to_backend_drops;
@@ -91,6 +122,16 @@ int server_selfcheck(const struct server *s);
 
 /* Number of open connections (0 once a shutdown has finished). */
 unsigned server_conns(const struct server *s);
+
+/* Levels the stats socket shows beside the counters (server_counters). */
+struct server_gauges {
+	uint64_t connections, connections_pending, sessions, half_open;
+};
+
+/* Every counter of a server: key, place, help, log line (counters.c). */
+extern const struct ctr_set server_counters;
+/* server_counters' log lines (struct ctr_group index) */
+enum { SG_CONNS, SG_SESSIONS, SG_FRAMES, SG_BACKEND, SG_TLS, SG_PROXY, SG_CLOSED, SG_COUNT };
 
 const struct server_stats *server_stats(const struct server *s);
 /* Counters as lines "server NAME KEY VALUE" (the stats socket's format). */

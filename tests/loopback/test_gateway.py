@@ -139,8 +139,8 @@ def still_open(t, seconds=0.3):
     return not closed_within(t, seconds)
 
 
-def read_stats(path, timeout=5.0):
-    """The stats socket's counters as {(kind, name, key): value}."""
+def read_stats_lines(path, timeout=5.0):
+    """The stats socket's lines after the version line, as (kind, name, key, value)."""
     end = time.time() + timeout
     while not os.path.exists(path):
         assert time.time() < end, "no stats socket " + path
@@ -157,12 +157,16 @@ def read_stats(path, timeout=5.0):
     u.close()
     lines = data.decode().splitlines()
     assert lines[0].startswith("iketcpd "), lines[:1]
-    out = {}
+    out = []
     for ln in lines[1:]:
         kind, name, key, val = ln.split()
-        out[(kind, name, key)] = int(val)
+        out.append((kind, name, key, int(val)))
     return out
 
+
+def read_stats(path, timeout=5.0):
+    """The stats socket's counters as {(kind, name, key): value}."""
+    return {(kind, name, key): v for kind, name, key, v in read_stats_lines(path, timeout)}
 
 class Server:
     def __init__(self, extra=()):
@@ -1530,6 +1534,102 @@ def test_client_closes_after_bad_frames():
         if c.poll() is None:
             c.kill()
         rc = stop_client(c8, ikd, lst) if c8 else stop_client(c, ikd, lst)
+    assert rc == 0, "client exit status %d" % rc
+
+
+def assert_keys_once(lines, kind, must):
+    """Each key of kind's section is on one line only, and must are all there."""
+    keys = [k for (kd, _, k, _) in lines if kd == kind]
+    dup = sorted({k for k in keys if keys.count(k) > 1})
+    assert not dup, "%s keys listed more than once: %s" % (kind, dup)
+    missing = sorted(set(must) - set(keys))
+    assert not missing, "%s keys missing: %s" % (kind, missing)
+
+
+SERVER_CLOSE_KEYS = ["eof", "read_error", "prefix_timeout", "bad_prefix", "bad_length",
+                     "too_big", "bad_frames", "write_error", "no_memory", "shutdown",
+                     "tls_handshake", "tls_handshake_timeout", "proxy_header",
+                     "proxy_source_limit", "replaced_idle", "health_check", "frame_timeout",
+                     "not_joined", "idle", "evicted", "half_open", "cookie_timeout"]
+# A connection that broke (counted in disconnects too), a setup that failed
+# (in connect_failures), a close on the client's side.
+CLIENT_LOST_KEYS = ["eof", "read_error", "write_error", "bad_prefix", "bad_length", "too_big",
+                    "bad_frames", "no_memory"]
+CLIENT_SETUP_KEYS = ["connect_error", "connect_timeout", "resolve_failed", "tls_handshake",
+                     "tls_context", "proxy"]
+CLIENT_OURS_KEYS = ["idle", "not_local_peer", "shutdown"]
+
+
+def test_stats_keys_once_and_client_close_reasons():
+    """The stats socket lists each counter once (server and client); the
+    client counts each end of a connection by reason: the peer's FIN
+    (closed_eof), its reset (closed_read_error), a refused connect
+    (closed_connect_error), and the reasons add up to disconnects and
+    connect_failures."""
+    tport, cport = BASE + 10, BASE + 7
+    ssock, csock = os.path.join(TMP, "keys-s.sock"), os.path.join(TMP, "keys-c.sock")
+    s = Server(["--stats-socket", ssock])
+    lst = tcp_listener(tport)
+    ikd = udp(BASE + 6)
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % tport,
+               "--enable-tcp", "yes", "--reconnect-min", "100ms", "--reconnect-max", "200ms",
+               "--stats-socket", csock], "client-keys")
+    ts = []
+
+    def cstat(key, want):
+        end = time.time() + 5
+        while True:
+            st = client_stats(csock)
+            if st.get(key, 0) >= want or time.time() > end:
+                assert st.get(key, 0) >= want, "%s = %s, want >= %d: %s" % (
+                    key, st.get(key), want, st)
+                return st
+            time.sleep(0.02)
+
+    try:
+        wait_udp(cport)
+        assert_keys_once(read_stats_lines(ssock), "server",
+                         ["connections", "sessions", "half_open", "frames_ike",
+                          "proxy_local"] + ["closed_" + k for k in SERVER_CLOSE_KEYS])
+        assert_keys_once(read_stats_lines(csock), "client",
+                         ["flows", "connections", "disconnects", "spi_moved"] +
+                         ["closed_" + k for k in
+                          CLIENT_LOST_KEYS + CLIENT_SETUP_KEYS + CLIENT_OURS_KEYS])
+        st = client_stats(csock)
+        assert all(v == 0 for k, v in st.items() if k.startswith("closed_")), st
+        m = dgram_ike(0xC105E)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        t = accept_within(lst, 5)
+        ts.append(t)
+        assert t is not None, "no connection from the client"
+        assert recv_exact(t, 6) == b"IKETCP" and recv_frame(t) == m
+        t.close()  # FIN: the peer closed
+        st = cstat("closed_eof", 1)
+        assert st["closed_eof"] == 1 and st["disconnects"] == 1, st
+        wait_log(c, "connection lost in state open (peer closed)")
+        t = accept_within(lst, 5)
+        ts.append(t)
+        assert t is not None, "no reconnect after the peer closed"
+        assert recv_exact(t, 6) == b"IKETCP" and recv_frame(t) == m  # R36
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.close()  # RST: a read error
+        st = cstat("closed_read_error", 1)
+        assert st["closed_eof"] == 1 and st["disconnects"] == 2, st
+        wait_log(c, "(read error: ")
+        lst.close()  # nobody listens: the next connects are refused
+        lst = None
+        st = cstat("closed_connect_error", 1)
+        wait_log(c, "cannot connect to 127.0.0.1:%d: connect: Connection refused" % tport)
+        assert st["disconnects"] == sum(st["closed_" + k] for k in CLIENT_LOST_KEYS), st
+        assert st["connect_failures"] == sum(st["closed_" + k] for k in CLIENT_SETUP_KEYS), st
+        assert st["connect_failures"] >= 1 and st["closed_shutdown"] == 0, st
+        assert_keys_once(read_stats_lines(csock), "client", [])
+    finally:
+        for t in ts:
+            if t:
+                t.close()
+        rc = stop_client(c, ikd, lst)
+        s.stop()
     assert rc == 0, "client exit status %d" % rc
 
 
