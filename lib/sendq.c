@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iketcp/dgram.h"
 #include "iketcp/frame.h"
 #include "mem_internal.h"
 
@@ -224,15 +225,30 @@ iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *
 }
 
 int
-iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram, size_t len)
+iketcp_sendq_push_dgram(struct iketcp_sendq *q, const struct iketcp_dgram *d)
 {
+	int kind = iketcp_dgram_frame_kind(d);
 	uint8_t head[IKETCP_LEN_SIZE];
-	int kind = iketcp_frame_datagram_head(head, dgram, len);
 
 	if (kind < 0)
 		return kind;
+	/* d->len <= IKETCP_BODY_MAX here (OVERSIZE is refused above), so the
+	 * Length fits its 16 bits. */
+	head[0] = (uint8_t)((d->len + IKETCP_LEN_SIZE) >> 8);
+	head[1] = (uint8_t)(d->len + IKETCP_LEN_SIZE);
 	return iketcp_sendq_push(q, kind == IKETCP_FRAME_IKE ? IKETCP_CLASS_IKE : IKETCP_CLASS_ESP,
-				 head, sizeof(head), dgram, len);
+				 head, sizeof(head), d->p, d->len);
+}
+
+int
+iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram, size_t len)
+{
+	struct iketcp_dgram d;
+
+	/* OVERSIZE comes back from push_dgram as IKETCP_E_MSGSIZE too. */
+	if (iketcp_dgram_classify(dgram, len, &d) == IKETCP_E_MSGSIZE)
+		return IKETCP_E_MSGSIZE;
+	return iketcp_sendq_push_dgram(q, &d);
 }
 
 /*
