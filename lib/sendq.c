@@ -172,21 +172,17 @@ iketcp_sendq_class_bytes(const struct iketcp_sendq *q, enum iketcp_class cls)
 	return (unsigned)cls < IKETCP_NCLASS ? q->ring[cls].len : 0;
 }
 
-int
-iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head,
-		  size_t head_len, const uint8_t *body, size_t body_len)
+/*
+ * Queues head + body (flen bytes, a whole frame with its own Length) in
+ * class cls; the caller has checked the frame. Budget, cap and memory
+ * refusals are counted here.
+ */
+static int
+push_frame(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head, size_t head_len,
+	   const uint8_t *body, size_t body_len)
 {
 	size_t flen = head_len + body_len;
 	size_t queued = iketcp_sendq_bytes(q);
-	uint8_t lf[2];
-
-	if ((unsigned)cls >= IKETCP_NCLASS || flen < IKETCP_LEN_SIZE + 1 || flen > IKETCP_FRAME_MAX)
-		return IKETCP_E_INVAL;
-	/* The ring relies on each frame's own Length to find boundaries. */
-	for (size_t i = 0; i < 2; i++)
-		lf[i] = i < head_len ? head[i] : body[i - head_len];
-	if (((size_t)lf[0] << 8 | lf[1]) != flen)
-		return IKETCP_E_INVAL;
 
 	size_t limit = cls == IKETCP_CLASS_ESP ? q->budget : q->hard_cap;
 	if (queued + flen > limit) {
@@ -225,6 +221,23 @@ iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *
 }
 
 int
+iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head,
+		  size_t head_len, const uint8_t *body, size_t body_len)
+{
+	size_t flen = head_len + body_len;
+	uint8_t lf[2];
+
+	if ((unsigned)cls >= IKETCP_NCLASS || flen < IKETCP_LEN_SIZE + 1 || flen > IKETCP_FRAME_MAX)
+		return IKETCP_E_INVAL;
+	/* The ring relies on each frame's own Length to find boundaries. */
+	for (size_t i = 0; i < 2; i++)
+		lf[i] = i < head_len ? head[i] : body[i - head_len];
+	if (((size_t)lf[0] << 8 | lf[1]) != flen)
+		return IKETCP_E_INVAL;
+	return push_frame(q, cls, head, head_len, body, body_len);
+}
+
+int
 iketcp_sendq_push_dgram(struct iketcp_sendq *q, const struct iketcp_dgram *d)
 {
 	int kind = iketcp_dgram_frame_kind(d);
@@ -232,12 +245,14 @@ iketcp_sendq_push_dgram(struct iketcp_sendq *q, const struct iketcp_dgram *d)
 
 	if (kind < 0)
 		return kind;
-	/* d->len <= IKETCP_BODY_MAX here (OVERSIZE is refused above), so the
-	 * Length fits its 16 bits. */
+	/* A classified IKE or ESP datagram has 5 to IKETCP_BODY_MAX bytes; the
+	 * check only guards the ring's framing against a hand-made *d. */
+	if (d->len == 0 || d->len > IKETCP_BODY_MAX)
+		return IKETCP_E_INVAL;
 	head[0] = (uint8_t)((d->len + IKETCP_LEN_SIZE) >> 8);
 	head[1] = (uint8_t)(d->len + IKETCP_LEN_SIZE);
-	return iketcp_sendq_push(q, kind == IKETCP_FRAME_IKE ? IKETCP_CLASS_IKE : IKETCP_CLASS_ESP,
-				 head, sizeof(head), d->p, d->len);
+	return push_frame(q, kind == IKETCP_FRAME_IKE ? IKETCP_CLASS_IKE : IKETCP_CLASS_ESP, head,
+			  sizeof(head), d->p, d->len);
 }
 
 int

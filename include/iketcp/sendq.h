@@ -138,8 +138,9 @@ int IKETCP_WUR iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, 
  * the ring. d->p must still hold the classified bytes.
  * Returns IKETCP_OK, any error of iketcp_dgram_frame_kind()
  * (IKETCP_E_KEEPALIVE: 0xFF NAT keepalives are never framed, R47;
- * IKETCP_E_EMPTY: a runt; IKETCP_E_MSGSIZE), or any error of
- * iketcp_sendq_push().
+ * IKETCP_E_EMPTY: a runt; IKETCP_E_MSGSIZE), IKETCP_E_INVAL (d->len
+ * 0 or above IKETCP_BODY_MAX with an IKE or ESP kind: not from the
+ * classifier), or any error of iketcp_sendq_push().
  */
 int IKETCP_WUR iketcp_sendq_push_dgram(struct iketcp_sendq *q, const struct iketcp_dgram *d);
 
