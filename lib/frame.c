@@ -1,6 +1,7 @@
 #include "iketcp/frame.h"
 
 #include "iketcp/cursor.h"
+#include "iketcp/dgram.h"
 #include "iketcp/ike.h"
 
 /*
@@ -107,6 +108,8 @@ iketcp_runt_name(enum iketcp_runt_reason reason)
 		return "ike-length-mismatch";
 	case IKETCP_RUNT_ESP_SHORT:
 		return "esp-short";
+	case IKETCP_RUNT_EMPTY:
+		return "empty";
 	}
 	return "invalid";
 }
@@ -179,27 +182,15 @@ iketcp_frame_encode_esp(uint8_t *out, size_t out_cap, const uint8_t *esp, size_t
 int
 iketcp_frame_datagram_head(uint8_t head[IKETCP_LEN_SIZE], const uint8_t *dgram, size_t len)
 {
-	struct iketcp_cur c;
+	struct iketcp_dgram d;
 	struct iketcp_wcur w;
-	uint32_t first;
 	int kind;
 
-	iketcp_cur_init(&c, dgram, len);
-	if (len == 1 && dgram[0] == IKETCP_KEEPALIVE_OCTET)
-		return IKETCP_E_KEEPALIVE;
-	if (len > IKETCP_BODY_MAX)
+	if (iketcp_dgram_classify(dgram, len, &d) == IKETCP_E_MSGSIZE)
 		return IKETCP_E_MSGSIZE;
-	if (iketcp_cur_get_u32(&c, &first) != IKETCP_OK)
-		return IKETCP_E_EMPTY;
-	if (first == 0) {
-		if (len == IKETCP_MARKER_LEN)
-			return IKETCP_E_EMPTY; /* marker without an IKE message */
-		kind = IKETCP_FRAME_IKE;
-	} else {
-		if (len < IKETCP_ESP_MIN)
-			return IKETCP_E_EMPTY;
-		kind = IKETCP_FRAME_ESP;
-	}
+	kind = iketcp_dgram_frame_kind(&d);
+	if (kind < 0)
+		return kind;
 	iketcp_wcur_init(&w, head, IKETCP_LEN_SIZE);
 	if (iketcp_wcur_put_u16(&w, (uint16_t)(len + IKETCP_LEN_SIZE)) != IKETCP_OK)
 		return IKETCP_E_SHORT;

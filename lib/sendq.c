@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "iketcp/dgram.h"
 #include "iketcp/frame.h"
 #include "mem_internal.h"
 
@@ -171,21 +172,17 @@ iketcp_sendq_class_bytes(const struct iketcp_sendq *q, enum iketcp_class cls)
 	return (unsigned)cls < IKETCP_NCLASS ? q->ring[cls].len : 0;
 }
 
-int
-iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head,
-		  size_t head_len, const uint8_t *body, size_t body_len)
+/*
+ * Queues head + body (flen bytes, a whole frame with its own Length) in
+ * class cls; the caller has checked the frame. Budget, cap and memory
+ * refusals are counted here.
+ */
+static int
+push_frame(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head, size_t head_len,
+	   const uint8_t *body, size_t body_len)
 {
 	size_t flen = head_len + body_len;
 	size_t queued = iketcp_sendq_bytes(q);
-	uint8_t lf[2];
-
-	if ((unsigned)cls >= IKETCP_NCLASS || flen < IKETCP_LEN_SIZE + 1 || flen > IKETCP_FRAME_MAX)
-		return IKETCP_E_INVAL;
-	/* The ring relies on each frame's own Length to find boundaries. */
-	for (size_t i = 0; i < 2; i++)
-		lf[i] = i < head_len ? head[i] : body[i - head_len];
-	if (((size_t)lf[0] << 8 | lf[1]) != flen)
-		return IKETCP_E_INVAL;
 
 	size_t limit = cls == IKETCP_CLASS_ESP ? q->budget : q->hard_cap;
 	if (queued + flen > limit) {
@@ -224,15 +221,49 @@ iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *
 }
 
 int
-iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram, size_t len)
+iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, const uint8_t *head,
+		  size_t head_len, const uint8_t *body, size_t body_len)
 {
+	size_t flen = head_len + body_len;
+	uint8_t lf[2];
+
+	if ((unsigned)cls >= IKETCP_NCLASS || flen < IKETCP_LEN_SIZE + 1 || flen > IKETCP_FRAME_MAX)
+		return IKETCP_E_INVAL;
+	/* The ring relies on each frame's own Length to find boundaries. */
+	for (size_t i = 0; i < 2; i++)
+		lf[i] = i < head_len ? head[i] : body[i - head_len];
+	if (((size_t)lf[0] << 8 | lf[1]) != flen)
+		return IKETCP_E_INVAL;
+	return push_frame(q, cls, head, head_len, body, body_len);
+}
+
+int
+iketcp_sendq_push_dgram(struct iketcp_sendq *q, const struct iketcp_dgram *d)
+{
+	int kind = iketcp_dgram_frame_kind(d);
 	uint8_t head[IKETCP_LEN_SIZE];
-	int kind = iketcp_frame_datagram_head(head, dgram, len);
 
 	if (kind < 0)
 		return kind;
-	return iketcp_sendq_push(q, kind == IKETCP_FRAME_IKE ? IKETCP_CLASS_IKE : IKETCP_CLASS_ESP,
-				 head, sizeof(head), dgram, len);
+	/* A classified IKE or ESP datagram has 5 to IKETCP_BODY_MAX bytes; the
+	 * check only guards the ring's framing against a hand-made *d. */
+	if (d->len == 0 || d->len > IKETCP_BODY_MAX)
+		return IKETCP_E_INVAL;
+	head[0] = (uint8_t)((d->len + IKETCP_LEN_SIZE) >> 8);
+	head[1] = (uint8_t)(d->len + IKETCP_LEN_SIZE);
+	return push_frame(q, kind == IKETCP_FRAME_IKE ? IKETCP_CLASS_IKE : IKETCP_CLASS_ESP, head,
+			  sizeof(head), d->p, d->len);
+}
+
+int
+iketcp_sendq_push_datagram(struct iketcp_sendq *q, const uint8_t *dgram, size_t len)
+{
+	struct iketcp_dgram d;
+
+	/* OVERSIZE comes back from push_dgram as IKETCP_E_MSGSIZE too. */
+	if (iketcp_dgram_classify(dgram, len, &d) == IKETCP_E_MSGSIZE)
+		return IKETCP_E_MSGSIZE;
+	return iketcp_sendq_push_dgram(q, &d);
 }
 
 /*

@@ -59,6 +59,7 @@ enum iketcp_runt_reason {
 	IKETCP_RUNT_IKE_SHORT,  /* marker but fewer than 28 bytes of IKE header */
 	IKETCP_RUNT_IKE_LENGTH, /* IKE header Length != frame Length - 6 */
 	IKETCP_RUNT_ESP_SHORT,  /* non-zero SPI but fewer than 8 bytes */
+	IKETCP_RUNT_EMPTY,      /* 0 bytes: only iketcp_dgram_classify() (a frame is EMPTY) */
 };
 
 /* A classified frame. All pointers point into the classified memory. */
@@ -115,7 +116,9 @@ int IKETCP_WUR iketcp_frame_encode_esp(uint8_t *out, size_t out_cap, const uint8
 
 /*
  * Checks a UDP/4500 datagram (marker + IKE, or ESP) before it is framed
- * and tells which it is. This is the gateway's path: the body of the frame
+ * and tells which it is: iketcp_dgram_classify() + iketcp_dgram_frame_kind()
+ * (dgram.h), so a marker followed by bytes that are no IKE message is
+ * framed as IKE too. This is the gateway's path: the body of the frame
  * is the datagram unchanged, so the caller needs only the 2-byte head.
  * Returns IKETCP_FRAME_IKE or IKETCP_FRAME_ESP (>= 0) with head filled, or
  * IKETCP_E_KEEPALIVE (the 1-byte 0xFF NAT keepalive: never framed, R47),

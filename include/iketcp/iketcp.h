@@ -4,6 +4,7 @@
 
 #include "iketcp/cursor.h"
 #include "iketcp/deframer.h"
+#include "iketcp/dgram.h"
 #include "iketcp/err.h"
 #include "iketcp/frame.h"
 #include "iketcp/ike.h"

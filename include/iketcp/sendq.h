@@ -33,6 +33,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "iketcp/dgram.h"
 #include "iketcp/err.h"
 #include "iketcp/mem.h"
 
@@ -130,7 +131,22 @@ int IKETCP_WUR iketcp_sendq_push(struct iketcp_sendq *q, enum iketcp_class cls, 
 				 size_t head_len, const uint8_t *body, size_t body_len);
 
 /*
- * Frames a UDP/4500 datagram and queues it in the class it belongs to.
+ * Frames a datagram classified by iketcp_dgram_classify() (dgram.h) and
+ * queues it in the class iketcp_dgram_frame_kind() gives (IKE ahead of
+ * ESP not yet started), without looking at its bytes again: the 2-byte
+ * Length is written from d->len and the datagram d->p is copied once, into
+ * the ring. d->p must still hold the classified bytes.
+ * Returns IKETCP_OK, any error of iketcp_dgram_frame_kind()
+ * (IKETCP_E_KEEPALIVE: 0xFF NAT keepalives are never framed, R47;
+ * IKETCP_E_EMPTY: a runt; IKETCP_E_MSGSIZE), IKETCP_E_INVAL (d->len
+ * 0 or above IKETCP_BODY_MAX with an IKE or ESP kind: not from the
+ * classifier), or any error of iketcp_sendq_push().
+ */
+int IKETCP_WUR iketcp_sendq_push_dgram(struct iketcp_sendq *q, const struct iketcp_dgram *d);
+
+/*
+ * Frames a UDP/4500 datagram and queues it in the class it belongs to:
+ * iketcp_dgram_classify() + iketcp_sendq_push_dgram().
  * Returns IKETCP_OK, any error of iketcp_frame_datagram_head() (for
  * example IKETCP_E_KEEPALIVE: 0xFF NAT keepalives are never framed, R47),
  * or any error of iketcp_sendq_push().
