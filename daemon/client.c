@@ -892,7 +892,7 @@ flow_tt_cb(struct timer *t)
 	}
 }
 
-static void flow_from_peer(struct flow *f, const uint8_t *p, size_t len);
+static void flow_from_peer(struct flow *f, const struct iketcp_dgram *d);
 static struct flow *flow_by_ike(struct client *cl, uint64_t spi);
 static void ike_learn(struct flow *f, uint64_t spi);
 static void flow_exchange_seen(struct flow *f, const struct iketcp_ike_hdr *h);
@@ -920,24 +920,26 @@ deframe_why(int rc)
 /* The relay's frame callback. Returns -1 when the connection went down
  * or was replaced meanwhile. */
 static int
-flow_frame(struct relay *r, const struct iketcp_frame *fm)
+flow_frame(struct relay *r, const struct iketcp_dgram *d)
 {
 	struct flow *f = (struct flow *)r;
 	struct client *cl = f->cl;
 	uint64_t gen = f->gen;
 
-	switch (fm->kind) {
-	case IKETCP_FRAME_IKE:
-	case IKETCP_FRAME_ESP:
+	switch (d->kind) {
+	case IKETCP_DGRAM_IKE:
+	case IKETCP_DGRAM_ESP:
 		/* R28: ESP is never a bad frame here, whatever its SPI: the
 		 * local daemon's SA database decides, and a new CHILD SA's SPI
 		 * may be unknown for a moment */
 		f->bad_run = 0;
 		cl->st.from_peer_frames++;
 		f->backoff_ms = cl->cfg.reconnect_min_ms; /* the peer talks to us */
-		flow_from_peer(f, fm->body, fm->body_len);
+		flow_from_peer(f, d);
 		break;
-	case IKETCP_FRAME_RUNT:
+	case IKETCP_DGRAM_RUNT:
+		if (d->runt == IKETCP_RUNT_EMPTY)
+			break; /* R5: Length 2 */
 		cl->st.from_peer_runts++;
 		/* R27: a run of unusable frames means the stream is corrupt; a
 		 * new connection starts clean */
@@ -950,9 +952,8 @@ flow_frame(struct relay *r, const struct iketcp_frame *fm)
 			return -1;
 		}
 		break;
-	case IKETCP_FRAME_EMPTY:
-	case IKETCP_FRAME_KEEPALIVE:
-	case IKETCP_FRAME_FATAL:
+	case IKETCP_DGRAM_KEEPALIVE: /* R48 */
+	case IKETCP_DGRAM_OVERSIZE:  /* cannot happen: the deframer bounds frames */
 		break;
 	}
 	return f->gen != gen || f->ts != TS_OPEN ? -1 : 0;
@@ -1016,31 +1017,29 @@ flow_tcp_cb(struct watcher *w, uint32_t ev)
 
 /* Something arrived from the peer (TCP frame body or UDP datagram). */
 static void
-flow_from_peer(struct flow *f, const uint8_t *p, size_t len)
+flow_from_peer(struct flow *f, const struct iketcp_dgram *d)
 {
-	struct iketcp_ike_hdr h;
+	const struct iketcp_ike_hdr *h = &d->ike; /* valid with IKETCP_DGRAM_F_HDR */
 	flow_touch(f);
-	int marker = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
-	if (marker && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK) {
+	if (d->flags & IKETCP_DGRAM_F_HDR) {
 		f->last_ike_ms = loop_now(f->cl->loop);
-		if (iketcp_ike_is_response(&h) && f->req_len && h.spi_i == f->req_spi &&
-		    h.msg_id == f->req_msgid)
+		if (iketcp_ike_is_response(h) && f->req_len && h->spi_i == f->req_spi &&
+		    h->msg_id == f->req_msgid)
 			f->req_len = 0; /* answered: nothing to resend */
 		/* R25: the peer's IKE for an SA arrives on that SA's connection,
 		 * so a rekeyed IKE SA the peer speaks first on is learned here */
-		if (!flow_by_ike(f->cl, h.spi_i))
-			ike_learn(f, h.spi_i);
-		flow_exchange_seen(f, &h);
-	} else if (!marker && len >= IKETCP_ESP_MIN) {
-		uint32_t spi =
-			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		if (!flow_by_ike(f->cl, h->spi_i))
+			ike_learn(f, h->spi_i);
+		flow_exchange_seen(f, h);
+	} else if (d->kind == IKETCP_DGRAM_ESP) {
+		uint32_t spi = d->spi;
 		int known = 0;
 		for (unsigned i = 0; i < FLOW_ESP_SPIS && !known; i++)
 			known = f->esp_in[i] == spi;
 		if (!known)
 			flow_new_inbound_spi(f, spi);
 	}
-	udpbatch_add(&f->cl->io.batch, f->cl->uw.fd, &f->local, &f->cl->gso_off, p, len);
+	udpbatch_add(&f->cl->io.batch, f->cl->uw.fd, &f->local, &f->cl->gso_off, d->p, d->len);
 }
 
 /*
@@ -1116,7 +1115,10 @@ flow_udp_cb(struct watcher *w, uint32_t ev)
 			log_info("%s: flow %llu: peer answered over UDP; not using TCP",
 				 cl->cfg.name, (unsigned long long)f->id);
 		}
-		flow_from_peer(f, cl->io.rbuf, (size_t)n);
+		struct iketcp_dgram d;
+		if (iketcp_dgram_classify(cl->io.rbuf, (size_t)n, &d) != IKETCP_OK)
+			continue; /* over 65533 bytes: cannot come from the peer's UDP/4500 */
+		flow_from_peer(f, &d);
 		udpbatch_flush(&cl->io.batch);
 	}
 }
@@ -1515,19 +1517,22 @@ static void
 from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, size_t len)
 {
 	struct flow *f = NULL;
-	struct iketcp_ike_hdr h;
+	struct iketcp_dgram d;
 	int is_ike = 0, is_request = 0, sa_init = 0, marker;
 
-	marker = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
-	if (marker && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK) {
+	if (iketcp_dgram_classify(p, len, &d) != IKETCP_OK)
+		return; /* over 65533 bytes: recvmmsg's buffer is no larger */
+	const struct iketcp_ike_hdr *h = &d.ike; /* valid with IKETCP_DGRAM_F_HDR */
+	marker = (d.flags & IKETCP_DGRAM_F_MARKER) && len > IKETCP_MARKER_LEN;
+	if (d.flags & IKETCP_DGRAM_F_HDR) {
 		is_ike = 1;
-		is_request = !iketcp_ike_is_response(&h);
-		sa_init = h.exchange == IKETCP_IKE_SA_INIT && h.spi_r == 0 && is_request;
+		is_request = !iketcp_ike_is_response(h);
+		sa_init = h->exchange == IKETCP_IKE_SA_INIT && h->spi_r == 0 && is_request;
 	}
 	if (!local_sender_ok(cl, src, sa_init))
 		return;
 	cl->st.from_local++;
-	if (len == 1 && p[0] == IKETCP_KEEPALIVE_OCTET) {
+	if (d.kind == IKETCP_DGRAM_KEEPALIVE) {
 		cl->st.local_keepalives++;
 		f = flow_latest(cl, src);
 		if (f && f->mode != FM_TCP)
@@ -1539,7 +1544,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			cl->st.unroutable++;
 			return;
 		}
-		f = flow_by_ike(cl, h.spi_i);
+		f = flow_by_ike(cl, h->spi_i);
 		int known = f != NULL;
 		if (!f && sa_init) {
 			f = flow_new(cl, src);
@@ -1555,7 +1560,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 				else
 					cl->st.spi_attributed++;
 				log_debug("%s: IKE SPI %016llx: flow %llu (%s)", cl->cfg.name,
-					  (unsigned long long)h.spi_i, (unsigned long long)f->id,
+					  (unsigned long long)h->spi_i, (unsigned long long)f->id,
 					  guess ? "guess" : "its exchange");
 			}
 		}
@@ -1564,12 +1569,11 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 			return;
 		}
 		if (!known)
-			ike_learn(f, h.spi_i);
+			ike_learn(f, h->spi_i);
 		f->last_ike_ms = loop_now(cl->loop);
-		flow_exchange_seen(f, &h); /* the daemon answered the peer's CREATE_CHILD_SA */
-	} else if (len >= IKETCP_ESP_MIN) {
-		uint32_t spi =
-			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		flow_exchange_seen(f, h); /* the daemon answered the peer's CREATE_CHILD_SA */
+	} else if (d.kind == IKETCP_DGRAM_ESP) {
+		uint32_t spi = d.spi;
 		f = flow_by_esp(cl, spi);
 		if (!f) {
 			int guess;
@@ -1606,13 +1610,13 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 		 * fragments of one request (RFC 7383) share both and are each
 		 * needed; a retransmitted earlier fragment goes out again,
 		 * which costs a duplicate, never a loss. */
-		if (f->req_len == len && f->req_spi == h.spi_i && f->req_msgid == h.msg_id &&
+		if (f->req_len == len && f->req_spi == h->spi_i && f->req_msgid == h->msg_id &&
 		    !memcmp(f->req, p, len) && f->mode == FM_TCP && f->req_gen == carrier_gen(f)) {
 			/* R35: this connection already carries it; TCP is reliable. */
 			cl->st.retransmits_dropped++;
 			return;
 		}
-		remember_request(f, p, len, &h);
+		remember_request(f, p, len, h);
 	}
 
 	if (f->mode != FM_TCP) {
@@ -1628,7 +1632,7 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 		}
 		return;
 	}
-	int rc = iketcp_sendq_push_datagram(&f->r.q, p, len);
+	int rc = iketcp_sendq_push_dgram(&f->r.q, &d);
 	if (rc != IKETCP_OK) {
 		cl->st.sendq_drops++;
 		return;

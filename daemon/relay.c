@@ -72,11 +72,14 @@ relay_read(struct relay *r, struct relay_io *io, const struct relay_ops *ops, in
 		size_t flen;
 		int rc, frames = 0;
 		while ((rc = iketcp_deframer_next(&r->df, &in, &fr, &flen)) == 1) {
-			struct iketcp_frame f;
+			struct iketcp_dgram d;
 			frames++;
-			if (iketcp_frame_classify(fr, flen, &f) != IKETCP_OK)
-				continue; /* cannot happen: the deframer hands out whole frames */
-			if (ops->frame(r, &f) < 0) {
+			/* the deframer hands out whole frames of Length 2 to 65535:
+			 * a body of at most IKETCP_BODY_MAX, never refused here */
+			if (iketcp_dgram_classify(fr + IKETCP_LEN_SIZE, flen - IKETCP_LEN_SIZE,
+						  &d) != IKETCP_OK)
+				continue;
+			if (ops->frame(r, &d) < 0) {
 				udpbatch_flush(&io->batch);
 				*code = IKETCP_OK;
 				return RELAY_STOPPED;

@@ -7,7 +7,7 @@
  *
  * Per-packet path, TCP to UDP: the watcher's event -> relay_read() -> one
  * read into the mode's read buffer -> the deframer hands whole frames ->
- * iketcp_frame_classify() -> the mode's frame callback -> udpbatch_add() ->
+ * iketcp_dgram_classify() of each body -> the mode's frame callback -> udpbatch_add() ->
  * udpbatch_flush() once per read (sendmmsg, GSO). UDP to TCP: udprecv_read()
  * -> iketcp_dgram_classify() -> the mode's routing -> iketcp_sendq_push_dgram()
  * -> relay_flush() once per receive batch (one writev).
@@ -49,14 +49,16 @@ struct relay_io {
 /*
  * The mode's rules, called by relay_read():
  * data: n bytes were read, before they are deframed; may be NULL.
- * frame: one whole, classified frame. Returns 0 to read on, -1 when the
- *   relay must stop (its owner closed or replaced it).
+ * frame: the body of one whole frame, classified once
+ *   (iketcp_dgram_classify(): an empty body is a RUNT of reason EMPTY, R5).
+ *   Returns 0 to read on, -1 when the relay must stop (its owner closed or
+ *   replaced it).
  * chunk: after the nframes frames of one read, before the batch is
  *   flushed; may be NULL.
  */
 struct relay_ops {
 	void (*data)(struct relay *r, size_t n);
-	int (*frame)(struct relay *r, const struct iketcp_frame *f);
+	int (*frame)(struct relay *r, const struct iketcp_dgram *d);
 	void (*chunk)(struct relay *r, int nframes);
 };
 

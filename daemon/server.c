@@ -552,13 +552,6 @@ session_free_cb(void *arg)
 }
 
 /* Is the datagram p a request of the backend (not an answer)? */
-static int
-backend_request(const uint8_t *p, size_t len, struct iketcp_ike_hdr *h)
-{
-	return len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3] &&
-	       iketcp_ike_parse(p + 4, len - 4, h) == IKETCP_OK && !iketcp_ike_is_response(h);
-}
-
 /* R35: was this datagram of a backend request already queued on the
  * connection with id conn (the current one)? A retransmission is the same
  * bytes (each fragment of a fragmented request is its own datagram). */
@@ -596,11 +589,10 @@ breq_note(struct session *s, const struct iketcp_ike_hdr *h, uint64_t dig, uint6
 /* Queues a backend datagram on connection c; a request is remembered as
  * carried by c. Returns 0, or -1 (counted) when the queue refused it. */
 static int
-to_conn(struct session *s, struct sconn *c, const uint8_t *p, size_t len)
+to_conn(struct session *s, struct sconn *c, const struct iketcp_dgram *d)
 {
 	struct server *srv = s->srv;
-	struct iketcp_ike_hdr h;
-	int rc = iketcp_sendq_push_datagram(&c->r.q, p, len);
+	int rc = iketcp_sendq_push_dgram(&c->r.q, d);
 
 	if (rc != IKETCP_OK) {
 		if (rc == IKETCP_E_NOBUFS)
@@ -609,8 +601,8 @@ to_conn(struct session *s, struct sconn *c, const uint8_t *p, size_t len)
 			srv->st.no_conn_drops++;
 		return -1;
 	}
-	if (backend_request(p, len, &h))
-		breq_note(s, &h, siphash24(&srv->hkey, p, len), c->id);
+	if ((d->flags & IKETCP_DGRAM_F_HDR) && !iketcp_ike_is_response(&d->ike))
+		breq_note(s, &d->ike, siphash24(&srv->hkey, d->p, d->len), c->id);
 	return 0;
 }
 
@@ -707,8 +699,11 @@ set_current(struct session *s, struct sconn *c)
 	if (s->nheld) {
 		/* R36 (TR side): what the backend sent while no connection
 		 * existed goes out first on the next one, oldest first. */
-		for (unsigned i = 0; i < s->nheld; i++)
-			(void)to_conn(s, c, s->held[i].p, s->held[i].len);
+		for (unsigned i = 0; i < s->nheld; i++) {
+			struct iketcp_dgram d;
+			if (iketcp_dgram_classify(s->held[i].p, s->held[i].len, &d) == IKETCP_OK)
+				(void)to_conn(s, c, &d);
+		}
 		while (s->nheld)
 			held_drop_oldest(s);
 		conn_want(c);
@@ -862,17 +857,24 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 	for (int i = 0; i < n; i++) {
 		const uint8_t *p = udprecv_data(&srv->urx, i);
 		size_t len = udprecv_len(&srv->urx, i);
-		struct iketcp_ike_hdr h;
-		int is_ike = len > IKETCP_MARKER_LEN && !p[0] && !p[1] && !p[2] && !p[3];
+		struct iketcp_dgram d;
 
 		srv->st.from_backend++;
-		if (len == 1 && p[0] == IKETCP_KEEPALIVE_OCTET) {
+		if (iketcp_dgram_classify(p, len, &d) != IKETCP_OK) {
+			srv->st.sendq_drops++; /* over 65533 bytes: cannot be framed */
+			continue;
+		}
+		if (d.kind == IKETCP_DGRAM_KEEPALIVE) {
 			srv->st.backend_keepalives++; /* R47: never framed */
 			continue;
 		}
-		int parsed = is_ike && iketcp_ike_parse(p + 4, len - 4, &h) == IKETCP_OK;
-		if (parsed && iketcp_ike_is_response(&h))
-			session_response(s, &h);
+		/* marker and a message: held and relayed as IKE even when its
+		 * header is odd, as the backend's own business */
+		int is_ike = (d.flags & IKETCP_DGRAM_F_MARKER) && len > IKETCP_MARKER_LEN;
+		int parsed = (d.flags & IKETCP_DGRAM_F_HDR) != 0;
+		const struct iketcp_ike_hdr *h = &d.ike;
+		if (parsed && iketcp_ike_is_response(h))
+			session_response(s, h);
 		if (!s->current) {
 			if (is_ike)
 				held_push(s, p, len);
@@ -882,17 +884,17 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 		}
 		/* R35: TCP is reliable; the backend's retransmission of a request
 		 * the current connection already carries is not sent again. */
-		if (parsed && !iketcp_ike_is_response(&h) &&
-		    breq_carried(s, &h, siphash24(&srv->hkey, p, len), s->current->id)) {
+		if (parsed && !iketcp_ike_is_response(h) &&
+		    breq_carried(s, h, siphash24(&srv->hkey, p, len), s->current->id)) {
 			srv->st.retransmits_dropped++;
 			continue;
 		}
-		if (to_conn(s, s->current, p, len) < 0)
+		if (to_conn(s, s->current, &d) < 0)
 			continue;
 		/* R39: the responder asked for a cookie. It keeps no state, so
 		 * the connection waits for the retried IKE_SA_INIT no longer
 		 * than for a first frame (prefix-timeout), then is closed. */
-		if (parsed && iketcp_ike_is_response(&h) && h.exchange == IKETCP_IKE_SA_INIT &&
+		if (parsed && iketcp_ike_is_response(h) && h->exchange == IKETCP_IKE_SA_INIT &&
 		    iketcp_ike_has_notify(p + 4, len - 4, IKETCP_IKE_N_COOKIE) == 1) {
 			srv->st.cookie_requests++;
 			s->current->cookie_ms = loop_now(srv->loop);
@@ -1389,14 +1391,12 @@ route_esp(struct sconn *c, uint32_t spi)
 }
 
 static struct session *
-route_ike(struct sconn *c, const struct iketcp_frame *f)
+route_ike(struct sconn *c, const struct iketcp_ike_hdr *hp)
 {
 	struct server *srv = c->srv;
-	struct iketcp_ike_hdr h;
+	const struct iketcp_ike_hdr h = *hp;
 	struct session *s;
 
-	if (iketcp_ike_parse(f->msg, f->msg_len, &h) != IKETCP_OK)
-		return NULL; /* cannot happen for a classified IKE frame */
 	int request = !iketcp_ike_is_response(&h);
 	s = spi_find(srv, SPI_IKE, h.spi_i);
 	if (!s) {
@@ -1442,45 +1442,45 @@ static void conn_prefix_check(struct sconn *c);
 /* The relay's frame callback. Returns 0 to keep reading, -1 when the
  * connection was closed. */
 static int
-conn_frame(struct relay *r, const struct iketcp_frame *fp)
+conn_frame(struct relay *r, const struct iketcp_dgram *d)
 {
 	struct sconn *c = (struct sconn *)r;
 	struct server *srv = c->srv;
-	const struct iketcp_frame f = *fp;
 
 	conn_prefix_check(c);
 	c->frames_in++;
-	switch (f.kind) {
-	case IKETCP_FRAME_FATAL: /* the deframer already refused Length 0/1 */
-		conn_close(c, CR_BADLEN);
+	switch (d->kind) {
+	case IKETCP_DGRAM_OVERSIZE: /* cannot happen: the deframer bounds frames */
+		conn_close(c, CR_TOOBIG);
 		return -1;
-	case IKETCP_FRAME_EMPTY:
-		srv->st.frames_empty++; /* R5 */
-		return 0;
-	case IKETCP_FRAME_KEEPALIVE:
+	case IKETCP_DGRAM_KEEPALIVE:
 		srv->st.frames_keepalive++; /* R48 */
 		return 0;
-	case IKETCP_FRAME_RUNT:
+	case IKETCP_DGRAM_RUNT:
+		if (d->runt == IKETCP_RUNT_EMPTY) {
+			srv->st.frames_empty++; /* R5: Length 2 */
+			return 0;
+		}
 		srv->st.frames_runt++;
-		log_peer(LOG_LVL_DEBUG, LOGC_PROTO, "conn %llu %s: runt frame (%s, length %u)",
-			 (unsigned long long)c->id, c->peer_str, iketcp_runt_name(f.runt),
-			 f.length);
+		log_peer(LOG_LVL_DEBUG, LOGC_PROTO, "conn %llu %s: runt frame (%s, length %zu)",
+			 (unsigned long long)c->id, c->peer_str, iketcp_runt_name(d->runt),
+			 d->len + IKETCP_LEN_SIZE);
 		break;
-	case IKETCP_FRAME_IKE:
-	case IKETCP_FRAME_ESP: {
-		if (f.kind == IKETCP_FRAME_IKE)
+	case IKETCP_DGRAM_IKE:
+	case IKETCP_DGRAM_ESP: {
+		if (d->kind == IKETCP_DGRAM_IKE)
 			srv->st.frames_ike++;
 		else
 			srv->st.frames_esp++;
 		struct session *s =
-			f.kind == IKETCP_FRAME_ESP ? route_esp(c, f.spi) : route_ike(c, &f);
+			d->kind == IKETCP_DGRAM_ESP ? route_esp(c, d->spi) : route_ike(c, &d->ike);
 		if (!s) {
 			srv->st.unroutable++;
 			/* R28: ESP whose SPI we do not know is no sign of a
 			 * corrupt stream (SA databases briefly disagree); a
 			 * connection of no session stays bounded by
 			 * prefix-timeout */
-			if (f.kind == IKETCP_FRAME_ESP)
+			if (d->kind == IKETCP_DGRAM_ESP)
 				return 0;
 			break;
 		}
@@ -1492,7 +1492,7 @@ conn_frame(struct relay *r, const struct iketcp_frame *fp)
 			timer_stop(srv->loop, &c->timer);
 			conn_arm(c);
 		}
-		udpbatch_add(&srv->io.batch, s->w.fd, NULL, &s->gso_off, f.body, f.body_len);
+		udpbatch_add(&srv->io.batch, s->w.fd, NULL, &s->gso_off, d->p, d->len);
 		return 0;
 	}
 	}

@@ -4,7 +4,7 @@
 
 /*
  * The order of the tests is iketcp_frame_classify()'s for a frame body
- * (checklist §1.4), so the two cannot drift apart without
+ * (the frame kinds of docs/conformance.md), so the two cannot drift apart without
  * tests/unit/test_dgram.c and fuzz/fuzz_dgram.c noticing. ESP, the common
  * case at high packet rates, is decided after one 4-byte read and the
  * size checks; only a marker leads to the 28-byte IKE header.
