@@ -177,24 +177,25 @@ dump_max_memory(struct out *o, const struct kw *kw, unsigned kind, const void *s
 	out_printf(o, "max-memory = %llu%s\n", (unsigned long long)(m / d), u);
 }
 
+static void
+out_addrs(struct out *o, const char *key, const struct iketcpd_addr *a, int n)
+{
+	for (int j = 0; j < n && j < IKETCPD_MAX_LISTEN; j++)
+		out_addr(o, key, &a[j]);
+}
+
 void
 dump_listen(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
 {
-	const struct iketcpd_server_cfg *s = SRV(sect);
-
 	(void)kind;
-	for (int j = 0; j < s->nlisten && j < IKETCPD_MAX_LISTEN; j++)
-		out_addr(o, kw->name, &s->listen[j]);
+	out_addrs(o, kw->name, SRV(sect)->listen, SRV(sect)->nlisten);
 }
 
 void
 dump_listen_tls(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
 {
-	const struct iketcpd_server_cfg *s = SRV(sect);
-
 	(void)kind;
-	for (int j = 0; j < s->nlisten_tls && j < IKETCPD_MAX_LISTEN; j++)
-		out_addr(o, kw->name, &s->listen_tls[j]);
+	out_addrs(o, kw->name, SRV(sect)->listen_tls, SRV(sect)->nlisten_tls);
 }
 
 void

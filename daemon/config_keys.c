@@ -169,25 +169,15 @@ kw_defaults(void *sect, unsigned kind)
 	for (size_t i = 0; i < kw_count; i++) {
 		const struct kw *kw = &kwtab[i];
 		size_t off = kw_off(kw, kind);
-		char *f = (char *)sect + off;
-		int b;
+		int b = (int)kw->def;
 
-		if (off == 0)
+		/* strings stay "" from the memset; V_FN fields have their own */
+		if (off == 0 || kw->kind == V_STR || kw->kind == V_FN)
 			continue;
-		switch (kw->kind) {
-		case V_DURATION:
-		case V_COUNT:
-		case V_SIZE:
-			memcpy(f, &kw->def, sizeof(kw->def));
-			break;
-		case V_BOOL:
-			b = (int)kw->def;
-			memcpy(f, &b, sizeof(b));
-			break;
-		case V_STR: /* "" from the memset */
-		case V_FN:
-			break;
-		}
+		if (kw->kind == V_BOOL)
+			memcpy((char *)sect + off, &b, sizeof(b));
+		else
+			memcpy((char *)sect + off, &kw->def, sizeof(kw->def));
 	}
 }
 
