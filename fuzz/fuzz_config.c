@@ -1,7 +1,7 @@
 /*
  * Target Functions: iketcpd_config_parse_buf, iketcpd_config_dump,
  * iketcpd_config_check, iketcpd_config_parse_args, iketcpd_parse_addr,
- * iketcpd_addr_str (daemon/config.c).
+ * iketcpd_addr_str (daemon/config_*.c).
  *
  * The input is a config file. Oracles:
  *   - a failed parse leaves the configuration byte for byte as it was, and

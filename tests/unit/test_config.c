@@ -1,5 +1,5 @@
 /*
- * Unit tests for daemon/config.c: the iketcpd configuration file and
+ * Unit tests for daemon/config_*.c: the iketcpd configuration file and
  * command-line parser, the cross-field checks, the dump, and address
  * parsing.
  *
