@@ -243,8 +243,7 @@ looks_like_ip(const struct iketcp_cur *c)
 }
 
 int
-cap_packet_tcp(int linktype, const uint8_t *pkt, size_t len, struct cap_tcp *out,
-	       const char **why)
+cap_packet_tcp(int linktype, const uint8_t *pkt, size_t len, struct cap_tcp *out, const char **why)
 {
 	struct iketcp_cur c;
 	uint16_t type;
@@ -624,8 +623,8 @@ cap_flows_add(struct cap_flows *f, const struct cap_tcp *t, uint32_t pkt)
 	if (!copy)
 		return -1;
 	memcpy(copy, t->payload, t->len);
-	d->segs[d->nsegs++] = (struct cap_seg){.seq = seq, .pkt = pkt, .len = (uint32_t)t->len,
-					       .data = copy};
+	d->segs[d->nsegs++] =
+		(struct cap_seg){.seq = seq, .pkt = pkt, .len = (uint32_t)t->len, .data = copy};
 	f->segs++;
 	f->bytes += t->len;
 	return 0;

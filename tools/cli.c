@@ -59,8 +59,8 @@ cli_nearest(const char *word, const char *const *cands, size_t n)
 }
 
 int
-cli_getopt(const char *cmd, const struct cli_opt *opts, size_t nopts, int argc, char **argv,
-	   int *i, const char **val)
+cli_getopt(const char *cmd, const struct cli_opt *opts, size_t nopts, int argc, char **argv, int *i,
+	   const char **val)
 {
 	const char *arg = argv[*i];
 	char name[WORD_MAX + 1];

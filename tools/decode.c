@@ -266,8 +266,7 @@ link_name(int lt)
 
 /* Adds one packet's TCP segment; counts the others. */
 static int
-add_packet(struct cap_flows *f, int lt, const uint8_t *p, size_t n, uint32_t no,
-	   unsigned *other)
+add_packet(struct cap_flows *f, int lt, const uint8_t *p, size_t n, uint32_t no, unsigned *other)
 {
 	struct cap_tcp t;
 	const char *why;
@@ -352,8 +351,10 @@ decode_text(const uint8_t *text, size_t len, enum prefix_mode mode)
 static int
 is_pcap(const uint8_t *p, size_t n)
 {
-	static const uint8_t m[][4] = {{0xa1, 0xb2, 0xc3, 0xd4}, {0xd4, 0xc3, 0xb2, 0xa1},
-				       {0xa1, 0xb2, 0x3c, 0x4d}, {0x4d, 0x3c, 0xb2, 0xa1},
+	static const uint8_t m[][4] = {{0xa1, 0xb2, 0xc3, 0xd4},
+				       {0xd4, 0xc3, 0xb2, 0xa1},
+				       {0xa1, 0xb2, 0x3c, 0x4d},
+				       {0x4d, 0x3c, 0xb2, 0xa1},
 				       {0x0a, 0x0d, 0x0d, 0x0a}};
 	for (size_t i = 0; n >= 4 && i < sizeof(m) / sizeof(m[0]); i++)
 		if (!memcmp(p, m[i], 4))
@@ -375,8 +376,9 @@ cmd_decode(int argc, char **argv)
 	enum prefix_mode mode = PREFIX_AUTO;
 
 	for (int i = 0; i < argc; i++) {
-		int o = cli_getopt("decode", decode_opts, sizeof(decode_opts) / sizeof(decode_opts[0]),
-				   argc, argv, &i, &val);
+		int o = cli_getopt("decode", decode_opts,
+				   sizeof(decode_opts) / sizeof(decode_opts[0]), argc, argv, &i,
+				   &val);
 		if (o == CLI_ERROR)
 			return 2;
 		if (o == 0)

@@ -173,7 +173,6 @@ cmd_stats(int argc, char **argv)
 	return 0;
 }
 
-
 static int
 cmd_version(int argc, char **argv)
 {
@@ -201,7 +200,8 @@ static const struct command commands[] = {
 	 "Encodes a sample originator stream (prefix, IKE, ESP, empty frame, keepalive,\n"
 	 "runt, IKE), parses it back fed in odd-sized chunks, shows a wrong prefix\n"
 	 "refused and the send queue letting IKE overtake queued ESP.\n"},
-	{"decode", cmd_decode, "decode [--originator|--responder] [FILE]\n       iketcp decode -r FILE.pcap",
+	{"decode", cmd_decode,
+	 "decode [--originator|--responder] [FILE]\n       iketcp decode -r FILE.pcap",
 	 "list the RFC 9329 frames of a hex dump or a pcap file",
 	 "Input (FILE, or standard input without it or with -):\n"
 	 "  plain hex        xxd -p, od -An -tx1, colon-separated bytes: one direction\n"
@@ -219,8 +219,8 @@ static const struct command commands[] = {
 	 "Without either, a dump starting with IKETCP (or with 2+ bytes of it) is read\n"
 	 "as the originator's. A stream that does not start with IKETCP where it must\n"
 	 "is reported (\"stream does not start with IKETCP: ...\"), exit status 1.\n"},
-	{"probe", cmd_probe, PROBE_USAGE, "does a server answer IKE over TCP (or TLS, or via a proxy)?",
-	 PROBE_HELP},
+	{"probe", cmd_probe, PROBE_USAGE,
+	 "does a server answer IKE over TCP (or TLS, or via a proxy)?", PROBE_HELP},
 	{"stats", cmd_stats, "stats PATH", "print iketcpd's counters from its stats-socket",
 	 "Connects to iketcpd's stats-socket at PATH and copies what it writes.\n"},
 	{"version", cmd_version, "version", "print the version (also --version, -V)", ""},

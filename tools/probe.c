@@ -237,8 +237,7 @@ notify_name(uint16_t t)
 
 /* Splits "host", "host:port", "[v6]:port", "v6" into host and port. */
 static int
-split_target(const char *arg, char *host, size_t hcap, char *port, size_t pcap,
-	     const char *defport)
+split_target(const char *arg, char *host, size_t hcap, char *port, size_t pcap, const char *defport)
 {
 	const char *colon = strrchr(arg, ':');
 	size_t hl;
@@ -447,8 +446,9 @@ print_tls(const struct iketcp_transport *t, const struct iketcp_tls_client_cfg *
 }
 
 static const struct cli_opt probe_opts[] = {
-	{"--timeout", "-t", 1},     {"--tls", NULL, 0},      {"--tls-ca-file", NULL, 1},
-	{"--tls-server-name", NULL, 1}, {"--insecure", NULL, 0}, {"--proxy", NULL, 1},
+	{"--timeout", "-t", 1},     {"--tls", NULL, 0},
+	{"--tls-ca-file", NULL, 1}, {"--tls-server-name", NULL, 1},
+	{"--insecure", NULL, 0},    {"--proxy", NULL, 1},
 	{"--help", "-h", 0},
 };
 
