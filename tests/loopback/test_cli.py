@@ -87,6 +87,20 @@ def test_help():
         assert opt in h, (opt, h)
 
 
+def test_readme_lists_the_cli():
+    """README.md shows iketcp --help verbatim; the man page names every command and option."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    _, out, _ = run("--help")
+    with open(os.path.join(root, "README.md")) as f:
+        assert "```\n" + out + "```\n" in f.read(), out
+    with open(os.path.join(root, "man", "iketcp.1")) as f:
+        man = f.read().replace("\\-", "-")
+    for word in ("demo", "decode", "probe", "stats", "version", "help", "--version", "--tls",
+                 "--tls-ca-file", "--tls-server-name", "--insecure", "--proxy", "--originator",
+                 "--responder", "--read", "--timeout"):
+        assert word in man, word
+
+
 def test_decode_pcap():
     rc, out, err = run("decode", "-r", PCAP)
     assert rc == 0, (rc, out, err)
