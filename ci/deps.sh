@@ -35,6 +35,8 @@ DEPS_TEST=(
 	libcmocka-dev
 	clang clang-format libclang-rt-14-dev
 	tshark tcpdump iperf3 openssl tinyproxy-bin haproxy
+	# xxd: tests/loopback/test_cli.py makes the dumps iketcp decode reads
+	xxd
 )
 # Not here: udptunnel, which only bench/relay-bench.sh uses (as an optional
 # comparison; it skips that path without it).
@@ -193,6 +195,7 @@ deps_check_test() {
 	fi
 	_deps_run tshark -v || _deps_need tshark "tshark"
 	_deps_run tcpdump --version || _deps_need tcpdump "tcpdump"
+	_deps_run xxd -v || _deps_need xxd "xxd"
 	_deps_run iperf3 -v || _deps_need iperf3 "iperf3"
 	_deps_run openssl version || _deps_need openssl "openssl"
 	_deps_run tinyproxy -v || _deps_need tinyproxy-bin "tinyproxy"

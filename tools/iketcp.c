@@ -1,14 +1,7 @@
 /*
- * iketcp: operator's tool for RFC 9329 streams.
- *
- *   iketcp demo            encode a sample stream, parse it back in random
- *                          chunks, and show the send queue's ordering
- *   iketcp decode [FILE]   decode a hex dump of one stream direction
- *                          (stdin by default); whitespace is ignored and a
- *                          leading IKETCP prefix is recognised
- *   iketcp probe [-t S] HOST[:PORT]
- *                          does the server answer IKE over TCP? (probe.c)
- *   iketcp stats PATH      print iketcpd's counters from its stats-socket
+ * iketcp: operator's tool for RFC 9329 streams. The commands and their
+ * help texts are in the table at the end (man/iketcp.1 and README.md
+ * describe the same surface); decode lives in decode.c, probe in probe.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,87 +13,8 @@
 #include <unistd.h>
 
 #include "iketcp/iketcp.h"
+#include "cli.h"
 #include "probe.h"
-
-static void
-print_frame(unsigned idx, const uint8_t *frame, size_t len)
-{
-	struct iketcp_frame f;
-	struct iketcp_ike_hdr h;
-
-	if (iketcp_frame_classify(frame, len, &f) != IKETCP_OK) {
-		printf("  #%u  unclassifiable frame of %zu bytes\n", idx, len);
-		return;
-	}
-	printf("  #%u  len=%-5u %-9s", idx, f.length, iketcp_frame_kind_name(f.kind));
-	switch (f.kind) {
-	case IKETCP_FRAME_IKE:
-		if (iketcp_ike_parse(f.msg, f.msg_len, &h) == IKETCP_OK)
-			printf(" %s %s spi_i=%016llx spi_r=%016llx msgid=%u ike_len=%u",
-			       iketcp_ike_exchange_name(h.exchange),
-			       iketcp_ike_is_response(&h) ? "response" : "request",
-			       (unsigned long long)h.spi_i, (unsigned long long)h.spi_r, h.msg_id,
-			       h.length);
-		break;
-	case IKETCP_FRAME_ESP:
-		printf(" spi=0x%08x esp_len=%zu", f.spi, f.msg_len);
-		break;
-	case IKETCP_FRAME_RUNT:
-		printf(" (%s, dropped and counted)", iketcp_runt_name(f.runt));
-		break;
-	case IKETCP_FRAME_EMPTY:
-		printf(" (ignored)");
-		break;
-	case IKETCP_FRAME_KEEPALIVE:
-		printf(" (NAT keepalive, dropped)");
-		break;
-	case IKETCP_FRAME_FATAL:
-		printf(" (fatal)");
-		break;
-	}
-	printf("\n");
-}
-
-/* Parses stream[0..len) fed in the given chunk sizes; returns frames seen or <0. */
-static int
-parse_stream(const uint8_t *stream, size_t len, int expect_prefix, const size_t *chunks,
-	     size_t nchunks, int verbose)
-{
-	struct iketcp_deframer d;
-	struct iketcp_deframer_cfg cfg = {.expect_prefix = expect_prefix};
-	unsigned n = 0;
-	size_t off = 0;
-	int rc = iketcp_deframer_init(&d, &cfg);
-
-	if (rc != IKETCP_OK)
-		return rc;
-	for (size_t i = 0; off < len; i++) {
-		size_t step = nchunks ? chunks[i % nchunks] : len;
-		if (step > len - off)
-			step = len - off;
-		struct iketcp_cur in;
-		iketcp_cur_init(&in, stream + off, step);
-		off += step;
-		const uint8_t *fr;
-		size_t flen;
-		while ((rc = iketcp_deframer_next(&d, &in, &fr, &flen)) == 1) {
-			if (verbose)
-				print_frame(n, fr, flen);
-			n++;
-		}
-		if (rc < 0) {
-			fprintf(stderr, "iketcp: stream error at byte %llu: %s\n",
-				(unsigned long long)d.stats.bytes, iketcp_strerror(rc));
-			iketcp_deframer_free(&d);
-			return rc;
-		}
-	}
-	if (iketcp_deframer_pending(&d))
-		printf("  (%zu bytes of an unfinished %s left over: discarded, R23)\n",
-		       iketcp_deframer_pending(&d), iketcp_deframer_state_name(d.state));
-	iketcp_deframer_free(&d);
-	return (int)n;
-}
 
 static size_t
 append(uint8_t *buf, size_t off, size_t cap, const void *p, size_t n)
@@ -141,8 +55,13 @@ demo_writer(void *ctx, const struct iovec *iov, int cnt)
 }
 
 static int
-cmd_demo(void)
+cmd_demo(int argc, char **argv)
 {
+	(void)argv;
+	if (argc) {
+		fprintf(stderr, "usage: iketcp demo\n");
+		return 2;
+	}
 	uint8_t stream[4096], ike[296], esp[120], fr[512];
 	size_t off = 0;
 	int n;
@@ -173,13 +92,13 @@ cmd_demo(void)
 	static const size_t chunks[] = {1, 5, 2, 77, 3, 300, 1, 64};
 	printf("2. Parsing it back as the TCP responder, fed in chunks of 1,5,2,77,3,300,1,64 "
 	       "bytes:\n");
-	if (parse_stream(stream, off, 1, chunks, sizeof(chunks) / sizeof(chunks[0]), 1) < 0)
+	if (cli_parse_stream(stream, off, 1, chunks, sizeof(chunks) / sizeof(chunks[0]), 1) < 0)
 		return 1;
 
 	fflush(stdout);
 	printf("\n3. A wrong prefix is refused at the first wrong byte:\n");
 	fflush(stdout);
-	(void)parse_stream((const uint8_t *)"IKEUDP\x00\x02", 8, 1, NULL, 0, 1);
+	(void)cli_parse_stream((const uint8_t *)"IKEUDP\x00\x02", 8, 1, NULL, 0, 1);
 	fflush(stderr);
 
 	printf("\n4. Send queue: 3 ESP frames queued, then 1 IKE frame; the socket takes "
@@ -214,69 +133,15 @@ cmd_demo(void)
 	return 0;
 }
 
-static int
-hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static int
-cmd_decode(const char *path)
-{
-	FILE *fp = path ? fopen(path, "r") : stdin;
-	static uint8_t text[1 << 20], bin[1 << 19];
-	size_t tlen, blen = 0;
-	int hi = -1;
-
-	if (!fp) {
-		fprintf(stderr, "iketcp: %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	tlen = fread(text, 1, sizeof(text), fp);
-	if (path)
-		fclose(fp);
-	struct iketcp_cur c;
-	iketcp_cur_init(&c, text, tlen);
-	uint8_t ch;
-	while (iketcp_cur_get_u8(&c, &ch) == IKETCP_OK) {
-		int v = hexval(ch);
-		if (v < 0) {
-			if (ch == ' ' || ch == '\n' || ch == '\t' || ch == '\r' || ch == ':')
-				continue;
-			fprintf(stderr, "iketcp: not a hex digit at offset %zu\n", c.off - 1);
-			return 1;
-		}
-		if (hi < 0) {
-			hi = v;
-			continue;
-		}
-		if (blen == sizeof(bin)) {
-			fprintf(stderr, "iketcp: input too long\n");
-			return 1;
-		}
-		bin[blen++] = (uint8_t)(hi << 4 | v);
-		hi = -1;
-	}
-	if (hi >= 0) {
-		fprintf(stderr, "iketcp: odd number of hex digits\n");
-		return 1;
-	}
-	int with_prefix =
-		blen >= IKETCP_PREFIX_LEN && !memcmp(bin, IKETCP_PREFIX, IKETCP_PREFIX_LEN);
-	printf("%zu bytes%s\n", blen, with_prefix ? ", starting with the IKETCP prefix" : "");
-	return parse_stream(bin, blen, with_prefix, NULL, 0, 1) < 0 ? 1 : 0;
-}
-
 /* Copies what iketcpd's stats-socket writes to stdout. */
 static int
-cmd_stats(const char *path)
+cmd_stats(int argc, char **argv)
 {
+	if (argc != 1 || argv[0][0] == '-') {
+		fprintf(stderr, "usage: iketcp stats PATH\n");
+		return 2;
+	}
+	const char *path = argv[0];
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		fprintf(stderr, "iketcp stats: path too long\n");
@@ -308,15 +173,121 @@ cmd_stats(const char *path)
 	return 0;
 }
 
+static int
+cmd_version(int argc, char **argv)
+{
+	(void)argv;
+	if (argc) {
+		fprintf(stderr, "usage: iketcp version\n");
+		return 2;
+	}
+	printf("iketcp %s\n", IKETCP_VERSION_STRING);
+	return 0;
+}
+
+static int cmd_help(int argc, char **argv);
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage;   /* after "iketcp " */
+	const char *summary; /* one line for the list */
+	const char *help;    /* the rest of "iketcp CMD --help" */
+};
+
+static const struct command commands[] = {
+	{"demo", cmd_demo, "demo", "encode a sample stream and parse it back",
+	 "Encodes a sample originator stream (prefix, IKE, ESP, empty frame, keepalive,\n"
+	 "runt, IKE), parses it back fed in odd-sized chunks, shows a wrong prefix\n"
+	 "refused and the send queue letting IKE overtake queued ESP.\n"},
+	{"decode", cmd_decode,
+	 "decode [--originator|--responder] [FILE]\n       iketcp decode -r FILE.pcap",
+	 "list the RFC 9329 frames of a hex dump or a pcap file",
+	 "Input (FILE, or standard input without it or with -):\n"
+	 "  plain hex        xxd -p, od -An -tx1, colon-separated bytes: one direction\n"
+	 "  xxd              offsets and the ASCII column are stripped: one direction\n"
+	 "  tcpdump -X, -xx  whole packets: TCP connections are followed as in a pcap\n"
+	 "  pcap             -r FILE, or any FILE that starts with a pcap magic number;\n"
+	 "                   link types Ethernet, raw IP, Linux cooked (v1, v2), loopback\n"
+	 "Each TCP connection is shown per direction, originator first, reassembled in\n"
+	 "sequence order; each frame on one line: IKE exchange, request/response, SPIs,\n"
+	 "message ID and flags; ESP SPI and sequence number; empty, keepalive, runt.\n"
+	 "Options:\n"
+	 "  -r, --read FILE  read FILE as a pcap file (not pcapng)\n"
+	 "  --originator     the dump is the originator's direction: expect the prefix\n"
+	 "  --responder      the dump is the responder's direction: no prefix\n"
+	 "Without either, a dump starting with IKETCP (or with 2+ bytes of it) is read\n"
+	 "as the originator's. A stream that does not start with IKETCP where it must\n"
+	 "is reported (\"stream does not start with IKETCP: ...\"), exit status 1.\n"},
+	{"probe", cmd_probe, PROBE_USAGE,
+	 "does a server answer IKE over TCP (or TLS, or via a proxy)?", PROBE_HELP},
+	{"stats", cmd_stats, "stats PATH", "print iketcpd's counters from its stats-socket",
+	 "Connects to iketcpd's stats-socket at PATH and copies what it writes.\n"},
+	{"version", cmd_version, "version", "print the version (also --version, -V)", ""},
+	{"help", cmd_help, "help [COMMAND]", "this list, or the help of one command", ""},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: iketcp demo\n"
-		    "       iketcp decode [FILE]   (hex dump of one direction; default stdin)\n"
-		    "       iketcp probe [-t SECONDS] HOST[:PORT]   (does it answer IKE over TCP? "
-		    "port 4500 by default)\n"
-		    "       iketcp stats PATH      (iketcpd's counters from its stats-socket)\n"
-		    "       iketcp version\n");
+	fprintf(fp, "usage: iketcp COMMAND [ARGS]   (iketcp COMMAND --help for its options)\n"
+		    "       iketcp --version | -V\n"
+		    "       iketcp --help | -h\n"
+		    "commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(fp, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+static void
+command_help(const struct command *c)
+{
+	printf("usage: iketcp %s\n%s: %s\n%s", c->usage, c->name, c->summary, c->help);
+}
+
+static const struct command *
+find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+static void
+unknown_command(const char *name)
+{
+	const char *names[NCOMMANDS];
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		names[i] = commands[i].name;
+	int near = cli_nearest(name, names, NCOMMANDS);
+	if (near >= 0)
+		fprintf(stderr, "iketcp: unknown command '%s' (did you mean '%s'?)\n", name,
+			names[near]);
+	else
+		fprintf(stderr, "iketcp: unknown command '%s'\n", name);
+	fprintf(stderr, "commands:");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(stderr, " %s", names[i]);
+	fprintf(stderr, "\n");
+}
+
+static int
+cmd_help(int argc, char **argv)
+{
+	if (!argc) {
+		usage(stdout);
+		return 0;
+	}
+	const struct command *c = find_command(argv[0]);
+	if (argc > 1 || !c) {
+		if (!c)
+			unknown_command(argv[0]);
+		return 2;
+	}
+	command_help(c);
+	return 0;
 }
 
 int
@@ -326,27 +297,32 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "demo"))
-		return cmd_demo();
-	if (!strcmp(argv[1], "decode"))
-		return cmd_decode(argc > 2 ? argv[2] : NULL);
-	if (!strcmp(argv[1], "probe"))
-		return cmd_probe(argc - 2, argv + 2);
-	if (!strcmp(argv[1], "stats")) {
-		if (argc != 3) {
-			usage(stderr);
-			return 2;
-		}
-		return cmd_stats(argv[2]);
-	}
-	if (!strcmp(argv[1], "version")) {
-		printf("iketcp %s\n", IKETCP_VERSION_STRING);
-		return 0;
-	}
-	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+	const char *name = argv[1];
+	if (!strcmp(name, "-h") || !strcmp(name, "--help")) {
 		usage(stdout);
 		return 0;
 	}
-	usage(stderr);
-	return 2;
+	if (!strcmp(name, "-V") || !strcmp(name, "--version"))
+		return cmd_version(0, NULL);
+	const struct command *c = find_command(name);
+	if (!c) {
+		if (name[0] == '-') {
+			static const char *const opts[] = {"--help", "--version"};
+			int near = cli_nearest(name, opts, 2);
+			fprintf(stderr, "iketcp: unknown option '%s'%s%s%s\n", name,
+				near >= 0 ? " (did you mean " : "", near >= 0 ? opts[near] : "",
+				near >= 0 ? "?)" : "");
+			usage(stderr);
+			return 2;
+		}
+		unknown_command(name);
+		return 2;
+	}
+	/* "iketcp CMD --help" anywhere before a "--" */
+	for (int i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			command_help(c);
+			return 0;
+		}
+	return c->run(argc - 2, argv + 2);
 }

@@ -28,9 +28,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "cli.h"
 #include "iketcp/iketcp.h"
+#include "iketcp/proxy.h"
+#include "iketcp/tls.h"
+#include "iketcp/transport.h"
 
 #define PROBE_PORT "4500"
+#define PROBE_TLS_PORT "443"
+#define PROXY_PORT "3128"
 
 struct wbuf {
 	uint8_t *p;
@@ -228,7 +237,7 @@ notify_name(uint16_t t)
 
 /* Splits "host", "host:port", "[v6]:port", "v6" into host and port. */
 static int
-split_target(const char *arg, char *host, size_t hcap, char *port, size_t pcap)
+split_target(const char *arg, char *host, size_t hcap, char *port, size_t pcap, const char *defport)
 {
 	const char *colon = strrchr(arg, ':');
 	size_t hl;
@@ -245,7 +254,7 @@ split_target(const char *arg, char *host, size_t hcap, char *port, size_t pcap)
 		if (end[1] == ':')
 			snprintf(port, pcap, "%s", end + 2);
 		else if (end[1] == '\0')
-			snprintf(port, pcap, "%s", PROBE_PORT);
+			snprintf(port, pcap, "%s", defport);
 		else
 			return -1;
 		return 0;
@@ -262,7 +271,7 @@ split_target(const char *arg, char *host, size_t hcap, char *port, size_t pcap)
 	if (strlen(arg) >= hcap) /* a bare name or a bare IPv6 address */
 		return -1;
 	snprintf(host, hcap, "%s", arg);
-	snprintf(port, pcap, "%s", PROBE_PORT);
+	snprintf(port, pcap, "%s", defport);
 	return 0;
 }
 
@@ -339,45 +348,260 @@ print_response(const uint8_t *msg, size_t len, const struct iketcp_ike_hdr *h, d
 					      : "");
 }
 
+/* Waits for what a blocked transport operation asked for (IKETCP_WANT_*). */
+static int
+wait_want(int fd, unsigned want, double deadline_ms)
+{
+	short ev = (short)((want & IKETCP_WANT_READ ? POLLIN : 0) |
+			   (want & IKETCP_WANT_WRITE ? POLLOUT : 0));
+	return wait_fd(fd, ev ? ev : POLLIN, deadline_ms);
+}
+
+/*
+ * Opens the CONNECT tunnel on fd. Tunnel bytes that came with the answer
+ * go to *extra (at most ecap). Returns 0, or 1 after printing the result.
+ */
+static int
+proxy_connect(int fd, const char *host, const char *port, double deadline, uint8_t *extra,
+	      size_t ecap, size_t *elen)
+{
+	char req[1024];
+	char *end;
+	unsigned long pn = strtoul(port, &end, 10);
+	long n = *end || !pn || pn > 65535
+			 ? IKETCP_E_INVAL
+			 : iketcp_proxy_request(req, sizeof(req), host, (uint16_t)pn, NULL, NULL);
+	if (n < 0) {
+		printf("result: cannot write a CONNECT request for %s:%s: %s\n", host, port,
+		       iketcp_strerror((int)n));
+		return 1;
+	}
+	for (long off = 0; off < n;) {
+		ssize_t w = send(fd, req + off, (size_t)(n - off), MSG_NOSIGNAL);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR) && wait_fd(fd, POLLOUT, deadline))
+			continue;
+		if (w <= 0) {
+			printf("result: writing to the proxy failed: %s\n",
+			       w < 0 ? strerror(errno) : "?");
+			return 1;
+		}
+		off += w;
+	}
+	struct iketcp_proxy_parser px;
+	if (iketcp_proxy_parser_init(&px, 0) != IKETCP_OK)
+		return 1;
+	for (;;) {
+		uint8_t buf[4096];
+		if (!wait_fd(fd, POLLIN, deadline)) {
+			printf("result: the proxy did not answer CONNECT in time\n");
+			return 1;
+		}
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0) {
+			printf("result: the proxy %s before answering CONNECT\n",
+			       r < 0 ? strerror(errno) : "closed the connection");
+			return 1;
+		}
+		struct iketcp_cur c;
+		iketcp_cur_init(&c, buf, (size_t)r);
+		int rc = iketcp_proxy_parse(&px, &c);
+		if (rc == 0)
+			continue;
+		if (rc == IKETCP_E_PROXY_STATUS) {
+			printf("result: the proxy refused CONNECT %s:%s: %d %s\n", host, port,
+			       px.status, px.reason);
+			return 1;
+		}
+		if (rc < 0) {
+			printf("result: the proxy's answer is not HTTP: %s\n", iketcp_strerror(rc));
+			return 1;
+		}
+		*elen = iketcp_cur_left(&c) < ecap ? iketcp_cur_left(&c) : ecap;
+		memcpy(extra, iketcp_cur_ptr(&c), *elen);
+		printf("  proxy: CONNECT %s:%s answered %d %s: tunnel open\n", host, port,
+		       px.status, px.reason);
+		return 0;
+	}
+}
+
+static void
+print_tls(const struct iketcp_transport *t, const struct iketcp_tls_client_cfg *tc)
+{
+	printf("  TLS: %s, %s", iketcp_tls_version(t), iketcp_tls_cipher(t));
+	if (tc->no_verify)
+		printf(", certificate NOT verified (--insecure)\n");
+	else
+		printf(", certificate verified: chain to %s, name %s\n",
+		       tc->ca_file ? tc->ca_file : "the system store", tc->server_name);
+	SSL *ssl = iketcp_tls_ssl(t);
+	X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	if (cert) {
+		char sub[256], iss[256];
+		X509_NAME_oneline(X509_get_subject_name(cert), sub, sizeof(sub));
+		X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
+		printf("  TLS: server certificate %s, issued by %s\n", sub, iss);
+	}
+}
+
+static const struct cli_opt probe_opts[] = {
+	{"--timeout", "-t", 1},     {"--tls", NULL, 0},
+	{"--tls-ca-file", NULL, 1}, {"--tls-server-name", NULL, 1},
+	{"--insecure", NULL, 0},    {"--proxy", NULL, 1},
+	{"--help", "-h", 0},
+};
+
+enum { O_TIMEOUT, O_TLS, O_CA, O_NAME, O_INSECURE, O_PROXY };
+
+static int
+probe_usage(void)
+{
+	fprintf(stderr, "usage: iketcp " PROBE_USAGE "\n");
+	return 2;
+}
+
 int
 cmd_probe(int argc, char **argv)
 {
 	double timeout_s = 5;
-	const char *target = NULL;
+	const char *target = NULL, *val, *ca = NULL, *name = NULL, *proxy = NULL;
+	int tls = 0, insecure = 0;
 	char host[256], port[32], addr[NI_MAXHOST + NI_MAXSERV + 4] = "";
+	char phost[256] = "", pport[32] = "";
 
 	for (int i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "-t") && i + 1 < argc) {
-			char *end;
-			timeout_s = strtod(argv[++i], &end);
+		int o = cli_getopt("probe", probe_opts, sizeof(probe_opts) / sizeof(probe_opts[0]),
+				   argc, argv, &i, &val);
+		char *end;
+		switch (o) {
+		case CLI_ERROR:
+			return 2;
+		case CLI_POSITIONAL:
+			if (target)
+				return probe_usage();
+			target = argv[i];
+			break;
+		case O_TIMEOUT:
+			timeout_s = strtod(val, &end);
 			if (*end || !(timeout_s > 0 && timeout_s <= 600)) {
 				fprintf(stderr, "iketcp probe: bad timeout '%s' (0 < s <= 600)\n",
-					argv[i]);
+					val);
 				return 2;
 			}
-		} else if (!target && argv[i][0] != '-') {
-			target = argv[i];
-		} else {
-			fprintf(stderr, "usage: iketcp probe [-t SECONDS] HOST[:PORT]\n");
+			break;
+		case O_TLS:
+			tls = 1;
+			break;
+		case O_CA:
+			ca = val;
+			break;
+		case O_NAME:
+			name = val;
+			break;
+		case O_INSECURE:
+			insecure = 1;
+			break;
+		case O_PROXY:
+			proxy = val;
+			break;
+		default:
+			return probe_usage();
+		}
+	}
+	if ((ca || name || insecure) && !tls) {
+		fprintf(stderr, "iketcp probe: --tls-ca-file, --tls-server-name and --insecure "
+				"need --tls\n");
+		return 2;
+	}
+	if (!target || split_target(target, host, sizeof(host), port, sizeof(port),
+				    tls ? PROBE_TLS_PORT : PROBE_PORT) < 0)
+		return probe_usage();
+	if (proxy) {
+		const char *rest = !strncmp(proxy, "http://", 7) ? proxy + 7 : NULL;
+		char hp[300];
+		size_t rl = rest ? strcspn(rest, "/") : 0;
+		if (!rest || !rl || rl >= sizeof(hp) || (rest[rl] && strcmp(rest + rl, "/")) ||
+		    memchr(rest, '@', rl)) {
+			fprintf(stderr, "iketcp probe: --proxy wants http://HOST:PORT, not '%s'\n",
+				proxy);
+			return 2;
+		}
+		memcpy(hp, rest, rl);
+		hp[rl] = '\0';
+		if (split_target(hp, phost, sizeof(phost), pport, sizeof(pport), PROXY_PORT) < 0) {
+			fprintf(stderr, "iketcp probe: bad proxy address '%s'\n", hp);
 			return 2;
 		}
 	}
-	if (!target || split_target(target, host, sizeof(host), port, sizeof(port)) < 0) {
-		fprintf(stderr,
-			"usage: iketcp probe [-t SECONDS] HOST[:PORT]   (port default %s)\n",
-			PROBE_PORT);
-		return 2;
-	}
 
 	double t0 = now_ms(), deadline = t0 + timeout_s * 1e3;
-	printf("probe %s port %s, timeout %.1f s\n", host, port, timeout_s);
-	int fd = connect_any(host, port, deadline, addr, sizeof(addr));
+	printf("probe %s port %s%s%s%s, timeout %.1f s\n", host, port, tls ? " over TLS" : "",
+	       proxy ? " through the HTTP proxy " : "", proxy ? proxy : "", timeout_s);
+	int fd = proxy ? connect_any(phost, pport, deadline, addr, sizeof(addr))
+		       : connect_any(host, port, deadline, addr, sizeof(addr));
 	if (fd < 0) {
-		printf("result: cannot connect over TCP\n");
+		printf("result: cannot connect over TCP%s\n", proxy ? " to the proxy" : "");
 		return 1;
 	}
 	double t_conn = now_ms();
-	printf("  %s: TCP connected in %.1f ms\n", addr, t_conn - t0);
+	printf("  %s: TCP connected in %.1f ms%s\n", addr, t_conn - t0,
+	       proxy ? " (the proxy)" : "");
+	char where[300];
+	if (proxy || strchr(host, ':'))
+		snprintf(where, sizeof(where), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+	else
+		snprintf(where, sizeof(where), "%s", addr);
+
+	uint8_t extra[4096];
+	size_t elen = 0;
+	if (proxy && proxy_connect(fd, host, port, deadline, extra, sizeof(extra), &elen)) {
+		close(fd);
+		return 1;
+	}
+
+	struct iketcp_transport t;
+	struct iketcp_tls_ctx *ctx = NULL;
+	struct iketcp_tls_client_cfg tc = {.server_name = name ? name : host,
+					   .ca_file = ca,
+					   .no_verify = insecure,
+					   .no_resume = 1};
+	int result = -1;
+	if (tls) {
+		char err[256] = "";
+		if (iketcp_tls_client_ctx_new(&tc, &ctx, err, sizeof(err)) != IKETCP_OK) {
+			fprintf(stderr, "iketcp probe: TLS settings: %s\n", err);
+			close(fd);
+			return 2;
+		}
+		if (iketcp_tls_client_init(&t, ctx, fd, 0) != IKETCP_OK) {
+			iketcp_tls_ctx_unref(ctx);
+			close(fd);
+			return 1;
+		}
+	} else if (iketcp_transport_tcp_init(&t, fd, 0) != IKETCP_OK) {
+		close(fd);
+		return 1;
+	}
+	if (elen && iketcp_transport_preread(&t, extra, elen) != IKETCP_OK)
+		result = 1;
+	while (result < 0) {
+		int rc = iketcp_transport_handshake(&t);
+		if (rc == IKETCP_OK)
+			break;
+		if (rc == IKETCP_E_AGAIN && wait_want(fd, t.hs_want, deadline))
+			continue;
+		char err[IKETCP_TRANSPORT_ERR_MAX] = "timed out";
+		if (rc != IKETCP_E_AGAIN)
+			iketcp_transport_last_error(&t, err, sizeof(err));
+		printf("result: TLS handshake with %s failed: %s%s\n", where, err,
+		       rc == IKETCP_E_TLS_VERIFY ? " (certificate refused; --tls-ca-file, "
+						   "--tls-server-name or --insecure)"
+						 : "");
+		result = 1;
+	}
+	if (result < 0 && tls)
+		print_tls(&t, &tc);
 
 	uint64_t spi_i;
 	if (getrandom(&spi_i, sizeof(spi_i), 0) != (ssize_t)sizeof(spi_i) || !spi_i)
@@ -386,51 +610,62 @@ cmd_probe(int argc, char **argv)
 	memcpy(out, IKETCP_PREFIX, IKETCP_PREFIX_LEN);
 	size_t mlen = build_sa_init(out + IKETCP_PREFIX_LEN + IKETCP_IKE_OVERHEAD,
 				    sizeof(out) - IKETCP_PREFIX_LEN - IKETCP_IKE_OVERHEAD, spi_i);
-	if (!mlen || iketcp_frame_ike_head(out + IKETCP_PREFIX_LEN, mlen) != IKETCP_IKE_OVERHEAD) {
+	if (result < 0 && (!mlen || iketcp_frame_ike_head(out + IKETCP_PREFIX_LEN, mlen) !=
+					    IKETCP_IKE_OVERHEAD)) {
 		fprintf(stderr, "iketcp probe: cannot build the request\n");
-		close(fd);
-		return 1;
+		result = 1;
 	}
 	size_t total = IKETCP_PREFIX_LEN + IKETCP_IKE_OVERHEAD + mlen, off = 0;
-	while (off < total) {
-		ssize_t w = send(fd, out + off, total - off, MSG_NOSIGNAL);
-		if (w < 0 && (errno == EAGAIN || errno == EINTR) && wait_fd(fd, POLLOUT, deadline))
-			continue;
-		if (w <= 0) {
-			printf("result: write failed: %s\n", w < 0 ? strerror(errno) : "?");
-			close(fd);
-			return 1;
+	while (result < 0 && (off < total || iketcp_transport_pending(&t))) {
+		long w = 0;
+		int rc = IKETCP_OK;
+		if (off < total) {
+			struct iovec iov = {.iov_base = out + off, .iov_len = total - off};
+			w = iketcp_transport_writev(&t, &iov, 1);
+		} else {
+			rc = iketcp_transport_flush(&t);
 		}
-		off += (size_t)w;
+		if (w > 0)
+			off += (size_t)w;
+		if ((w == IKETCP_E_AGAIN || rc == IKETCP_E_AGAIN) &&
+		    wait_want(fd, t.wr_want, deadline))
+			continue;
+		if (w < 0 || rc < 0) {
+			char err[IKETCP_TRANSPORT_ERR_MAX] = "timed out";
+			if (w != IKETCP_E_AGAIN && rc != IKETCP_E_AGAIN)
+				iketcp_transport_last_error(&t, err, sizeof(err));
+			printf("result: write failed: %s\n", err);
+			result = 1;
+		}
 	}
-	printf("  sent IKETCP prefix + IKE_SA_INIT request (SPIi %016llx, %zu bytes)\n",
-	       (unsigned long long)spi_i, total);
+	if (result < 0)
+		printf("  sent IKETCP prefix + IKE_SA_INIT request (SPIi %016llx, %zu bytes)%s\n",
+		       (unsigned long long)spi_i, total, tls ? " inside TLS" : "");
 
 	struct iketcp_deframer df;
 	struct iketcp_deframer_cfg dc = {.expect_prefix = 0, .max_frame = IKETCP_FRAME_MAX};
-	if (iketcp_deframer_init(&df, &dc) != IKETCP_OK) {
-		close(fd);
-		return 1;
-	}
+	if (iketcp_deframer_init(&df, &dc) != IKETCP_OK)
+		result = 1;
 	static uint8_t rbuf[65536];
-	int result = -1;
 	unsigned other = 0;
 	while (result < 0) {
-		if (!wait_fd(fd, POLLIN, deadline)) {
+		long n = iketcp_transport_read(&t, rbuf, sizeof(rbuf));
+		if (n == IKETCP_E_AGAIN) {
+			if (wait_want(fd, t.rd_want, deadline))
+				continue;
 			printf("result: no IKE response within %.1f s (%u other frames): the "
-			       "server "
-			       "accepted TCP but did not answer in RFC 9329\n",
-			       timeout_s, other);
+			       "server accepted %s but did not answer in RFC 9329\n",
+			       timeout_s, other, tls ? "TLS" : "TCP");
 			result = 1;
 			break;
 		}
-		ssize_t n = recv(fd, rbuf, sizeof(rbuf), 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
 		if (n <= 0) {
+			char err[IKETCP_TRANSPORT_ERR_MAX] = "closed by the server";
+			if (n < 0)
+				iketcp_transport_last_error(&t, err, sizeof(err));
 			printf("result: connection %s after %.1f ms without an IKE response: not "
 			       "RFC 9329, or refused by policy\n",
-			       n < 0 ? strerror(errno) : "closed by the server", now_ms() - t_conn);
+			       err, now_ms() - t_conn);
 			result = 1;
 			break;
 		}
@@ -447,7 +682,9 @@ cmd_probe(int argc, char **argv)
 			    iketcp_ike_parse(f.msg, f.msg_len, &h) == IKETCP_OK &&
 			    h.spi_i == spi_i && iketcp_ike_is_response(&h)) {
 				print_response(f.msg, f.msg_len, &h, now_ms() - t_conn);
-				printf("result: %s speaks RFC 9329 (IKE over TCP)\n", addr);
+				printf("result: %s speaks RFC 9329 (IKE over TCP)%s%s%s%s\n", where,
+				       tls ? " inside " : "", tls ? iketcp_tls_version(&t) : "",
+				       proxy ? " through the HTTP proxy " : "", proxy ? addr : "");
 				result = 0;
 			} else {
 				other++;
@@ -460,6 +697,8 @@ cmd_probe(int argc, char **argv)
 		}
 	}
 	iketcp_deframer_free(&df);
+	iketcp_transport_free(&t);
+	iketcp_tls_ctx_unref(ctx);
 	close(fd);
 	return result;
 }
