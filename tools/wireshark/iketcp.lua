@@ -59,8 +59,10 @@ local ex = {
         expert.group.SEQUENCE, expert.severity.NOTE),
     truncated = ProtoExpert.new("iketcp.truncated", "Frame continues beyond the data available",
         expert.group.MALFORMED, expert.severity.WARN),
+    sub_failed = ProtoExpert.new("iketcp.body.malformed", "The body's dissector failed on it",
+        expert.group.MALFORMED, expert.severity.WARN),
 }
-iketcp.experts = { ex.bad_length, ex.short_body, ex.keepalive, ex.empty, ex.truncated }
+iketcp.experts = { ex.bad_length, ex.short_body, ex.keepalive, ex.empty, ex.truncated, ex.sub_failed }
 
 iketcp.prefs.tcp_port = Pref.uint("TCP port", 4500, "TCP port of RFC 9329 streams (0: heuristics only)")
 iketcp.prefs.tls_port = Pref.uint("TLS port", 0,
@@ -156,6 +158,15 @@ local function at_originator_start(tvb, pinfo, layer, origin_hint)
     return start, c
 end
 
+-- A body that the next dissector finds malformed must not stop the frames
+-- after it in the same segment: its exception is caught and shown here.
+local function hand_over(handle, tvb, pinfo, root, ft)
+    local ok, err = pcall(Dissector.call, handle, tvb, pinfo, root)
+    if not ok then
+        ft:add_proto_expert_info(ex.sub_failed, tostring(err))
+    end
+end
+
 local function add_frame(tvb, pinfo, tree, root)
     local flen = tvb:len()
     local ft = tree:add(f.frame, tvb())
@@ -182,9 +193,9 @@ local function add_frame(tvb, pinfo, tree, root)
     ft:set_text(string.format("Frame: %s, Length %d", kind_names[kind], flen))
     if kind == KIND_IKE then
         ft:add(f.marker, tvb(LENGTH_LEN, MARKER_LEN))
-        isakmp_handle:call(tvb(LENGTH_LEN + MARKER_LEN):tvb(), pinfo, root)
+        hand_over(isakmp_handle, tvb(LENGTH_LEN + MARKER_LEN):tvb(), pinfo, root, ft)
     elseif kind == KIND_ESP then
-        esp_handle:call(tvb(LENGTH_LEN):tvb(), pinfo, root)
+        hand_over(esp_handle, tvb(LENGTH_LEN):tvb(), pinfo, root, ft)
     else
         pinfo.cols.info:append(" [" .. kind_names[kind] .. "]")
     end
