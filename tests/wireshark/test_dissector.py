@@ -28,6 +28,7 @@ LUA = os.path.join(ROOT, "tools", "wireshark", "iketcp.lua")
 LIBRESWAN = os.path.join(ROOT, "tests", "data", "libreswan-espintcp-session.pcap")
 BASE = int(os.environ.get("IKETCP_TEST_BASE", 20000 + (os.getpid() % 600) * 20)) + 15
 TMP = tempfile.mkdtemp(prefix="iketcp-ws-")
+KEYLOG = os.path.join(TMP, "tls-keys.log")
 PROCS = []
 FIELDS = ["frame.number", "tcp.stream", "tcp.len", "tcp.segment.count", "iketcp.prefix",
           "iketcp.length", "iketcp.kind", "isakmp.exchangetype", "isakmp.flag_r",
@@ -133,9 +134,14 @@ def response(m):
 
 
 def make_capture(cap):
-    srv_port, be_port, cl_port = BASE, BASE + 1, BASE + 2
+    srv_port, be_port, cl_port, tls_port = BASE, BASE + 1, BASE + 2, BASE + 3
+    key, cert = os.path.join(TMP, "gw.key"), os.path.join(TMP, "gw.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=gw.test"], check=True, timeout=30,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     dump = subprocess.Popen(["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-w", cap,
-                             "tcp port %d" % srv_port],
+                             "tcp port %d or tcp port %d" % (srv_port, tls_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     PROCS.append(dump)
     end = time.time() + 5
@@ -146,7 +152,8 @@ def make_capture(cap):
     be = udp(be_port)
     ikd = udp()
     start(["server", "--listen", "127.0.0.1:%d" % srv_port, "--backend",
-           "127.0.0.1:%d" % be_port], "server")
+           "127.0.0.1:%d" % be_port, "--listen-tls", "127.0.0.1:%d" % tls_port,
+           "--tls-cert", cert, "--tls-key", key], "server")
     wait_until(lambda: port_open(srv_port), "server port")
     start(["client", "--udp", "127.0.0.1:%d" % cl_port, "--peer",
            "127.0.0.1:%d" % srv_port, "--enable-tcp", "yes"], "client")
@@ -182,6 +189,30 @@ def make_capture(cap):
     t.sendall(frame(esp(0xE0E0E0E0, 1)) + b"\x00\x03\xff" + b"\x00\x02" + frame(esp(0xE0E0E0E0, 2)))
     assert be.recvfrom(70000)[0] == esp(0xE0E0E0E0, 1)
     assert be.recvfrom(70000)[0] == esp(0xE0E0E0E0, 2)
+    t.close()
+
+    # Connection 4 (RFC 9329 section 8): TLS, its keys logged for tshark;
+    # an ESP frame split over two TLS records.
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.keylog_filename = KEYLOG
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=5))
+    m = b"\0\0\0\0" + ike(0xF1)
+    t.sendall(b"IKETCP" + frame(m))
+    d, src = be.recvfrom(70000)
+    assert d == m
+    be.sendto(response(m), src)
+    n = struct.unpack(">H", t.recv(2))[0]
+    got = b""
+    while len(got) < n - 2:
+        got += t.recv(n - 2 - len(got))
+    assert got == response(m)
+    f = frame(esp(0xF0F0F0F0, 1))
+    t.sendall(f[:50])
+    t.sendall(f[50:])
+    assert be.recvfrom(70000)[0] == esp(0xF0F0F0F0, 1)
     t.close()
 
     # Connection 3: a Length 1 frame (the server closes the connection).
@@ -263,6 +294,19 @@ def check_own_capture(cap):
     # Connection 3: Length 1 flagged as malformed.
     assert col(s2, "iketcp.kind", int) == [MALFORMED], col(s2, "iketcp.kind")
     assert any("Length 1 below 2" in m for m in col(s2, "_ws.expert.message")), s2
+    # TLS: decrypted with the key log, found by the heuristic on tls.
+    rows = tshark(cap, "-o", "iketcp.tcp_port:%d" % BASE, "-o", "tls.keylog_file:" + KEYLOG,
+                  "-d", "tcp.port==%d,tls" % (BASE + 3))
+    s3 = [r for r in rows if int(r["tcp.stream"][0]) not in [int(x["tcp.stream"][0]) for x in
+                                                             s0 + s1 + s2]]
+    ike3 = [(int(r["isakmp.exchangetype"][0]), int(r["isakmp.flag_r"][0])) for r in s3
+            if r["isakmp.exchangetype"]]
+    assert ike3 == [(34, 0), (34, 1)], ike3
+    assert col(s3, "iketcp.prefix") == ["IKETCP"], s3
+    assert col(s3, "isakmp.ispi") == ["00000000000000f1"] * 2, s3
+    assert col(s3, "esp.spi") == ["0xf0f0f0f0"], s3
+    print("PASS TLS: IKE_SA_INIT both ways and an ESP frame split over two records, "
+          "decrypted with the key log", flush=True)
     print("PASS own capture: iketcpd pair (IKE_SA_INIT, IKE_AUTH, ESP both ways), split prefix "
           "and frame reassembled (%d segments), ESP+keepalive+empty+ESP in one segment, "
           "Length 1 malformed" % int(r["tcp.segment.count"][0]), flush=True)
