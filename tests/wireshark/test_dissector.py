@@ -57,7 +57,8 @@ def col(rows, field, conv=str):
 
 
 def check_libreswan():
-    for opts in ([], ["-o", "iketcp.tcp_port:0"], ["-o", "tcp.try_heuristic_first:TRUE"]):
+    for opts in ([], ["-o", "iketcp.tcp_port:0"], ["-o", "tcp.try_heuristic_first:TRUE"],
+                 ["-o", "tcpencap.tcp.port:4500"]):
         rows = tshark(LIBRESWAN, *opts)
         what = "libreswan capture %s" % (opts or "on port 4500")
         assert len(rows) == 11, "%s: %d packets with iketcp, want 11" % (what, len(rows))
@@ -76,7 +77,7 @@ def check_libreswan():
         assert esp == want, (what, esp)
         assert col(rows, "iketcp.kind", int) == [IKE] * 4 + [ESP] * 6, what
     print("PASS libreswan capture: prefix, IKE_SA_INIT/IKE_AUTH both ways, 6 ESP frames "
-          "(port 4500, heuristic only, heuristics first)", flush=True)
+          "(port 4500, heuristic only, heuristics first, tcpencap on 4500)", flush=True)
 
 
 def ike(spi_i, spi_r=0, ex=34, flags=0x08, msgid=0, n=400):

@@ -81,29 +81,29 @@ local tls_ctype_f = Field.new("tls.record.content_type")
 -- dissects again in any order).
 local conns, starts
 
-function iketcp.init()
-    conns, starts = {}, {}
-    local tcp_ports = DissectorTable.get("tcp.port")
-    if iketcp.prefs.tcp_port ~= 0 then
-        tcp_ports:add(iketcp.prefs.tcp_port, iketcp)
-    end
-    if iketcp.prefs.tls_port ~= 0 then
-        DissectorTable.get("tls.port"):add(iketcp.prefs.tls_port, iketcp)
+-- The ports follow the preferences: the old one is dropped, the current one
+-- (re)added, also when unchanged (see the header: tcpencap).
+local registered = { ["tcp.port"] = 0, ["tls.port"] = 0 }
+local function register_ports()
+    for table_name, port in pairs({ ["tcp.port"] = iketcp.prefs.tcp_port,
+        ["tls.port"] = iketcp.prefs.tls_port }) do
+        local t = DissectorTable.get(table_name)
+        if registered[table_name] ~= 0 and registered[table_name] ~= port then
+            t:remove(registered[table_name], iketcp)
+        end
+        if port ~= 0 then
+            t:add(port, iketcp)
+        end
+        registered[table_name] = port
     end
 end
 
--- The registration follows the preferences: drop the old ports first.
-local registered_tcp, registered_tls = 0, 0
-function iketcp.prefs_changed()
-    if registered_tcp ~= 0 then
-        DissectorTable.get("tcp.port"):remove(registered_tcp, iketcp)
-    end
-    if registered_tls ~= 0 then
-        DissectorTable.get("tls.port"):remove(registered_tls, iketcp)
-    end
-    registered_tcp, registered_tls = iketcp.prefs.tcp_port, iketcp.prefs.tls_port
-    -- init() runs before each (re)dissection and adds the current ports.
+function iketcp.init()
+    conns, starts = {}, {}
+    register_ports()
 end
+
+iketcp.prefs_changed = register_ports
 
 local function conn_key(pinfo, layer)
     local s = tcp_stream_f()
