@@ -215,9 +215,8 @@ local function dissect(tvb, pinfo, root, layer, origin_hint)
     pinfo.cols.protocol = "IKETCP"
     pinfo.cols.info:clear_fence()
     pinfo.cols.info:clear()
-    local tree = root:add(iketcp, tvb())
     local offset = 0
-
+    local prefix_len = 0
     if at_originator_start(tvb, pinfo, layer, origin_hint) then
         local n = math.min(len, PREFIX_LEN)
         if tvb(0, n):string() == PREFIX:sub(1, n) then
@@ -229,11 +228,17 @@ local function dissect(tvb, pinfo, root, layer, origin_hint)
                 pinfo.desegment_len = PREFIX_LEN - n
                 return len
             end
-            tree:add(f.prefix, tvb(0, n))
-            pinfo.cols.info:append("IKETCP prefix ")
-            pinfo.cols.info:fence()
-            offset = n
+            prefix_len = n
         end
+    end
+    -- (no tree for a segment that only waits for the rest of the prefix:
+    -- the next pass would not show one either)
+    local tree = root:add(iketcp, tvb())
+    if prefix_len > 0 then
+        tree:add(f.prefix, tvb(0, prefix_len))
+        pinfo.cols.info:append("IKETCP prefix ")
+        pinfo.cols.info:fence()
+        offset = prefix_len
     end
 
     while offset < len do
