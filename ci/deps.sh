@@ -29,7 +29,10 @@ DEPS_GATEWAY=(
 
 # ci/test.sh on top of both: unit tests, clang-format, ASan/UBSan and
 # libFuzzer (the runtimes are not a dependency of clang-14 in Debian 12),
-# and the tools the e2e scenarios run.
+# and the tools the e2e scenarios run. tshark and tcpdump are also what the
+# ctest wireshark_dissector runs (tests/wireshark; it fails without tshark
+# when CI is set); tshark's package asks whether non-root users may capture,
+# which DEBIAN_FRONTEND=noninteractive (deps_install) answers with its default.
 # shellcheck disable=SC2034
 DEPS_TEST=(
 	libcmocka-dev

@@ -27,6 +27,7 @@
 #                      else build/iketcpd; relative paths are taken from the
 #                      repository root)
 #   E2E_KEEP=1         keep the run directory (configs, logs) even on success
+#   E2E_PCAP_DIR       where scenarios that capture (01) copy their pcap
 #   E2E_VERBOSE=1      trace every command (set -x)
 #   E2E_LOG_TAIL       lines of each log printed on failure (default 60)
 #   E2E_RESULTS        file that scenarios append measurements to
@@ -698,6 +699,50 @@ iketcpd_stop() {
 # tcp4500_conns NS: established TCP connections to port 4500 seen in NS.
 tcp4500_conns() {
 	nsx "$1" ss -Htn state established "( dport = :$GW_TCP_PORT )" | wc -l
+}
+
+# ---- captures: the Wireshark dissector on a real session -------------------------
+
+# pcap_start NS IFACE FILE: tcpdump of TCP port $GW_TCP_PORT on IFACE in NS
+# into FILE, each packet written as it comes; returns once it listens.
+pcap_start() {
+	local ns=$1 ifc=$2 file=$3
+	setsid ip netns exec "$ns" tcpdump -i "$ifc" --immediate-mode -U -s 0 -w "$file" \
+		"tcp port $GW_TCP_PORT" >"$file.log" 2>&1 &
+	track_pid $!
+	PCAP_PID=$!
+	wait_until "grep -q 'listening on' '$file.log'" 10 || fail "$ns: tcpdump did not start: $(cat "$file.log")"
+}
+
+# pcap_stop: ends the tcpdump of pcap_start.
+pcap_stop() {
+	_kill_pid "$PCAP_PID"
+}
+
+# pcap_check FILE: tools/wireshark/iketcp.lua under tshark finds the
+# prefix, IKE_SA_INIT and IKE_AUTH as request and response (in that order),
+# and at least 2 ESP frames each way in FILE. The file is kept in the run
+# directory (E2E_KEEP=1) and copied to E2E_PCAP_DIR when that is set.
+pcap_check() {
+	local file=$1 out ike esp_in esp_out
+	out=$(tshark -n -r "$file" -X "lua_script:$ROOT/tools/wireshark/iketcp.lua" \
+		-o "iketcp.tcp_port:$GW_TCP_PORT" -Y iketcp -T fields -E occurrence=a -E aggregator=, \
+		-e tcp.dstport -e iketcp.prefix -e isakmp.exchangetype -e isakmp.flag_r -e esp.spi 2>&1) ||
+		fail "tshark on $file: $out"
+	if [ -n "${E2E_PCAP_DIR:-}" ]; then
+		mkdir -p "$E2E_PCAP_DIR"
+		cp "$file" "$E2E_PCAP_DIR/"
+	fi
+	! grep -q "Lua Error" <<<"$out" || fail "dissector error on $file: $out"
+	grep -q "	IKETCP	" <<<"$out" || fail "$file: no IKETCP prefix decoded"
+	ike=$(awk -F'\t' '$3 != "" { printf "%s/%s ", $3, $4 }' <<<"$out")
+	[[ "$ike" == "34/0 34/1 35/0 35/1 "* ]] || fail "$file: IKE exchanges [$ike], want 34/0 34/1 35/0 35/1 first"
+	esp_out=$(awk -F'\t' -v p="$GW_TCP_PORT" '$1 == p && $5 != "" { n += split($5, a, ",") } END { print n + 0 }' <<<"$out")
+	esp_in=$(awk -F'\t' -v p="$GW_TCP_PORT" '$1 != p && $5 != "" { n += split($5, a, ",") } END { print n + 0 }' <<<"$out")
+	if [ "$esp_out" -lt 2 ] || [ "$esp_in" -lt 2 ]; then
+		fail "$file: ESP frames out $esp_out, in $esp_in (want >= 2 each)"
+	fi
+	log "dissector on $file: prefix, IKE [$ike], ESP frames out $esp_out, in $esp_in"
 }
 
 # ---- traffic ----------------------------------------------------------------------

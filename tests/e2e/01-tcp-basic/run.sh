@@ -9,12 +9,18 @@ need_iketcpd
 # gw: responder + iketcpd server; c1: iketcpd client (--enable-tcp yes) +
 # initiator pointed at 127.0.0.1:4501; UDP dropped on the c1 <-> gw link.
 setup_tcp_pair
+# The whole session on the link, for the Wireshark dissector at the end.
+PCAP=$(dir_of "$NS_C1")/tcp-basic.pcap
+pcap_start "$NS_C1" eth0 "$PCAP"
 
 initiate "$NS_C1" 30
 must_wait "sa_established $NS_GW" 10 "responder: SA established"
 swan "$NS_GW" --list-sas
 
 ping_tunnel "$NS_C1" "$(inner_addr 1)" "$GW_INNER" 5 || fail "ping through the tunnel"
+
+pcap_stop
+pcap_check "$PCAP"
 
 # Zero UDP on the link: the counting rule sits before the drop, so this
 # counts every UDP packet that even tried to cross, in both directions.
