@@ -8,7 +8,10 @@
  *                          leading IKETCP prefix is recognised
  *   iketcp probe [-t S] HOST[:PORT]
  *                          does the server answer IKE over TCP? (probe.c)
- *   iketcp stats PATH      print iketcpd's counters from its stats-socket
+ *   iketcp stats [--prometheus] [SOCKET]
+ *                          print iketcpd's counters from its stats-socket
+ *                          (plain lines, or the Prometheus text format)
+ *   iketcp status [SOCKET] print iketcpd's sessions, connections and flows
  */
 #include <errno.h>
 #include <stdio.h>
@@ -273,21 +276,29 @@ cmd_decode(const char *path)
 	return parse_stream(bin, blen, with_prefix, NULL, 0, 1) < 0 ? 1 : 0;
 }
 
-/* Copies what iketcpd's stats-socket writes to stdout. */
+#define STATS_SOCKET_DEFAULT "/run/iketcpd/stats.sock"
+
+/* Asks iketcpd's stats-socket for req ("stats", "status", "prometheus"),
+ * copies the answer to stdout. The request line goes out right after the
+ * connect, well within the daemon's wait for it; the write side is shut
+ * down after it, so the daemon answers at once. */
 static int
-cmd_stats(const char *path)
+cmd_stats(const char *cmd, const char *req, const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "iketcp stats: path too long\n");
+		fprintf(stderr, "iketcp %s: path too long\n", cmd);
 		return 2;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = {.tv_sec = 5};
+	char line[32];
+	int ll = snprintf(line, sizeof(line), "%s\n", req);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "iketcp stats: %s: %s\n", path, strerror(errno));
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    send(fd, line, (size_t)ll, MSG_NOSIGNAL) != ll || shutdown(fd, SHUT_WR) < 0) {
+		fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return 1;
@@ -295,14 +306,20 @@ cmd_stats(const char *path)
 	char buf[4096];
 	ssize_t n;
 	size_t total = 0;
+	int bad = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fwrite(buf, 1, (size_t)n, stdout);
+		/* an iketcpd without requests answers with the plain counters */
+		if (!total && strcmp(req, "stats") && ((size_t)n >= 6 && !memcmp(buf, "error:", 6)))
+			bad = 1;
+		fwrite(buf, 1, (size_t)n, bad ? stderr : stdout);
 		total += (size_t)n;
 	}
 	int err = n < 0 ? errno : 0;
 	close(fd);
-	if (err || !total) {
-		fprintf(stderr, "iketcp stats: %s: %s\n", path, err ? strerror(err) : "no data");
+	if (err || !total || bad) {
+		if (!bad)
+			fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path,
+				err ? strerror(err) : "no data");
 		return 1;
 	}
 	return 0;
@@ -315,7 +332,9 @@ usage(FILE *fp)
 		    "       iketcp decode [FILE]   (hex dump of one direction; default stdin)\n"
 		    "       iketcp probe [-t SECONDS] HOST[:PORT]   (does it answer IKE over TCP? "
 		    "port 4500 by default)\n"
-		    "       iketcp stats PATH      (iketcpd's counters from its stats-socket)\n"
+		    "       iketcp stats [--prometheus] [SOCKET]   (iketcpd's counters from its "
+		    "stats-socket; default " STATS_SOCKET_DEFAULT ")\n"
+		    "       iketcp status [SOCKET] (iketcpd's sessions, connections and flows)\n"
 		    "       iketcp version\n");
 }
 
@@ -333,11 +352,20 @@ main(int argc, char **argv)
 	if (!strcmp(argv[1], "probe"))
 		return cmd_probe(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "stats")) {
-		if (argc != 3) {
+		int prom = argc > 2 && !strcmp(argv[2], "--prometheus");
+		if (argc > 3 + prom || (argc == 3 + prom && argv[2 + prom][0] == '-')) {
 			usage(stderr);
 			return 2;
 		}
-		return cmd_stats(argv[2]);
+		return cmd_stats("stats", prom ? "prometheus" : "stats",
+				 argc == 3 + prom ? argv[2 + prom] : STATS_SOCKET_DEFAULT);
+	}
+	if (!strcmp(argv[1], "status")) {
+		if (argc > 3 || (argc == 3 && argv[2][0] == '-')) {
+			usage(stderr);
+			return 2;
+		}
+		return cmd_stats("status", "status", argc == 3 ? argv[2] : STATS_SOCKET_DEFAULT);
 	}
 	if (!strcmp(argv[1], "version")) {
 		printf("iketcp %s\n", IKETCP_VERSION_STRING);
