@@ -281,7 +281,9 @@ cmd_decode(const char *path)
 /* Asks iketcpd's stats-socket for req ("stats", "status", "prometheus"),
  * copies the answer to stdout. The request line goes out right after the
  * connect, well within the daemon's wait for it; the write side is shut
- * down after it, so the daemon answers at once. */
+ * down after it, so the daemon answers at once. An iketcpd from before
+ * requests writes its counters and closes at once: the send may then fail
+ * (EPIPE) and the read end in a reset, after the counters. */
 static int
 cmd_stats(const char *cmd, const char *req, const char *path)
 {
@@ -293,36 +295,58 @@ cmd_stats(const char *cmd, const char *req, const char *path)
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct timeval tv = {.tv_sec = 5};
-	char line[32];
-	int ll = snprintf(line, sizeof(line), "%s\n", req);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    send(fd, line, (size_t)ll, MSG_NOSIGNAL) != ll || shutdown(fd, SHUT_WR) < 0) {
+	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
 		fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return 1;
 	}
-	char buf[4096];
-	ssize_t n;
+	char line[32];
+	int ll = snprintf(line, sizeof(line), "%s\n", req);
+	(void)send(fd, line, (size_t)ll, MSG_NOSIGNAL);
+	(void)shutdown(fd, SHUT_WR);
+
+	/* the whole answer first: an error or an old daemon's counters are
+	 * reported, not printed as if they were what was asked for */
+	char *ans = NULL;
 	size_t total = 0;
-	int bad = 0;
+	ssize_t n;
+	char buf[65536];
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		/* an iketcpd without requests answers with the plain counters */
-		if (!total && strcmp(req, "stats") && ((size_t)n >= 6 && !memcmp(buf, "error:", 6)))
-			bad = 1;
-		fwrite(buf, 1, (size_t)n, bad ? stderr : stdout);
+		char *p = realloc(ans, total + (size_t)n + 1);
+		if (!p) {
+			free(ans);
+			close(fd);
+			fprintf(stderr, "iketcp %s: out of memory\n", cmd);
+			return 1;
+		}
+		ans = p;
+		memcpy(ans + total, buf, (size_t)n);
 		total += (size_t)n;
+		ans[total] = '\0';
 	}
-	int err = n < 0 ? errno : 0;
+	int err = n < 0 && !(errno == ECONNRESET && total) ? errno : 0;
 	close(fd);
-	if (err || !total || bad) {
-		if (!bad)
-			fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path,
-				err ? strerror(err) : "no data");
-		return 1;
+	int rc = 0;
+	if (err || !total) {
+		fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path, err ? strerror(err) : "no data");
+		rc = 1;
+	} else if (!strncmp(ans, "error:", 6)) {
+		fprintf(stderr, "iketcp %s: %s: %s", cmd, path, ans);
+		rc = 1;
+	} else if (strcmp(req, "stats") && !strncmp(ans, "iketcpd ", 8) &&
+		   !strncmp(strchr(ans, '\n') ? strchr(ans, '\n') + 1 : "", "global ", 7)) {
+		fprintf(stderr,
+			"iketcp %s: %s: this iketcpd answers with its counters only (a version "
+			"from before the %s request)\n",
+			cmd, path, req);
+		rc = 1;
+	} else {
+		fwrite(ans, 1, total, stdout);
 	}
-	return 0;
+	free(ans);
+	return rc;
 }
 
 static void
