@@ -228,46 +228,36 @@ prom_global(FILE *fp)
 		iketcp_mem_used(), iketcp_mem_limit(), (unsigned long long)iketcp_mem_refused());
 }
 
-/* Metric-major over every section of a mode: a metric's samples must
- * follow its HELP and TYPE lines together. */
+/* Metric-major over every section of a mode (servers, or else clients): a
+ * metric's samples must follow its HELP and TYPE lines together. */
 static void
-prom_servers(struct server *const *servers, int n, FILE *fp)
+prom_mode(struct server *const *servers, struct client *const *clients, int n, FILE *fp)
 {
 	const char *names[STATSOCK_SECTIONS_MAX];
 	const void *st[STATSOCK_SECTIONS_MAX], *gp[STATSOCK_SECTIONS_MAX];
-	struct server_gauges g[STATSOCK_SECTIONS_MAX];
+	union {
+		struct server_gauges s;
+		struct client_gauges c;
+	} g[STATSOCK_SECTIONS_MAX];
 	size_t k = 0;
 
-	for (int i = 0; i < n && k < STATSOCK_SECTIONS_MAX; i++)
-		if (servers[i]) {
+	for (int i = 0; i < n && k < STATSOCK_SECTIONS_MAX; i++) {
+		if (servers && servers[i]) {
 			names[k] = server_name(servers[i]);
 			st[k] = server_stats(servers[i]);
-			g[k] = server_gauges(servers[i]);
-			gp[k] = &g[k];
-			k++;
-		}
-	if (k)
-		ctr_prometheus(&server_counters, k, names, st, gp, fp);
-}
-
-static void
-prom_clients(struct client *const *clients, int n, FILE *fp)
-{
-	const char *names[STATSOCK_SECTIONS_MAX];
-	const void *st[STATSOCK_SECTIONS_MAX], *gp[STATSOCK_SECTIONS_MAX];
-	struct client_gauges g[STATSOCK_SECTIONS_MAX];
-	size_t k = 0;
-
-	for (int i = 0; i < n && k < STATSOCK_SECTIONS_MAX; i++)
-		if (clients[i]) {
+			g[k].s = server_gauges(servers[i]);
+		} else if (!servers && clients[i]) {
 			names[k] = client_name(clients[i]);
 			st[k] = client_stats(clients[i]);
-			g[k] = client_gauges(clients[i]);
-			gp[k] = &g[k];
-			k++;
+			g[k].c = client_gauges(clients[i]);
+		} else {
+			continue;
 		}
+		gp[k] = &g[k];
+		k++;
+	}
 	if (k)
-		ctr_prometheus(&client_counters, k, names, st, gp, fp);
+		ctr_prometheus(servers ? &server_counters : &client_counters, k, names, st, gp, fp);
 }
 
 void
@@ -296,8 +286,8 @@ statsock_render(enum statsock_req req, struct server *const *servers, int nserve
 		break;
 	case STATSOCK_PROMETHEUS:
 		prom_global(fp);
-		prom_servers(servers, nservers, fp);
-		prom_clients(clients, nclients, fp);
+		prom_mode(servers, NULL, nservers, fp);
+		prom_mode(NULL, clients, nclients, fp);
 		break;
 	}
 }

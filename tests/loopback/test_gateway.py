@@ -1041,6 +1041,17 @@ def test_client_relays_every_fragment_of_a_request():
         p.stop()
 
 
+def first_exchange(p, d):
+    """The local daemon's first request d reaches the backend and its
+    response comes back; returns the source the backend saw."""
+    p.send(d)
+    got, src = p.s.be.recvfrom(70000)
+    assert got == d, got[:12]
+    p.s.be.sendto(response_of(d), src)
+    assert p.ikd.recvfrom(70000)[0] == response_of(d)
+    return src
+
+
 def exchange(p, src, d):
     """The local daemon's request d goes to the backend from src (its IKE
     SA's session socket) and the backend's response comes back."""
@@ -1276,11 +1287,7 @@ def test_outer_dscp_one_per_connection():
                         % (p.s.port, p.cport, BASE + 1))
     pkts = []
     try:
-        m = dgram_ike(0xD5)
-        p.send(m)
-        d, src = p.s.be.recvfrom(70000)
-        p.s.be.sendto(response_of(m), src)
-        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        src = first_exchange(p, dgram_ike(0xD5))
         for i, tos in enumerate([0x00, 0xB8, 0x88, 0x28, 0x00]):
             p.ikd.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
             p.send(esp(0xD500, i, 300))
@@ -3231,11 +3238,7 @@ def test_status_ties_backend_address_to_client():
         s.stop()
     p = Pair(["--stats-socket", csock])
     try:
-        m = dgram_ike(0xF10F10F1)
-        p.send(m)
-        d, src = p.s.be.recvfrom(70000)
-        p.s.be.sendto(response_of(m), src)
-        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        first_exchange(p, dgram_ike(0xF10F10F1))
         st = status_lines(csock)
         flows = [v for k, v in st.items() if k[:3] == ("client", "client", "flow")]
         assert len(flows) == 1, st
