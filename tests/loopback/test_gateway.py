@@ -10,6 +10,7 @@ usage: test_gateway.py PATH/TO/iketcpd
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -3325,6 +3326,11 @@ def test_prometheus_matches_stats_and_old_readers_unchanged():
                            text=True, timeout=10)
         assert r.returncode == 0, r.stderr
         series, types = prom_parse(r.stdout)
+        promtool = shutil.which("promtool")  # Debian's prometheus package, when installed
+        if promtool:
+            pr = subprocess.run([promtool, "check", "metrics"], input=r.stdout,
+                                capture_output=True, text=True, timeout=30)
+            assert pr.returncode == 0, pr.stdout + pr.stderr
         for (kind, name, key), v in plain.items():
             if kind == "global":
                 continue
