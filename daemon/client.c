@@ -85,6 +85,8 @@ struct flow {
 	uint64_t unpaired_in_ms;
 	uint64_t new_out_ms; /* when the last new outbound SPI was given to it */
 	uint64_t last_active_ms;
+	/* for the status request: created; datagrams and bytes each way */
+	uint64_t born_ms, from_local_n, from_local_bytes, from_peer_n, from_peer_bytes;
 	enum flow_mode mode;
 	struct timer idle;     /* flow-timeout */
 	struct timer fallback; /* UDP_TRYING -> TCP */
@@ -353,6 +355,7 @@ flow_new(struct client *cl, const struct iketcpd_addr *local)
 	cl->flows = f;
 	cl->nflows++;
 	cl->st.flows_created++;
+	f->born_ms = loop_now(cl->loop);
 	if (f->mode == FM_TCP)
 		flow_tcp_connect(f);
 	log_info("%s: flow %llu started (%s)", cl->cfg.name, (unsigned long long)f->id,
@@ -1021,6 +1024,8 @@ flow_from_peer(struct flow *f, const struct iketcp_dgram *d)
 {
 	const struct iketcp_ike_hdr *h = &d->ike; /* valid with IKETCP_DGRAM_F_HDR */
 	flow_touch(f);
+	f->from_peer_n++;
+	f->from_peer_bytes += d->len;
 	if (d->flags & IKETCP_DGRAM_F_HDR) {
 		f->last_ike_ms = loop_now(f->cl->loop);
 		if (iketcp_ike_is_response(h) && f->req_len && h->spi_i == f->req_spi &&
@@ -1604,6 +1609,8 @@ from_local(struct client *cl, const struct iketcpd_addr *src, const uint8_t *p, 
 	if (is_ike)
 		f->local = *src;
 	flow_touch(f);
+	f->from_local_n++;
+	f->from_local_bytes += len;
 
 	if (is_ike && is_request) {
 		/* The same bytes, not only the same SPI and message ID: the
@@ -1868,7 +1875,7 @@ client_name(const struct client *cl)
 	return cl->cfg.name;
 }
 
-static struct client_gauges
+struct client_gauges
 client_gauges(const struct client *cl)
 {
 	return (struct client_gauges){.flows = cl->nflows, .connections = cl->nconns};
@@ -1926,4 +1933,72 @@ client_check(const struct iketcpd_client_cfg *cfg, char *err, size_t errlen)
 	}
 	iketcp_tls_ctx_unref(ctx);
 	return 0;
+}
+
+void
+client_print_status(const struct client *cl, FILE *fp, long max_bytes)
+{
+	uint64_t now = loop_now(cl->loop);
+	unsigned left = cl->nflows;
+	char as[64], ps[IKETCPD_HOST_MAX + 80];
+
+	for (const struct flow *f = cl->flows; f; f = f->next, left--) {
+		if (ftell(fp) > max_bytes) {
+			fprintf(fp, "client %s truncated flows_left=%u\n", cl->cfg.name, left);
+			return;
+		}
+		if (f->mode == FM_TCP) {
+			/* a name as configured: the address may change per connection */
+			const char *h = cl->cfg.peer_host;
+			snprintf(ps, sizeof(ps), strchr(h, ':') ? "[%s]:%u" : "%s:%u", h,
+				 (unsigned)tcp_port(cl));
+		} else {
+			iketcpd_addr_str(&f->udp_peer, ps, sizeof(ps));
+		}
+		fprintf(fp, "client %s flow %llu local=%s mode=%s peer=%s", cl->cfg.name,
+			(unsigned long long)f->id, iketcpd_addr_str(&f->local, as, sizeof(as)),
+			f->mode == FM_TCP   ? "tcp"
+			: f->mode == FM_UDP ? "udp"
+					    : "udp-trying",
+			ps);
+		if (f->mode == FM_TCP) {
+			struct iketcpd_addr me = {.len = sizeof(me.ss)};
+			/* the source the server sees (before any proxy) */
+			if (f->ts == TS_OPEN &&
+			    getsockname(f->r.w.fd, (struct sockaddr *)&me.ss, &me.len) == 0)
+				fprintf(fp, " tcp_local=%s", iketcpd_addr_str(&me, as, sizeof(as)));
+			else
+				fprintf(fp, " tcp_local=-");
+			fprintf(fp, " state=%s via_proxy=%s tls=%s connections=%llu",
+				tcp_state_names[f->ts], f->via_proxy ? "yes" : "no",
+				f->r.is_tls ? "yes" : "no", (unsigned long long)f->gen);
+		} else {
+			fprintf(fp, " state=-");
+		}
+		fprintf(fp, " spi_i=");
+		int any = 0;
+		for (unsigned i = 0; i < FLOW_IKE_SPIS; i++) {
+			const struct spi_ent *e = &f->ike[(f->ike_next + i) % FLOW_IKE_SPIS];
+			if (e->type)
+				fprintf(fp, "%s%016llx", any++ ? "," : "",
+					(unsigned long long)e->key);
+		}
+		fprintf(fp, "%s esp_out=", any ? "" : "-");
+		any = 0;
+		for (unsigned i = 0; i < FLOW_ESP_SPIS; i++) {
+			const struct spi_ent *e = &f->esp[(f->esp_next + i) % FLOW_ESP_SPIS];
+			if (e->type)
+				fprintf(fp, "%s%08llx", any++ ? "," : "",
+					(unsigned long long)e->key);
+		}
+		fprintf(fp,
+			"%s age_s=%llu idle_s=%llu from_local_dgrams=%llu from_local_bytes=%llu "
+			"from_peer_dgrams=%llu from_peer_bytes=%llu queued_bytes=%zu\n",
+			any ? "" : "-", (unsigned long long)(now - f->born_ms) / 1000,
+			(unsigned long long)(now - (f->last_active_ms ? f->last_active_ms : now)) /
+				1000,
+			(unsigned long long)f->from_local_n,
+			(unsigned long long)f->from_local_bytes, (unsigned long long)f->from_peer_n,
+			(unsigned long long)f->from_peer_bytes, iketcp_sendq_bytes(&f->r.q));
+	}
 }

@@ -133,6 +133,12 @@ const struct client_stats *client_stats(const struct client *c);
 /* Counters as lines "client NAME KEY VALUE" (the stats socket's format). */
 void client_print_stats(const struct client *c, FILE *fp);
 void client_log_stats(const struct client *c);
+/* The gauges' values now. */
+struct client_gauges client_gauges(const struct client *c);
+/* The status request of the stats socket: a line per flow ("client NAME
+ * flow ID key=value ...": the local daemon's address, mode, peer, state,
+ * SPIs, age, counters); past max_bytes in fp, one "truncated" line ends it. */
+void client_print_status(const struct client *c, FILE *fp, long max_bytes);
 const char *client_name(const struct client *c);
 void client_free(struct client *c);
 

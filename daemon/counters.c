@@ -86,6 +86,80 @@ ctr_print(const struct ctr_set *set, const char *name, const void *stats, const 
 			(unsigned long long)ctr_value(set, i, stats, gauges));
 }
 
+void
+ctr_prom_label(const char *s, FILE *fp)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', fp);
+		if (*s == '\n')
+			fputs("\\n", fp);
+		else
+			fputc(*s, fp);
+	}
+}
+
+/* HELP text: backslash and newline escaped (no quotes in the format). */
+static void
+prom_help(const char *s, FILE *fp)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			fputs("\\\\", fp);
+		else if (*s == '\n')
+			fputs("\\n", fp);
+		else
+			fputc(*s, fp);
+	}
+}
+
+/* "iketcpd_KIND_KEY", "_total" added to a counter whose key does not end in
+ * it already (refused_total stays one suffix, not two). */
+static void
+prom_name(const struct ctr_set *set, const char *key, int counter, char *out, size_t len)
+{
+	size_t k = strlen(key);
+	int has = k >= 6 && !strcmp(key + k - 6, "_total");
+	snprintf(out, len, "iketcpd_%s_%s%s", set->kind, key, counter && !has ? "_total" : "");
+}
+
+void
+ctr_prometheus(const struct ctr_set *set, size_t n, const char *const *names,
+	       const void *const *stats, const void *const *gauges, FILE *fp)
+{
+	char metric[160], base[96];
+
+	for (size_t r = 0; r < set->nrows; r++) {
+		const struct ctr_row *row = &set->rows[r];
+		int counter = !(row->flags & CTR_GAUGE);
+
+		if (row->flags & CTR_REASONS) {
+			/* "closed_" -> "closed": the reason goes in a label */
+			size_t k = strlen(row->key);
+			snprintf(base, sizeof(base), "%.*s",
+				 (int)(k && row->key[k - 1] == '_' ? k - 1 : k), row->key);
+		} else {
+			snprintf(base, sizeof(base), "%s", row->key);
+		}
+		prom_name(set, base, counter, metric, sizeof(metric));
+		fprintf(fp, "# HELP %s ", metric);
+		prom_help(row->help, fp);
+		fprintf(fp, "\n# TYPE %s %s\n", metric, counter ? "counter" : "gauge");
+		for (size_t i = 0; i < n; i++) {
+			for (size_t sub = 0; sub < row_lines(set, row); sub++) {
+				fprintf(fp, "%s{section=\"", metric);
+				ctr_prom_label(names[i], fp);
+				fprintf(fp, "\",mode=\"%s\"", set->kind);
+				if (row->flags & CTR_REASONS)
+					fprintf(fp, ",reason=\"%s\"", set->reasons[sub].key);
+				fprintf(fp, "} %llu\n",
+					(unsigned long long)row_value(row, sub, stats[i],
+								      gauges[i]));
+			}
+		}
+	}
+}
+
 /* Long enough for a few dozen items, short enough for log_msg's buffer with
  * the name and title in front: a longer group goes on in a second line. */
 #define LOG_ITEMS_MAX 480

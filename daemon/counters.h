@@ -69,6 +69,20 @@ uint64_t ctr_value(const struct ctr_set *set, size_t i, const void *stats, const
 void ctr_print(const struct ctr_set *set, const char *name, const void *stats, const void *gauges,
 	       FILE *fp);
 
+/*
+ * Prometheus text exposition (format 0.0.4) of the set over n sections
+ * (names[i], stats[i], gauges[i]): per metric "# HELP" and "# TYPE" once,
+ * then one sample per section labelled section="NAME",mode="KIND". Names
+ * are "iketcpd_KIND_KEY", counters with "_total" at the end; a CTR_REASONS
+ * row is one metric "iketcpd_KIND_closed_total" with a reason label.
+ */
+void ctr_prometheus(const struct ctr_set *set, size_t n, const char *const *names,
+		    const void *const *stats, const void *const *gauges, FILE *fp);
+
+/* Writes s as a Prometheus label value (quotes not included): backslash,
+ * double quote and newline escaped. */
+void ctr_prom_label(const char *s, FILE *fp);
+
 /* Logs one line per group, "NAME: TITLE: key value, key value, ..."
  * (split when long); show: bit g set = log quiet group g even when 0. */
 void ctr_log(const struct ctr_set *set, const char *name, const void *stats, const void *gauges,

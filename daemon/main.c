@@ -11,7 +11,8 @@
  * through a signalfd in the loop: SIGTERM/SIGINT drain and exit 0, SIGHUP
  * re-reads the config file, SIGUSR1 logs the counters. The optional
  * stats-socket (a Unix stream socket) writes every counter, one
- * "server|client NAME KEY VALUE" line each, to whoever connects, then closes.
+ * "server|client NAME KEY VALUE" line each, to whoever connects, then closes;
+ * a client may ask for the status or Prometheus text instead (statsock.h).
  *
  * Before any socket is opened RLIMIT_NOFILE is raised to what the limits
  * of the configuration need (privs.h), or iketcpd refuses to start. With
@@ -38,6 +39,7 @@
 #include "net.h"
 #include "privs.h"
 #include "server.h"
+#include "statsock.h"
 
 #define STOP_DEADLINE_MS 3000
 
@@ -50,6 +52,7 @@ struct app {
 	struct watcher sig;
 	struct watcher stats; /* stats-socket listener; fd -1 = none */
 	char stats_open_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct statsock statsock; /* its connections */
 	struct timer stop_timer;
 	uint64_t stop_started;
 	int stopping;
@@ -108,15 +111,6 @@ apply_max_memory(const struct iketcpd_cfg *cfg)
 		 cfg->max_memory ? "" : " (a quarter of the physical memory)");
 }
 
-/* Process-wide counters: "global iketcpd KEY VALUE" lines on the stats socket. */
-static void
-print_global_stats(FILE *fp)
-{
-	fprintf(fp, "global iketcpd mem_used %zu\n", iketcp_mem_used());
-	fprintf(fp, "global iketcpd mem_limit %zu\n", iketcp_mem_limit());
-	fprintf(fp, "global iketcpd mem_refused %llu\n", (unsigned long long)iketcp_mem_refused());
-}
-
 static void
 log_stats(const struct app *a)
 {
@@ -130,36 +124,11 @@ log_stats(const struct app *a)
 			client_log_stats(a->clients[i]);
 }
 
-/* Answers one stats-socket connection per accept and closes it at once: the
- * text is a few KiB and fits the socket buffer, so a reader that never reads
- * costs nothing and cannot stall the loop (the write is non-blocking). */
 static void
-stats_cb(struct watcher *w, uint32_t ev)
+stats_render(void *arg, enum statsock_req req, FILE *fp)
 {
-	struct app *a = w->data;
-	(void)ev;
-	for (int burst = 0; burst < 16; burst++) {
-		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		char *buf = NULL;
-		size_t len = 0;
-		FILE *fp = open_memstream(&buf, &len);
-		if (fp) {
-			fprintf(fp, "iketcpd %s\n", IKETCP_VERSION_STRING);
-			print_global_stats(fp);
-			for (int i = 0; i < a->cfg.nservers; i++)
-				if (a->servers[i])
-					server_print_stats(a->servers[i], fp);
-			for (int i = 0; i < a->cfg.nclients; i++)
-				if (a->clients[i])
-					client_print_stats(a->clients[i], fp);
-			if (fclose(fp) == 0 && buf)
-				(void)send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-			free(buf);
-		}
-		close(fd);
-	}
+	struct app *a = arg;
+	statsock_render(req, a->servers, a->cfg.nservers, a->clients, a->cfg.nclients, fp);
 }
 
 static void
@@ -167,6 +136,7 @@ stats_close(struct app *a)
 {
 	if (a->stats.fd < 0)
 		return;
+	statsock_close_all(&a->statsock);
 	watcher_stop(a->loop, &a->stats);
 	close(a->stats.fd);
 	a->stats.fd = -1;
@@ -208,7 +178,8 @@ stats_open(struct app *a)
 	}
 	/* counters reveal peers' traffic volumes: owner only */
 	(void)chmod(path, 0600);
-	a->stats = (struct watcher){.fd = fd, .cb = stats_cb, .data = a};
+	statsock_init(&a->statsock, a->loop, &a->stats, stats_render, a);
+	a->stats = (struct watcher){.fd = fd, .cb = statsock_listen_cb, .data = &a->statsock};
 	if (watcher_start(a->loop, &a->stats, EPOLLIN) < 0) {
 		close(fd);
 		a->stats.fd = -1;

@@ -98,6 +98,7 @@ struct sconn {
 	uint64_t attach_seq;
 	/* Timeouts in the open state: conn_arm() takes the earliest. */
 	uint64_t open_ms, last_rx_ms, partial_ms, replaced_ms;
+	uint64_t accepted_ms;          /* for the status request */
 	uint64_t cookie_ms;            /* the backend asked this connection for a cookie (R39) */
 	struct sconn *p_next, *p_prev; /* in srv's pending list, oldest first */
 	struct sconn *next, *prev;     /* in srv->conns */
@@ -131,7 +132,12 @@ struct session {
 	struct session *ho_next, *ho_prev;   /* in srv's half-open list, oldest first */
 	uint64_t born_ms, lonely_ms;         /* created; without members since */
 	struct iketcpd_addr last_ip;         /* the last member's client address */
-	int gso_off;                         /* the kernel refused UDP GSO on w.fd */
+	/* w.fd's local address: the source the backend sees (the status
+	 * request ties the backend's view of a peer back to the client) */
+	struct iketcpd_addr local;
+	/* frames relayed to the backend, datagrams from it (status) */
+	uint64_t to_be_frames, to_be_bytes, from_be_dgrams, from_be_bytes;
+	int gso_off; /* the kernel refused UDP GSO on w.fd */
 	/* IKE datagrams from the backend while no connection (R36, TR side) */
 	struct {
 		uint8_t *p;
@@ -506,6 +512,9 @@ session_new(struct server *srv, struct src_ent *src)
 		free(s);
 		return NULL;
 	}
+	s->local.len = sizeof(s->local.ss);
+	if (getsockname(s->w.fd, (struct sockaddr *)&s->local.ss, &s->local.len) < 0)
+		s->local.len = 0;
 	s->w.cb = session_udp_cb;
 	s->w.data = s;
 	if (watcher_start(srv->loop, &s->w, EPOLLIN) < 0) {
@@ -860,6 +869,8 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 		struct iketcp_dgram d;
 
 		srv->st.from_backend++;
+		s->from_be_dgrams++;
+		s->from_be_bytes += len;
 		if (iketcp_dgram_classify(p, len, &d) != IKETCP_OK) {
 			srv->st.sendq_drops++; /* over 65533 bytes: cannot be framed */
 			continue;
@@ -1415,6 +1426,12 @@ route_ike(struct sconn *c, const struct iketcp_ike_hdr *hp)
 				return NULL;
 			ike_sa_add(s, h.spi_i);
 			attach(c, s, 1);
+			char bs[64];
+			/* what ties the IKE daemon's view (its peer address) to the client */
+			log_peer(LOG_LVL_INFO, LOGC_SESSION,
+				 "%s: session %llu: client %s -> backend sees %s", srv->cfg.name,
+				 (unsigned long long)s->id, c->peer_str,
+				 s->local.len ? iketcpd_addr_str(&s->local, bs, sizeof(bs)) : "?");
 		} else {
 			srv->st.ike_unroutable++;
 			return NULL;
@@ -1492,6 +1509,8 @@ conn_frame(struct relay *r, const struct iketcp_dgram *d)
 			timer_stop(srv->loop, &c->timer);
 			conn_arm(c);
 		}
+		s->to_be_frames++;
+		s->to_be_bytes += d->len;
 		udpbatch_add(&srv->io.batch, s->w.fd, NULL, &s->gso_off, d->p, d->len);
 		return 0;
 	}
@@ -1729,6 +1748,7 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	}
 	c->srv = srv;
 	c->id = ++srv->next_id;
+	c->accepted_ms = loop_now(srv->loop);
 	memcpy(c->peer_str, ps, sizeof(c->peer_str));
 	c->peer = *peer;
 	c->r.w.fd = fd;
@@ -2046,7 +2066,7 @@ server_name(const struct server *srv)
 	return srv->cfg.name;
 }
 
-static struct server_gauges
+struct server_gauges
 server_gauges(const struct server *srv)
 {
 	return (struct server_gauges){.connections = srv->nconns,
@@ -2069,6 +2089,94 @@ server_print_stats(const struct server *srv, FILE *fp)
 {
 	struct server_gauges g = server_gauges(srv);
 	ctr_print(&server_counters, srv->cfg.name, &srv->st, &g, fp);
+}
+
+static void
+status_conn(const struct server *srv, const struct sconn *c, uint64_t now, FILE *fp)
+{
+	const struct session *s = c->sess;
+	fprintf(fp, "server %s conn %llu", srv->cfg.name, (unsigned long long)c->id);
+	if (s)
+		fprintf(fp, " session=%llu role=%s", (unsigned long long)s->id,
+			s->current == c ? "current"
+			: c->member     ? "member"
+					: "candidate");
+	else
+		fprintf(fp, " session=- role=-");
+	fprintf(fp,
+		" client=%s state=%s tls=%s age_s=%llu idle_s=%llu frames_in=%llu bytes_in=%llu "
+		"queued_bytes=%zu\n",
+		c->peer_str, state_names[c->state], c->r.is_tls ? "yes" : "no",
+		(unsigned long long)(now - c->accepted_ms) / 1000,
+		(unsigned long long)(c->last_rx_ms && now > c->last_rx_ms ? now - c->last_rx_ms
+									  : 0) /
+			1000,
+		(unsigned long long)c->frames_in, (unsigned long long)c->bytes_in,
+		iketcp_sendq_bytes(&c->r.q));
+}
+
+void
+server_print_status(const struct server *srv, FILE *fp, long max_bytes)
+{
+	uint64_t now = loop_now(srv->loop);
+	unsigned left = srv->nsessions;
+	char as[64], bs[64];
+
+	for (const struct session *s = srv->sessions; s; s = s->next, left--) {
+		if (ftell(fp) > max_bytes) {
+			fprintf(fp, "server %s truncated sessions_left=%u\n", srv->cfg.name, left);
+			return;
+		}
+		unsigned ncand = 0;
+		for (const struct sconn *c = s->conns; c; c = c->s_next)
+			ncand += !c->member;
+		const struct sconn *cur = s->current;
+		fprintf(fp,
+			"server %s session %llu client=%s backend_sees=%s spi_i=", srv->cfg.name,
+			(unsigned long long)s->id,
+			cur              ? cur->peer_str
+			: s->last_ip.len ? iketcpd_addr_str(&s->last_ip, as, sizeof(as))
+					 : "-",
+			s->local.len ? iketcpd_addr_str(&s->local, bs, sizeof(bs)) : "-");
+		int any = 0;
+		for (unsigned i = 0; i < SESS_IKE_SAS; i++) {
+			/* oldest first: the ring's next slot is the oldest */
+			const struct ike_sa *sa = &s->ike[(s->ike_next + i) % SESS_IKE_SAS];
+			if (sa->ent.type)
+				fprintf(fp, "%s%016llx", any++ ? "," : "",
+					(unsigned long long)sa->ent.key);
+		}
+		fprintf(fp, "%s age_s=%llu half_open=%s members=%u candidates=%u current=",
+			any ? "" : "-", (unsigned long long)(now - s->born_ms) / 1000,
+			s->half_open ? "yes" : "no", s->nmembers, ncand);
+		if (cur)
+			fprintf(fp, "%llu current_state=%s", (unsigned long long)cur->id,
+				state_names[cur->state]);
+		else
+			fprintf(fp, "- current_state=-");
+		if (s->nmembers)
+			fprintf(fp, " lonely_s=-");
+		else
+			fprintf(fp, " lonely_s=%llu",
+				(unsigned long long)(now - s->lonely_ms) / 1000);
+		fprintf(fp,
+			" to_backend_frames=%llu to_backend_bytes=%llu from_backend_dgrams=%llu "
+			"from_backend_bytes=%llu held=%u\n",
+			(unsigned long long)s->to_be_frames, (unsigned long long)s->to_be_bytes,
+			(unsigned long long)s->from_be_dgrams, (unsigned long long)s->from_be_bytes,
+			s->nheld);
+		for (const struct sconn *c = s->conns; c; c = c->s_next)
+			status_conn(srv, c, now, fp);
+	}
+	/* connections of no session: pending, or not routed yet */
+	for (const struct sconn *c = srv->conns; c; c = c->next)
+		if (!c->sess) {
+			if (ftell(fp) > max_bytes) {
+				fprintf(fp, "server %s truncated connections\n", srv->cfg.name);
+				return;
+			}
+			status_conn(srv, c, now, fp);
+		}
 }
 
 /* Every link between connections, sessions and sources is two-way and

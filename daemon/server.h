@@ -137,6 +137,16 @@ const struct server_stats *server_stats(const struct server *s);
 /* Counters as lines "server NAME KEY VALUE" (the stats socket's format). */
 void server_print_stats(const struct server *s, FILE *fp);
 void server_log_stats(const struct server *s);
+/* The gauges' values now. */
+struct server_gauges server_gauges(const struct server *s);
+/*
+ * The status request of the stats socket: a line per session ("server NAME
+ * session ID key=value ...": the client, the source address the backend
+ * sees, SPIs, age, counters, connection state) and one per connection
+ * ("server NAME conn ID key=value ..."); once fp holds more than max_bytes,
+ * one "truncated" line ends it.
+ */
+void server_print_status(const struct server *s, FILE *fp, long max_bytes);
 const char *server_name(const struct server *s);
 
 void server_free(struct server *s);

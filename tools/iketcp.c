@@ -133,18 +133,20 @@ cmd_demo(int argc, char **argv)
 	return 0;
 }
 
-/* Copies what iketcpd's stats-socket writes to stdout. */
+#define STATS_SOCKET_DEFAULT "/run/iketcpd/stats.sock"
+
+/* Asks iketcpd's stats-socket for req ("stats", "status", "prometheus"),
+ * copies the answer to stdout. The request line goes out right after the
+ * connect, well within the daemon's wait for it; the write side is shut
+ * down after it, so the daemon answers at once. An iketcpd from before
+ * requests writes its counters and closes at once: the send may then fail
+ * (EPIPE) and the read end in a reset, after the counters. */
 static int
-cmd_stats(int argc, char **argv)
+stats_request(const char *cmd, const char *req, const char *path)
 {
-	if (argc != 1 || argv[0][0] == '-') {
-		fprintf(stderr, "usage: iketcp stats PATH\n");
-		return 2;
-	}
-	const char *path = argv[0];
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "iketcp stats: path too long\n");
+		fprintf(stderr, "iketcp %s: path too long\n", cmd);
 		return 2;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -152,25 +154,82 @@ cmd_stats(int argc, char **argv)
 	struct timeval tv = {.tv_sec = 5};
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
 	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		fprintf(stderr, "iketcp stats: %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return 1;
 	}
-	char buf[4096];
-	ssize_t n;
+	char line[32];
+	int ll = snprintf(line, sizeof(line), "%s\n", req);
+	(void)send(fd, line, (size_t)ll, MSG_NOSIGNAL);
+	(void)shutdown(fd, SHUT_WR);
+
+	/* the whole answer first: an error or an old daemon's counters are
+	 * reported, not printed as if they were what was asked for */
+	char *ans = NULL;
 	size_t total = 0;
+	ssize_t n;
+	char buf[65536];
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fwrite(buf, 1, (size_t)n, stdout);
+		char *p = realloc(ans, total + (size_t)n + 1);
+		if (!p) {
+			free(ans);
+			close(fd);
+			fprintf(stderr, "iketcp %s: out of memory\n", cmd);
+			return 1;
+		}
+		ans = p;
+		memcpy(ans + total, buf, (size_t)n);
 		total += (size_t)n;
+		ans[total] = '\0';
 	}
-	int err = n < 0 ? errno : 0;
+	int err = n < 0 && !(errno == ECONNRESET && total) ? errno : 0;
 	close(fd);
+	int rc = 0;
 	if (err || !total) {
-		fprintf(stderr, "iketcp stats: %s: %s\n", path, err ? strerror(err) : "no data");
-		return 1;
+		fprintf(stderr, "iketcp %s: %s: %s\n", cmd, path, err ? strerror(err) : "no data");
+		rc = 1;
+	} else if (!strncmp(ans, "error:", 6)) {
+		fprintf(stderr, "iketcp %s: %s: %s", cmd, path, ans);
+		rc = 1;
+	} else if (strcmp(req, "stats") && !strncmp(ans, "iketcpd ", 8) &&
+		   !strncmp(strchr(ans, '\n') ? strchr(ans, '\n') + 1 : "", "global ", 7)) {
+		fprintf(stderr,
+			"iketcp %s: %s: this iketcpd answers with its counters only (a version "
+			"from before the %s request)\n",
+			cmd, path, req);
+		rc = 1;
+	} else {
+		fwrite(ans, 1, total, stdout);
 	}
-	return 0;
+	free(ans);
+	return rc;
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+	int prom = argc > 0 && !strcmp(argv[0], "--prometheus");
+	if (prom) {
+		argc--;
+		argv++;
+	}
+	if (argc > 1 || (argc == 1 && argv[0][0] == '-')) {
+		fprintf(stderr, "usage: iketcp stats [--prometheus] [SOCKET]\n");
+		return 2;
+	}
+	return stats_request("stats", prom ? "prometheus" : "stats",
+			     argc ? argv[0] : STATS_SOCKET_DEFAULT);
+}
+
+static int
+cmd_status(int argc, char **argv)
+{
+	if (argc > 1 || (argc == 1 && argv[0][0] == '-')) {
+		fprintf(stderr, "usage: iketcp status [SOCKET]\n");
+		return 2;
+	}
+	return stats_request("status", "status", argc ? argv[0] : STATS_SOCKET_DEFAULT);
 }
 
 static int
@@ -221,8 +280,15 @@ static const struct command commands[] = {
 	 "is reported (\"stream does not start with IKETCP: ...\"), exit status 1.\n"},
 	{"probe", cmd_probe, PROBE_USAGE,
 	 "does a server answer IKE over TCP (or TLS, or via a proxy)?", PROBE_HELP},
-	{"stats", cmd_stats, "stats PATH", "print iketcpd's counters from its stats-socket",
-	 "Connects to iketcpd's stats-socket at PATH and copies what it writes.\n"},
+	{"stats", cmd_stats, "stats [--prometheus] [SOCKET]",
+	 "print iketcpd's counters from its stats-socket",
+	 "Asks iketcpd's stats-socket (default " STATS_SOCKET_DEFAULT ") for its counters:\n"
+	 "one \"server|client NAME KEY VALUE\" line each, or with --prometheus the\n"
+	 "Prometheus text format (HELP/TYPE, _total counters, section and mode labels).\n"},
+	{"status", cmd_status, "status [SOCKET]", "print iketcpd's sessions, connections and flows",
+	 "Asks iketcpd's stats-socket (default " STATS_SOCKET_DEFAULT ") for one line per\n"
+	 "server session (client address, the address the backend sees, IKE SPIs, age,\n"
+	 "counters), per connection and per client flow.\n"},
 	{"version", cmd_version, "version", "print the version (also --version, -V)", ""},
 	{"help", cmd_help, "help [COMMAND]", "this list, or the help of one command", ""},
 };

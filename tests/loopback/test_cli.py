@@ -60,7 +60,7 @@ def test_unknown_command():
     assert rc == 2 and out == "", (rc, out)
     assert err.splitlines() == [
         "iketcp: unknown command 'decod' (did you mean 'decode'?)",
-        "commands: demo decode probe stats version help"], err
+        "commands: demo decode probe stats status version help"], err
     rc, out, err = run("frobnicate")
     assert rc == 2 and err.splitlines()[0] == "iketcp: unknown command 'frobnicate'", err
 

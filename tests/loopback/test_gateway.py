@@ -9,6 +9,8 @@ in tests/e2e.) Every wait is bounded; every process is killed on exit.
 usage: test_gateway.py PATH/TO/iketcpd
 """
 import os
+import re
+import shutil
 import signal
 import socket
 import struct
@@ -139,8 +141,9 @@ def still_open(t, seconds=0.3):
     return not closed_within(t, seconds)
 
 
-def read_stats_lines(path, timeout=5.0):
-    """The stats socket's lines after the version line, as (kind, name, key, value)."""
+def stats_request(path, req, timeout=5.0):
+    """The stats socket's answer to a request line (None: write nothing, as
+    readers of the connect-and-read socket do)."""
     end = time.time() + timeout
     while not os.path.exists(path):
         assert time.time() < end, "no stats socket " + path
@@ -148,6 +151,9 @@ def read_stats_lines(path, timeout=5.0):
     u = socket.socket(socket.AF_UNIX)
     u.settimeout(timeout)
     u.connect(path)
+    if req is not None:
+        u.sendall(req.encode() + b"\n")
+        u.shutdown(socket.SHUT_WR)
     data = b""
     while True:
         c = u.recv(65536)
@@ -155,7 +161,16 @@ def read_stats_lines(path, timeout=5.0):
             break
         data += c
     u.close()
-    lines = data.decode().splitlines()
+    return data.decode()
+
+
+def read_stats_lines(path, timeout=5.0):
+    """The stats socket's lines after the version line, as (kind, name, key, value)."""
+    end = time.time() + timeout
+    while not os.path.exists(path):
+        assert time.time() < end, "no stats socket " + path
+        time.sleep(0.02)
+    lines = stats_request(path, "stats", timeout).splitlines()
     assert lines[0].startswith("iketcpd "), lines[:1]
     out = []
     for ln in lines[1:]:
@@ -1027,6 +1042,17 @@ def test_client_relays_every_fragment_of_a_request():
         p.stop()
 
 
+def first_exchange(p, d):
+    """The local daemon's first request d reaches the backend and its
+    response comes back; returns the source the backend saw."""
+    p.send(d)
+    got, src = p.s.be.recvfrom(70000)
+    assert got == d, got[:12]
+    p.s.be.sendto(response_of(d), src)
+    assert p.ikd.recvfrom(70000)[0] == response_of(d)
+    return src
+
+
 def exchange(p, src, d):
     """The local daemon's request d goes to the backend from src (its IKE
     SA's session socket) and the backend's response comes back."""
@@ -1262,11 +1288,7 @@ def test_outer_dscp_one_per_connection():
                         % (p.s.port, p.cport, BASE + 1))
     pkts = []
     try:
-        m = dgram_ike(0xD5)
-        p.send(m)
-        d, src = p.s.be.recvfrom(70000)
-        p.s.be.sendto(response_of(m), src)
-        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        src = first_exchange(p, dgram_ike(0xD5))
         for i, tos in enumerate([0x00, 0xB8, 0x88, 0x28, 0x00]):
             p.ikd.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
             p.send(esp(0xD500, i, 300))
@@ -3158,6 +3180,213 @@ def test_nofile_raised_or_refused():
     p.send_signal(signal.SIGTERM)
     assert p.wait(5) == 0
 
+
+
+# ---- status and Prometheus metrics --------------------------------------------
+
+def status_lines(sock):
+    """iketcp status: {(kind, name, what, id): {key: value}}."""
+    cli = os.path.join(os.path.dirname(IKETCPD), "iketcp")
+    r = subprocess.run([cli, "status", sock], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("iketcpd ") and lines[0].endswith(" status"), lines[:1]
+    out = {}
+    for ln in lines[1:]:
+        w = ln.split()
+        out[tuple(w[:4])] = dict(kv.split("=", 1) for kv in w[4:])
+    return out
+
+
+def test_status_ties_backend_address_to_client():
+    """iketcp status: the session's client (the address a PROXY header named),
+    the source address the backend saw, the SPIi, frame and byte counts each
+    way, its connection; the client's flow with its SPIi and mode; the
+    session's start is logged with the same mapping."""
+    sock = os.path.join(TMP, "status-s.sock")
+    csock = os.path.join(TMP, "status-c.sock")
+    s = Server(["--stats-socket", sock, "--proxy-protocol", "yes",
+                "--proxy-protocol-from", "127.0.0.1"])
+    try:
+        t = tcp(s.port)
+        t.sendall(pp_v1("192.0.2.77", 40123) + b"IKETCP" + frame(dgram_ike(0x5A7A7A5A01020304)))
+        d, src = s.be.recvfrom(70000)
+        assert d == dgram_ike(0x5A7A7A5A01020304)
+        for i in range(3):
+            t.sendall(frame(esp(0x700, i)))
+            assert s.be.recvfrom(70000)[0] == esp(0x700, i)
+        s.be.sendto(response_of(d), src)
+        assert recv_frame(t) == response_of(d)
+        st = status_lines(sock)
+        sess = [(k, v) for k, v in st.items() if k[:3] == ("server", "server", "session")]
+        assert len(sess) == 1, st
+        k, v = sess[0]
+        assert v["client"] == "192.0.2.77:40123", v
+        assert v["backend_sees"] == "%s:%d" % src, (v, src)
+        assert v["spi_i"] == "5a7a7a5a01020304", v
+        assert v["to_backend_frames"] == "4" and v["from_backend_dgrams"] == "1", v
+        assert int(v["to_backend_bytes"]) == len(d) + 3 * len(esp(0x700, 0)), v
+        assert int(v["from_backend_bytes"]) == len(d), v
+        assert v["members"] == "1" and v["candidates"] == "0", v
+        conn = st[("server", "server", "conn", v["current"])]
+        assert conn["session"] == k[3] and conn["role"] == "current", conn
+        assert conn["state"] == "open" and conn["client"] == "192.0.2.77:40123", conn
+        assert conn["frames_in"] == "4", conn
+        wait_log(s.p, "session %s: client 192.0.2.77:40123 -> backend sees %s:%d" %
+                 (k[3], src[0], src[1]))
+        t.close()
+    finally:
+        s.stop()
+    p = Pair(["--stats-socket", csock])
+    try:
+        first_exchange(p, dgram_ike(0xF10F10F1))
+        st = status_lines(csock)
+        flows = [v for k, v in st.items() if k[:3] == ("client", "client", "flow")]
+        assert len(flows) == 1, st
+        f = flows[0]
+        assert f["local"] == "127.0.0.1:%d" % p.ikd.getsockname()[1], f
+        assert f["mode"] == "tcp" and f["state"] == "open", f
+        assert f["peer"] == "127.0.0.1:%d" % p.s.port, f
+        assert f["spi_i"] == "%016x" % 0xF10F10F1, f
+        assert f["from_local_dgrams"] == "1" and f["from_peer_dgrams"] == "1", f
+    finally:
+        p.stop()
+
+
+PROM_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+PROM_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+
+
+def prom_parse(text):
+    """A strict reader of the Prometheus text format 0.0.4: every metric has
+    one HELP and one TYPE line before its samples, its samples together,
+    valid names and labels, no series twice. Returns ({(name, labels):
+    value}, {name: type})."""
+    types, helps, series, done, cur = {}, {}, {}, set(), None
+    assert text.endswith("\n")
+    for ln in text.splitlines():
+        if ln.startswith("# "):
+            kind, name, rest = (ln[2:].split(" ", 2) + [""])[:3]
+            assert kind in ("HELP", "TYPE"), ln
+            assert PROM_NAME.match(name), ln
+            assert name not in done, "metric %s again after other metrics" % name
+            book = helps if kind == "HELP" else types
+            assert name not in book, "second %s for %s" % (kind, name)
+            if kind == "TYPE":
+                assert rest in ("counter", "gauge"), ln
+                assert name in helps, "TYPE before HELP: " + name
+            else:
+                assert rest.strip(), "empty HELP: " + ln
+            book[name] = rest
+            if cur != name and cur is not None:
+                done.add(cur)
+            cur = name
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$", ln)
+        assert m, "bad sample line: %r" % ln
+        name, labels, value = m.group(1), m.group(3) or "", m.group(4)
+        assert name == cur and name in types, "sample of %s outside its block" % name
+        pairs = []
+        rest = labels
+        while rest:
+            lm = PROM_LABEL.match(rest)
+            assert lm, "bad labels in %r" % ln
+            pairs.append((lm.group(1), lm.group(2)))
+            rest = rest[lm.end():]
+            assert rest == "" or rest.startswith(","), ln
+            rest = rest[1:]
+        assert len({k for k, _ in pairs}) == len(pairs), ln
+        if types[name] == "counter":
+            assert name.endswith("_total"), name
+        key = (name, tuple(sorted(pairs)))
+        assert key not in series, "series twice: %r" % (key,)
+        series[key] = float(value)
+    assert set(helps) == set(types), set(helps) ^ set(types)
+    return series, types
+
+
+def test_prometheus_matches_stats_and_old_readers_unchanged():
+    """prometheus: strictly valid text, HELP and TYPE for every metric, each
+    plain counter once with the same value (close reasons as a reason
+    label); iketcp stats --prometheus prints it; a reader that writes
+    nothing still gets the plain counters, as does one that only shuts
+    down its side, and an unknown request gets an error line."""
+    sock = os.path.join(TMP, "prom.sock")
+    s = Server(["--stats-socket", sock])
+    cli = os.path.join(os.path.dirname(IKETCPD), "iketcp")
+    try:
+        t, src = s.open_session(0xABCDEF)
+        bad = tcp(s.port)
+        bad.sendall(b"IKETCX")
+        assert closed_within(bad, 5)
+        wait_stat(sock, "closed_bad_prefix", 1)
+        # quiet now: both answers must show the same values
+        plain = read_stats(sock)
+        r = subprocess.run([cli, "stats", "--prometheus", sock], capture_output=True,
+                           text=True, timeout=10)
+        assert r.returncode == 0, r.stderr
+        series, types = prom_parse(r.stdout)
+        promtool = shutil.which("promtool")  # Debian's prometheus package, when installed
+        if promtool:
+            pr = subprocess.run([promtool, "check", "metrics"], input=r.stdout,
+                                capture_output=True, text=True, timeout=30)
+            assert pr.returncode == 0, pr.stdout + pr.stderr
+        for (kind, name, key), v in plain.items():
+            if kind == "global":
+                continue
+            labels = {"section": name, "mode": kind}
+            if key.startswith("closed_"):
+                metric = "iketcpd_%s_closed_total" % kind
+                labels["reason"] = key[len("closed_"):]
+            else:
+                gauge = key in ("connections", "connections_pending", "sessions", "half_open",
+                                "flows")
+                metric = "iketcpd_%s_%s" % (kind, key)
+                if not gauge and not key.endswith("_total"):
+                    metric += "_total"
+                assert types.get(metric) == ("gauge" if gauge else "counter"), metric
+            got = series.get((metric, tuple(sorted(labels.items()))))
+            assert got == v, (metric, labels, got, v)
+        assert series[("iketcpd_server_closed_total",
+                       (("mode", "server"), ("reason", "bad_prefix"),
+                        ("section", "server")))] == 1
+        assert series[("iketcpd_mem_used_bytes", ())] >= 0
+        # the connect-and-read reader of old: the same plain answer, no write
+        t0 = time.time()
+        old = stats_request(sock, None)
+        assert time.time() - t0 < 3, time.time() - t0
+        assert old.splitlines()[0] == "iketcpd " + old.split()[1]
+        assert {tuple(ln.rsplit(" ", 1)[0].split()) for ln in old.splitlines()[1:]} == \
+            set(plain), "old reader got other keys"
+        # a reader that shuts its side down without a line: the plain answer at once
+        u = socket.socket(socket.AF_UNIX)
+        u.settimeout(5)
+        u.connect(sock)
+        u.shutdown(socket.SHUT_WR)
+        assert u.recv(65536).startswith(b"iketcpd ")
+        u.close()
+        assert stats_request(sock, "bogus").startswith("error: unknown request")
+        # more readers at once than are served at once (16), none of them
+        # writing: the rest wait in the backlog, and each is answered
+        us = []
+        for _ in range(24):
+            u = socket.socket(socket.AF_UNIX)
+            u.settimeout(10)
+            end = time.time() + 5
+            while True:
+                try:
+                    u.connect(sock)
+                    break
+                except BlockingIOError:  # the backlog is full for a moment
+                    assert time.time() < end, "stats socket backlog stays full"
+                    time.sleep(0.02)
+            us.append(u)
+        for u in us:
+            assert u.recv(65536).startswith(b"iketcpd "), "a waiting reader got nothing"
+            u.close()
+        t.close()
+    finally:
+        s.stop()
 
 
 def main():

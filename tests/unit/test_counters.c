@@ -288,6 +288,101 @@ test_check_rejects(void **state)
 	assert_int_equal(ctr_check(&bad), -1);
 }
 
+/* The Prometheus text of a small set over two sections, byte for byte:
+ * HELP and TYPE once per metric, samples of both sections together, the
+ * counters' "_total" (not doubled), the reasons as labels, escaped label
+ * values. */
+static void
+test_prometheus_exact(void **state)
+{
+	struct st {
+		uint64_t a, b_total, c[2];
+	};
+	struct ga {
+		uint64_t g;
+	};
+	static const struct ctr_row rows[] = {
+		{"g", offsetof(struct ga, g), CTR_GAUGE, 0, "a level"},
+		{"a", offsetof(struct st, a), 0, 0, "an a\\b"},
+		{"b_total", offsetof(struct st, b_total), 0, 0, "b"},
+		{"closed_", offsetof(struct st, c), CTR_REASONS | CTR_NONZERO, 0,
+		 "closed, by reason"},
+	};
+	static const struct ctr_reason reasons[] = {{"eof", "eof", "e"}, {"idle", "idle", "i"}};
+	static const struct ctr_group groups[] = {{"g", 0}};
+	const struct ctr_set set = {"server", rows, 4, reasons, 2, groups, 1};
+	const struct st s1 = {1, 2, {3, 4}}, s2 = {5, 6, {7, 8}};
+	const struct ga g1 = {9}, g2 = {10};
+	const char *names[] = {"one", "t\"w\\o\n"};
+	const void *st[] = {&s1, &s2}, *gs[] = {&g1, &g2};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+	(void)state;
+
+	assert_non_null(fp);
+	ctr_prometheus(&set, 2, names, st, gs, fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_string_equal(
+		buf,
+		"# HELP iketcpd_server_g a level\n"
+		"# TYPE iketcpd_server_g gauge\n"
+		"iketcpd_server_g{section=\"one\",mode=\"server\"} 9\n"
+		"iketcpd_server_g{section=\"t\\\"w\\\\o\\n\",mode=\"server\"} 10\n"
+		"# HELP iketcpd_server_a_total an a\\\\b\n"
+		"# TYPE iketcpd_server_a_total counter\n"
+		"iketcpd_server_a_total{section=\"one\",mode=\"server\"} 1\n"
+		"iketcpd_server_a_total{section=\"t\\\"w\\\\o\\n\",mode=\"server\"} 5\n"
+		"# HELP iketcpd_server_b_total b\n"
+		"# TYPE iketcpd_server_b_total counter\n"
+		"iketcpd_server_b_total{section=\"one\",mode=\"server\"} 2\n"
+		"iketcpd_server_b_total{section=\"t\\\"w\\\\o\\n\",mode=\"server\"} 6\n"
+		"# HELP iketcpd_server_closed_total closed, by reason\n"
+		"# TYPE iketcpd_server_closed_total counter\n"
+		"iketcpd_server_closed_total{section=\"one\",mode=\"server\",reason=\"eof\"} 3\n"
+		"iketcpd_server_closed_total{section=\"one\",mode=\"server\",reason=\"idle\"} 4\n"
+		"iketcpd_server_closed_total{section=\"t\\\"w\\\\o\\n\",mode=\"server\","
+		"reason=\"eof\"} 7\n"
+		"iketcpd_server_closed_total{section=\"t\\\"w\\\\o\\n\",mode=\"server\","
+		"reason=\"idle\"} 8\n");
+	free(buf);
+}
+
+/* The real tables: every metric name is valid and unique (a key whose
+ * "_total" form meets another key's would make two metrics one). */
+static void
+test_prometheus_names_unique(void **state)
+{
+	const struct ctr_set *sets[] = {&server_counters, &client_counters};
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		static const uint64_t zero[256];
+		const char *names[] = {"s"};
+		const void *z[] = {zero};
+		char *buf = NULL, *save = NULL;
+		size_t len = 0, n = 0;
+		char seen[128][96];
+		FILE *fp = open_memstream(&buf, &len);
+		assert_non_null(fp);
+		ctr_prometheus(sets[k], 1, names, z, z, fp);
+		assert_int_equal(fclose(fp), 0);
+		for (char *ln = strtok_r(buf, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+			char name[96];
+			if (sscanf(ln, "# TYPE %95s", name) != 1)
+				continue;
+			for (const char *c = name; *c; c++)
+				assert_true((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+					    *c == '_');
+			for (size_t i = 0; i < n; i++)
+				assert_string_not_equal(seen[i], name);
+			assert_true(n < 128);
+			snprintf(seen[n++], sizeof(seen[0]), "%s", name);
+		}
+		assert_true(n > 10);
+		free(buf);
+	}
+}
+
 int
 main(void)
 {
@@ -297,6 +392,8 @@ main(void)
 		cmocka_unit_test(test_keys_kept),
 		cmocka_unit_test(test_reason_keys),
 		cmocka_unit_test(test_check_rejects),
+		cmocka_unit_test(test_prometheus_exact),
+		cmocka_unit_test(test_prometheus_names_unique),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
