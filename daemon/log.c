@@ -3,9 +3,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
  * Logging is process-wide by nature (one stderr, one syslog connection), so
@@ -14,6 +17,7 @@
 static struct {
 	int verbose;
 	int use_syslog;
+	int journal; /* stderr is journald's stream: "<N>" prefixes, its timestamps */
 	struct {
 		double tokens;
 		double last;
@@ -36,11 +40,30 @@ mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* systemd sets JOURNAL_STREAM=DEV:INODE for a service whose stderr goes to
+ * the journal. Inherited by anything started from that service, so it only
+ * counts when stderr is still that very stream (systemd.exec(5)). */
+static int
+stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat sb;
+	char tail;
+
+	if (!js || sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &sb) < 0)
+		return 0;
+	return (unsigned long long)sb.st_dev == dev && (unsigned long long)sb.st_ino == ino;
+}
+
 void
 log_init(const char *ident, int verbose, int use_syslog)
 {
 	L.verbose = verbose;
 	L.use_syslog = use_syslog;
+	L.journal = !use_syslog && stderr_is_journal();
 	for (int i = 0; i < LOGC_NCAT; i++) {
 		L.bucket[i].tokens = i == LOGC_DEBUG ? LOG_DEBUG_BURST : LOG_BURST;
 		L.bucket[i].last = mono();
@@ -56,13 +79,34 @@ log_set_verbose(int verbose)
 }
 
 int
+log_journal(void)
+{
+	return L.journal;
+}
+
+int
 log_enabled(enum log_level lvl)
 {
-	/* verbose 0 shows info; -v adds debug; below 0 (tests, fuzzing) only
-	 * errors. */
+	/* verbose 0 shows info; 1 and more add debug lines (which ones: see
+	 * debug_enabled()); below 0 (tests, fuzzing) only errors. */
 	if (L.verbose < 0)
 		return lvl == LOG_LVL_ERR;
 	return (int)lvl <= LOG_LVL_INFO + (L.verbose > 0 ? 1 : 0);
+}
+
+/* The verbose levels (docs/iketcpd.conf.md): 1 = debug lines about
+ * connections, flows and sessions (accepted, TLS and PROXY details, which
+ * session a connection joins, where an SPI is routed); 2 = also per-frame
+ * protocol detail (runt frames, health-check closes), which a busy or
+ * attacked gateway produces in bulk; 3 = as 2 with the rate limit on debug
+ * lines lifted, to trace one problem on a test bed. Warnings and info lines
+ * stay limited at every level. */
+static int
+debug_enabled(enum log_cat cat)
+{
+	if (cat == LOGC_NONE || cat == LOGC_DEBUG)
+		return L.verbose >= 1;
+	return L.verbose >= 2;
 }
 
 static int
@@ -98,7 +142,13 @@ log_msg(enum log_level lvl, enum log_cat cat, const char *fmt, ...)
 	int saved = errno;
 	va_list ap;
 
-	if (!log_enabled(lvl) || !allow(cat, &suppressed)) {
+	if (!log_enabled(lvl) || (lvl == LOG_LVL_DEBUG && !debug_enabled(cat))) {
+		errno = saved;
+		return;
+	}
+	if (lvl == LOG_LVL_DEBUG && L.verbose >= 3)
+		suppressed = 0;
+	else if (!allow(cat, &suppressed)) {
 		errno = saved;
 		return;
 	}
@@ -109,6 +159,13 @@ log_msg(enum log_level lvl, enum log_cat cat, const char *fmt, ...)
 		if (suppressed)
 			syslog(prio[lvl], "(%lu similar messages suppressed)", suppressed);
 		syslog(prio[lvl], "%s", buf);
+	} else if (L.journal) {
+		/* journald reads the "<N>" prefix as the priority (sd-daemon(3))
+		 * and stamps each line itself: no timestamp, no name of ours. */
+		if (suppressed)
+			fprintf(stderr, "<%d>(%lu similar messages suppressed)\n", prio[lvl],
+				suppressed);
+		fprintf(stderr, "<%d>%s\n", prio[lvl], buf);
 	} else {
 		struct timespec ts;
 		struct tm tm;

@@ -20,9 +20,15 @@ enum log_cat {
 	LOGC_NCAT,
 };
 
-/* verbose: 0 = info and above ... ; use_syslog: log to syslog instead of stderr. */
+/* verbose: 0 = info and above, 1 = debug lines about connections, flows and
+ * sessions, 2 = also per-frame protocol detail, 3 = debug lines not rate
+ * limited; below 0 only errors. use_syslog: log to syslog instead of stderr.
+ * On stderr, when JOURNAL_STREAM names stderr (a systemd service's stream
+ * to journald), lines carry a "<N>" syslog priority and no timestamp. */
 void log_init(const char *ident, int verbose, int use_syslog);
 void log_set_verbose(int verbose);
+/* 1 when stderr goes to journald (see log_init). */
+int log_journal(void);
 int log_enabled(enum log_level lvl);
 
 void log_msg(enum log_level lvl, enum log_cat cat, const char *fmt, ...)

@@ -19,8 +19,15 @@
  * `user` set, the process switches to that account after everything is
  * open and the signalfd exists, keeping only CAP_NET_BIND_SERVICE when a
  * configured port needs it.
+ *
+ * Under a service manager ($NOTIFY_SOCKET, sdnotify.h) iketcpd reports
+ * READY=1 once all of that is done, RELOADING=1 and READY=1 around each
+ * SIGHUP, STOPPING=1 at shutdown, and a STATUS= line (sections,
+ * connections, the last refused reload); systemd/iketcpd.service runs it
+ * with -f, so the process systemd started is the one that reports.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,14 +45,19 @@
 #include "loop.h"
 #include "net.h"
 #include "privs.h"
+#include "sdnotify.h"
 #include "server.h"
 #include "statsock.h"
 
 #define STOP_DEADLINE_MS 3000
+/* How often STATUS= is refreshed for `systemctl status` (connection counts
+ * change all the time; this is a glance, not a counter). */
+#define STATUS_REFRESH_MS 10000
 
 struct app {
 	struct loop *loop;
-	const char *config_path;
+	const char *config_path; /* absolute (realpath at start): daemon() does chdir("/") */
+	int cmdline_verbose;     /* -v count: added to every reload's verbose too */
 	struct iketcpd_cfg cfg;
 	struct server *servers[IKETCPD_MAX_SERVERS];
 	struct client *clients[IKETCPD_MAX_CLIENTS];
@@ -60,6 +72,8 @@ struct app {
 	int dropped;               /* running as acct */
 	int kept_bind;             /* ... with CAP_NET_BIND_SERVICE */
 	unsigned unpriv_start;     /* net.ipv4.ip_unprivileged_port_start */
+	struct timer status_timer; /* STATUS= refresh, only with $NOTIFY_SOCKET */
+	char refused[512];         /* why the last reload was refused; "" = none since */
 };
 
 static void
@@ -191,6 +205,25 @@ stats_open(struct app *a)
 	return 0;
 }
 
+/* One STATUS= line for `systemctl status`. */
+static void
+notify_status(const struct app *a)
+{
+	if (!sdnotify_enabled())
+		return;
+	sdnotify_send("STATUS=%d server, %d client sections, %u connections%s%s%s", a->cfg.nservers,
+		      a->cfg.nclients, open_conns(a), a->stopping ? ", stopping" : "",
+		      a->refused[0] ? "; last reload refused: " : "", a->refused);
+}
+
+static void
+status_timer_cb(struct timer *t)
+{
+	struct app *a = t->data;
+	notify_status(a);
+	timer_start(a->loop, &a->status_timer, STATUS_REFRESH_MS);
+}
+
 static void
 stop_timer_cb(struct timer *t)
 {
@@ -209,6 +242,8 @@ begin_stop(struct app *a)
 		return;
 	a->stopping = 1;
 	a->stop_started = loop_now(a->loop);
+	sdnotify_send("STOPPING=1");
+	notify_status(a);
 	log_info("shutting down: no new connections, flushing queued frames");
 	for (int i = 0; i < a->cfg.nservers; i++)
 		if (a->servers[i])
@@ -326,13 +361,14 @@ drop_privileges(struct app *a)
 /* SIGHUP: re-read the file; sections are matched by name. Established
  * connections of kept sections survive; removed sections are closed. */
 static void
-reload(struct app *a)
+reload_config(struct app *a)
 {
 	char err[512];
 	struct iketcpd_cfg *n;
 
 	if (!a->config_path) {
 		log_warn("SIGHUP ignored: not started with -c FILE");
+		snprintf(a->refused, sizeof(a->refused), "not started with -c FILE");
 		return;
 	}
 	n = calloc(1, sizeof(*n));
@@ -342,13 +378,20 @@ reload(struct app *a)
 	if (iketcpd_config_parse_file(n, a->config_path, err, sizeof(err)) < 0 ||
 	    iketcpd_config_check(n, err, sizeof(err)) < 0) {
 		log_err("reload refused, keeping the running configuration: %s", err);
+		snprintf(a->refused, sizeof(a->refused), "%s", err);
 		free(n);
 		return;
 	}
 	if (nofile_for(n, "reload refused, keeping the running configuration", 0) < 0) {
+		snprintf(a->refused, sizeof(a->refused), "RLIMIT_NOFILE too low (see the log)");
 		free(n);
 		return;
 	}
+	/* What the command line added stays: -v is the operator's choice for
+	 * this run, not the file's (the file may not even say verbose). */
+	n->verbose += a->cmdline_verbose;
+	n->foreground = a->cfg.foreground;
+	a->refused[0] = '\0';
 	if (strcmp(n->user, a->cfg.user) || strcmp(n->group, a->cfg.group))
 		log_warn("reload: user and group take effect at the next start only");
 	unsigned low = privs_low_port(n, a->unpriv_start);
@@ -411,6 +454,20 @@ reload(struct app *a)
 		stats_close(a);
 		(void)stats_open(a);
 	}
+}
+
+/* The manager learns that a reload runs (RELOADING=1, with the clock
+ * reading systemd 253+ wants to tell this reload from an older one) and
+ * that it is over (READY=1), whether the new file was taken or refused:
+ * refused, the old configuration keeps running, which is still ready. */
+static void
+reload(struct app *a)
+{
+	sdnotify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
+		      (unsigned long long)sdnotify_monotonic_usec());
+	reload_config(a);
+	sdnotify_send("READY=1");
+	notify_status(a);
 }
 
 static void
@@ -507,6 +564,13 @@ main(int argc, char **argv)
 					"each other\n");
 			return 2;
 		}
+		/* SIGHUP must read the same file after daemon() has moved to "/". */
+		static char abs_path[PATH_MAX];
+		if (!realpath(a.config_path, abs_path)) {
+			fprintf(stderr, "iketcpd: %s: %s\n", a.config_path, strerror(errno));
+			return 1;
+		}
+		a.config_path = abs_path;
 		if (iketcpd_config_parse_file(&a.cfg, a.config_path, err, sizeof(err)) < 0) {
 			fprintf(stderr, "iketcpd: %s\n", err);
 			return 1;
@@ -551,6 +615,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "iketcpd: %s\n", err);
 		return 1;
 	}
+	a.cmdline_verbose = verbose;
 	a.cfg.verbose += verbose;
 	a.cfg.foreground |= foreground;
 	if (check_only) {
@@ -574,6 +639,15 @@ main(int argc, char **argv)
 	}
 
 	log_init("iketcpd", a.cfg.verbose, !a.cfg.foreground);
+	/* Now, as started: after the switch to user the socket may be out of
+	 * reach (it is 0666 under systemd, but nothing promises that). */
+	err[0] = '\0';
+	if (sdnotify_init(err, sizeof(err)) == 0 && err[0])
+		log_warn("%s", err);
+	else if (sdnotify_enabled() && !a.cfg.foreground)
+		log_warn("NOTIFY_SOCKET is set but -f is not: the detached child is not the "
+			 "process the service manager started, which may refuse its "
+			 "notifications; run iketcpd -f under a service manager");
 	/* Before any socket: running out later shows up only under load. */
 	if (nofile_for(&a.cfg, "cannot start", !a.cfg.foreground) < 0)
 		return 1;
@@ -603,6 +677,7 @@ main(int argc, char **argv)
 	if (!failed && stats_open(&a) < 0)
 		failed = 1;
 	timer_init(&a.stop_timer, stop_timer_cb, &a);
+	timer_init(&a.status_timer, status_timer_cb, &a);
 	if (!failed && !a.cfg.foreground && daemon(0, 0) < 0) {
 		log_err("daemon: %s", strerror(errno));
 		failed = 1;
@@ -627,8 +702,15 @@ main(int argc, char **argv)
 		log_info("iketcpd %s running (%d server, %d client sections)",
 			 IKETCP_VERSION_STRING, a.cfg.nservers, a.cfg.nclients);
 		report_tcp_ecn(&a.cfg);
+		if (sdnotify_enabled()) {
+			sdnotify_send("READY=1");
+			notify_status(&a);
+			timer_start(a.loop, &a.status_timer, STATUS_REFRESH_MS);
+		}
 		if (loop_run(a.loop) < 0)
 			rc = 1;
+		if (!a.stopping)
+			sdnotify_send("STOPPING=1");
 		log_stats(&a);
 		log_info("stopped");
 	}
@@ -642,5 +724,6 @@ main(int argc, char **argv)
 		close(a.sig.fd);
 	}
 	loop_free(a.loop);
+	sdnotify_close();
 	return rc;
 }
