@@ -1662,7 +1662,7 @@ local_udp_cb(struct watcher *w, uint32_t ev)
 {
 	struct client *cl = w->data;
 	(void)ev;
-	int n = udprecv_read(&cl->urx, w->fd);
+	int n = udprecv_read(&cl->urx, w->fd, 1);
 	for (int i = 0; i < n; i++) {
 		struct iketcpd_addr src;
 		udprecv_src(&cl->urx, i, &src);

@@ -560,7 +560,17 @@ session_free_cb(void *arg)
 	free(s);
 }
 
-/* Is the datagram p a request of the backend (not an answer)? */
+/* The digest that identifies a backend request's datagram (R35), computed
+ * once per datagram; 0 for anything else (a request whose digest happens
+ * to be 0 is only relayed again, a duplicate, never a loss). */
+static uint64_t
+breq_digest(const struct server *srv, const struct iketcp_dgram *d)
+{
+	if (!(d->flags & IKETCP_DGRAM_F_HDR) || iketcp_ike_is_response(&d->ike))
+		return 0;
+	return siphash24(&srv->hkey, d->p, d->len);
+}
+
 /* R35: was this datagram of a backend request already queued on the
  * connection with id conn (the current one)? A retransmission is the same
  * bytes (each fragment of a fragmented request is its own datagram). */
@@ -598,7 +608,7 @@ breq_note(struct session *s, const struct iketcp_ike_hdr *h, uint64_t dig, uint6
 /* Queues a backend datagram on connection c; a request is remembered as
  * carried by c. Returns 0, or -1 (counted) when the queue refused it. */
 static int
-to_conn(struct session *s, struct sconn *c, const struct iketcp_dgram *d)
+to_conn(struct session *s, struct sconn *c, const struct iketcp_dgram *d, uint64_t dig)
 {
 	struct server *srv = s->srv;
 	int rc = iketcp_sendq_push_dgram(&c->r.q, d);
@@ -610,8 +620,8 @@ to_conn(struct session *s, struct sconn *c, const struct iketcp_dgram *d)
 			srv->st.no_conn_drops++;
 		return -1;
 	}
-	if ((d->flags & IKETCP_DGRAM_F_HDR) && !iketcp_ike_is_response(&d->ike))
-		breq_note(s, &d->ike, siphash24(&srv->hkey, d->p, d->len), c->id);
+	if (dig) /* a backend request: remember what carried it (R35) */
+		breq_note(s, &d->ike, dig, c->id);
 	return 0;
 }
 
@@ -711,7 +721,7 @@ set_current(struct session *s, struct sconn *c)
 		for (unsigned i = 0; i < s->nheld; i++) {
 			struct iketcp_dgram d;
 			if (iketcp_dgram_classify(s->held[i].p, s->held[i].len, &d) == IKETCP_OK)
-				(void)to_conn(s, c, &d);
+				(void)to_conn(s, c, &d, breq_digest(s->srv, &d));
 		}
 		while (s->nheld)
 			held_drop_oldest(s);
@@ -860,7 +870,7 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 	struct server *srv = s->srv;
 	(void)ev;
 
-	int n = udprecv_read(&srv->urx, w->fd);
+	int n = udprecv_read(&srv->urx, w->fd, 0); /* connected: the backend is the sender */
 	if (n <= 0)
 		return; /* nothing, or ICMP errors from a backend that is down */
 	for (int i = 0; i < n; i++) {
@@ -895,12 +905,12 @@ session_udp_cb(struct watcher *w, uint32_t ev)
 		}
 		/* R35: TCP is reliable; the backend's retransmission of a request
 		 * the current connection already carries is not sent again. */
-		if (parsed && !iketcp_ike_is_response(h) &&
-		    breq_carried(s, h, siphash24(&srv->hkey, p, len), s->current->id)) {
+		uint64_t dig = breq_digest(srv, &d);
+		if (dig && breq_carried(s, h, dig, s->current->id)) {
 			srv->st.retransmits_dropped++;
 			continue;
 		}
-		if (to_conn(s, s->current, &d) < 0)
+		if (to_conn(s, s->current, &d, dig) < 0)
 			continue;
 		/* R39: the responder asked for a cookie. It keeps no state, so
 		 * the connection waits for the retried IKE_SA_INIT no longer

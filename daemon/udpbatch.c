@@ -161,13 +161,13 @@ udprecv_free(struct udprecv *r)
 }
 
 int
-udprecv_read(struct udprecv *r, int fd)
+udprecv_read(struct udprecv *r, int fd, int want_src)
 {
 	for (unsigned i = 0; i < UDPRECV_SLOTS; i++) {
 		r->iov[i].iov_base = r->buf + (size_t)i * IKETCP_BODY_MAX;
 		r->iov[i].iov_len = IKETCP_BODY_MAX;
-		r->msg[i].msg_hdr = (struct msghdr){.msg_name = &r->src[i],
-						    .msg_namelen = sizeof(r->src[i]),
+		r->msg[i].msg_hdr = (struct msghdr){.msg_name = want_src ? &r->src[i] : NULL,
+						    .msg_namelen = want_src ? sizeof(r->src[i]) : 0,
 						    .msg_iov = &r->iov[i],
 						    .msg_iovlen = 1};
 	}

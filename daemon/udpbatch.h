@@ -71,10 +71,12 @@ struct udprecv {
 /* Returns 0, or -1 when out of memory. */
 int udprecv_init(struct udprecv *r);
 void udprecv_free(struct udprecv *r);
-/* Reads up to UDPRECV_SLOTS datagrams without blocking. Returns how many
- * (0 when there were none), or -1 with errno (the first read failed: an
- * ICMP error queued on a connected socket is reported here). */
-int udprecv_read(struct udprecv *r, int fd);
+/* Reads up to UDPRECV_SLOTS datagrams without blocking; with want_src the
+ * senders too (a connected socket knows its one sender: the kernel need not
+ * copy it per datagram). Returns how many (0 when there were none), or -1
+ * with errno (the first read failed: an ICMP error queued on a connected
+ * socket is reported here). */
+int udprecv_read(struct udprecv *r, int fd, int want_src);
 
 static inline const uint8_t *
 udprecv_data(const struct udprecv *r, int i)
@@ -88,7 +90,7 @@ udprecv_len(const struct udprecv *r, int i)
 	return r->msg[i].msg_len;
 }
 
-/* The sender of datagram i. */
+/* The sender of datagram i (after udprecv_read() with want_src). */
 void udprecv_src(const struct udprecv *r, int i, struct iketcpd_addr *out);
 
 #endif

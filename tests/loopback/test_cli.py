@@ -9,8 +9,6 @@ usage: test_cli.py PATH/TO/iketcpd PATH/TO/iketcp
 import os
 import subprocess
 import sys
-import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_gateway as g  # noqa: E402
@@ -228,34 +226,8 @@ def main():
     g.IKETCPD = os.path.abspath(sys.argv[1])
     CLI = os.path.abspath(sys.argv[2])
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = sys.argv[3:]
-    failed = 0
     print("ports from BASE=%d (IKETCP_TEST_BASE to repeat)" % g.BASE, flush=True)
-    for name, fn in tests:
-        if only and name not in only:
-            continue
-        t0 = time.time()
-        try:
-            fn()
-            print("PASS %-40s %.2fs" % (name, time.time() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % name, flush=True)
-            traceback.print_exc()
-            for p in g.PROCS:
-                if hasattr(p, "logname"):
-                    print("---- %s (last 30 lines)" % p.logname)
-                    with open(p.logname) as f:
-                        print("".join(f.readlines()[-30:]))
-        finally:
-            for p in g.PROCS:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            g.PROCS.clear()
-    print("%d failed" % failed)
-    return 1 if failed else 0
-
+    return g.run_tests(tests, sys.argv[3:], width=40)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3389,38 +3389,53 @@ def test_prometheus_matches_stats_and_old_readers_unchanged():
         s.stop()
 
 
-def main():
-    global IKETCPD
-    IKETCPD = os.path.abspath(sys.argv[1])
-    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = sys.argv[2:]
+def kill_procs(procs):
+    """Kills what a test left running in procs and empties it."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    procs.clear()
+
+
+def run_tests(tests, only, logs=None, cleanup=None, width=55):
+    """Runs the (name, fn) pairs named in only (all when empty), printing PASS
+    or FAIL with the traceback and the last 30 lines of each log of a failed
+    test (logs(): their paths; default: this module's processes' logs), and
+    calls cleanup() after each (default: kill this module's processes).
+    Returns the exit status: 1 when a test failed."""
+    if logs is None:
+        logs = lambda: [p.logname for p in PROCS if hasattr(p, "logname")]  # noqa: E731
+    if cleanup is None:
+        cleanup = lambda: kill_procs(PROCS)  # noqa: E731
     failed = 0
-    print("ports from BASE=%d (IKETCP_TEST_BASE to repeat)" % BASE, flush=True)
     for name, fn in tests:
         if only and name not in only:
             continue
         t0 = time.time()
         try:
             fn()
-            print("PASS %-55s %.2fs" % (name, time.time() - t0), flush=True)
+            print("PASS %-*s %.2fs" % (width, name, time.time() - t0), flush=True)
         except Exception:
             failed += 1
             print("FAIL %s" % name, flush=True)
             traceback.print_exc()
-            for p in PROCS:
-                if hasattr(p, "logname"):
-                    print("---- %s (last 30 lines)" % p.logname)
-                    with open(p.logname) as f:
-                        print("".join(f.readlines()[-30:]))
+            for path in logs():
+                print("---- %s (last 30 lines)" % path)
+                with open(path) as f:
+                    print("".join(f.readlines()[-30:]))
         finally:
-            for p in PROCS:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            PROCS.clear()
+            cleanup()
     print("%d failed" % failed)
     return 1 if failed else 0
 
+
+def main():
+    global IKETCPD
+    IKETCPD = os.path.abspath(sys.argv[1])
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
+    print("ports from BASE=%d (IKETCP_TEST_BASE to repeat)" % BASE, flush=True)
+    return run_tests(tests, sys.argv[2:])
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,7 +21,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_gateway as g  # noqa: E402
 
 IKETCPD = None
 # BASE+20..BASE+29: test_gateway.py uses BASE..BASE+19 of the same
@@ -365,42 +367,22 @@ def test_relative_config_path_after_detaching():
     wait_for(lambda: not alive(pid), "the daemon to exit")
 
 
+def cleanup():
+    """Kills what a test left (children and daemonized pids) and forgets its logs."""
+    g.kill_procs(PROCS)
+    for pid in PIDS:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    PIDS.clear()
+    LOGS.clear()
+
+
 def main():
     global IKETCPD
     IKETCPD = os.path.abspath(sys.argv[1])
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_")]
-    only = sys.argv[2:]
-    failed = 0
     print("ports from BASE=%d (IKETCP_TEST_BASE=%d to repeat)" % (BASE, BASE - 20), flush=True)
-    for name, fn in tests:
-        if only and name not in only:
-            continue
-        t0 = time.time()
-        try:
-            fn()
-            print("PASS %-55s %.2fs" % (name, time.time() - t0), flush=True)
-        except Exception:
-            failed += 1
-            print("FAIL %s" % name, flush=True)
-            traceback.print_exc()
-            for path in LOGS:
-                print("---- %s (last 30 lines)" % path)
-                with open(path) as f:
-                    print("".join(f.readlines()[-30:]))
-        finally:
-            for p in PROCS:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-            for pid in PIDS:
-                if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
-            PROCS.clear()
-            PIDS.clear()
-            LOGS.clear()
-    print("%d failed" % failed)
-    return 1 if failed else 0
-
+    return g.run_tests(tests, sys.argv[2:], logs=lambda: list(LOGS), cleanup=cleanup)
 
 if __name__ == "__main__":
     sys.exit(main())
