@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define IKETCPD_MAX_SERVERS 8
@@ -246,5 +247,10 @@ const char *iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len
 
 /* Writes the effective configuration in file syntax (for `iketcpd -n -v`). */
 void iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd);
+
+/* Writes the keys of mode ("server" or "client") and the global keys, with
+ * their defaults and a line about each (iketcpd MODE --help). Returns 0,
+ * or -1 for another mode. */
+int iketcpd_config_help(FILE *fp, const char *mode);
 
 #endif

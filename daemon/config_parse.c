@@ -761,8 +761,13 @@ dispatch(struct parser *p, const char *key, const char *val)
 	} else {
 		cfg_quote(q, sizeof(q), key, strnlen(key, CFG_LINE_MAX + 1));
 	}
-	if (kw == NULL)
+	if (kw == NULL) {
+		const struct kw *near = kw_nearest(key, p->allowed);
+		if (near)
+			return perr(p, "unknown %s %s (did you mean \"%s%s\"?)",
+				    p->args ? "option" : "key", q, p->args ? "--" : "", near->name);
 		return perr(p, "unknown %s %s", p->args ? "option" : "key", q);
+	}
 	p->kw = kw;
 	if ((kw->sections & p->allowed) == 0) {
 		if (p->args)

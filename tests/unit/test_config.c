@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_int.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SRC "t.conf"
@@ -2613,10 +2614,25 @@ test_failure_keeps_cfg(void **state)
 	free(snap);
 }
 
+/* iketcpd server|client --help describes every key of the table. */
+static void
+test_every_key_has_help(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < kw_count; i++) {
+		const char *t = kw_help_text(kwtab[i].name);
+		if (t == NULL || t[0] == '\0')
+			fail_msg("key %s has no --help line (daemon/config_help.c)", kwtab[i].name);
+		assert_null(strchr(t, '\n'));
+	}
+	assert_null(kw_help_text("no-such-key"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_key_has_help),
 		cmocka_unit_test(test_init_is_empty),
 		cmocka_unit_test(test_server_defaults),
 		cmocka_unit_test(test_client_defaults),
