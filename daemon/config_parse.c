@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "config_int.h"
+#include "iketcp/tls.h"
 
 /* ---- the parser ------------------------------------------------------------------------ */
 
@@ -412,7 +413,6 @@ parse_local_peer(struct parser *p, const char *val)
 
 #define TLS_DEFAULT_PORT 443 /* listen-tls without a port */
 #define HTTP_DEFAULT_PORT 80 /* proxy http://HOST without a port */
-#define PIN_BYTES 32         /* SHA-256 */
 
 /*
  * Repeatable, like listen. The first listen-tls of a section that has no
@@ -551,56 +551,13 @@ parse_tls_server_name(struct parser *p, const char *val)
 			  "a server name");
 }
 
-static int
-b64val(char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * The formats libiketcp accepts (tls.h): an optional "sha256//", then 64
- * hex digits (':' between them allowed) or 44 characters of base64 ending
- * in one '='.
- */
-static int
-valid_pin(const char *s)
-{
-	size_t n, digits = 0;
-
-	if (strncmp(s, "sha256//", 8) == 0)
-		s += 8;
-	n = strlen(s);
-	if (n == 44 && s[43] == '=' && s[42] != '=') {
-		for (size_t i = 0; i < 43; i++)
-			if (b64val(s[i]) < 0)
-				return 0;
-		return 1;
-	}
-	for (; *s; s++) {
-		if (*s == ':')
-			continue;
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
-		      (*s >= 'A' && *s <= 'F')))
-			return 0;
-		digits++;
-	}
-	return digits == 2 * PIN_BYTES;
-}
-
 int
 parse_tls_pin_sha256(struct parser *p, const char *val)
 {
-	if (!valid_pin(val))
+	uint8_t pin[IKETCP_TLS_PIN_LEN];
+
+	/* libiketcp's own parser: the daemon accepts what the context will */
+	if (iketcp_tls_pin_parse(val, pin) != IKETCP_OK)
 		return bad_value(p, val,
 				 "is not a SHA-256 public key pin (64 hex digits, or 44 "
 				 "characters of base64, optionally after sha256//)");
