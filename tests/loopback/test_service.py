@@ -236,7 +236,7 @@ def test_journal_stream_priority_prefixes():
     write_conf(conf)
     p = start_journal(["-f", "-v", "-c", conf], "journal")
     wait_for(lambda: connects(BASE), "the listener")
-    wait_log(p, r"accepted on")
+    wait_log(p, r": accepted")
     p.send_signal(signal.SIGHUP)
     wait_log(p, r"configuration reloaded")
     stop(p)
@@ -247,7 +247,7 @@ def test_journal_stream_priority_prefixes():
         assert not STAMP.search(ln), "timestamp in a journal line: %r" % ln
         assert not ln[3:].startswith("iketcpd:"), "own name in a journal line: %r" % ln
     assert any(re.match(r"<6>.*running", ln) for ln in lines), lines
-    assert any(re.match(r"<7>.*accepted on", ln) for ln in lines), lines
+    assert any(re.match(r"<7>.*: accepted", ln) for ln in lines), lines
 
     # an error: a refused reload
     write_conf(conf)
@@ -275,13 +275,39 @@ def test_cmdline_verbose_survives_sighup():
     write_conf(conf)
     p = start(["-f", "-v", "-c", conf], "verbose")
     wait_for(lambda: connects(BASE), "the listener")
-    wait_log(p, r"conn \d+ \S+: accepted on")
+    wait_log(p, r"gw0: conn \d+ \S+: accepted")
     p.send_signal(signal.SIGHUP)
     wait_log(p, r"configuration reloaded")
-    n = len(re.findall(r"accepted on", read_log(p)))
+    n = len(re.findall(r": accepted", read_log(p)))
     assert connects(BASE)
-    wait_log(p, r"conn \d+ \S+: accepted on", count=n + 1)
+    wait_log(p, r"gw0: conn \d+ \S+: accepted", count=n + 1)
     stop(p)
+
+
+def test_log_ids_and_section_name():
+    """Connections and sessions are numbered on their own (conn 1, 2 and
+    session 1, 2: no gaps from a shared counter), and every line about
+    one names its section."""
+    conf = os.path.join(TMP, "ids.conf")
+    write_conf(conf, verbose=1)
+    p = start(["-f", "-c", conf], "ids")
+    wait_log(p, r"running \(")  # not a probe connection: it would take an id
+    conns = []
+    for spi in (0x1111111111111111, 0x2222222222222222):
+        t = socket.create_connection(("127.0.0.1", BASE), timeout=3)
+        t.sendall(b"IKETCP" + g.frame(g.dgram_ike(spi)))
+        conns.append(t)
+    wait_log(p, r"session \d+: client 127\.0\.0\.1:\d+ -> backend sees", count=2)
+    for t in conns:
+        t.close()
+    stop(p)
+    log = read_log(p)
+    accepted = [int(x) for x in re.findall(r"gw0: conn (\d+) \S+: accepted", log)]
+    sessions = [int(x) for x in re.findall(r"gw0: session (\d+): client ", log)]
+    assert accepted == [1, 2] and sessions == [1, 2], log
+    for ln in log.splitlines():
+        if re.search(r"\b(conn|session) \d+", ln):
+            assert re.search(r"(^|: |>)gw0: (conn|session) \d+", ln), ln
 
 
 def frames_runt(path):
@@ -319,7 +345,7 @@ def test_verbose_levels_differ():
         stop(p)
         eff = level + len(args)
         log = read_log(p)
-        assert re.search(r"conn \d+ \S+: accepted on", log), log
+        assert re.search(r"gw0: conn \d+ \S+: accepted", log), log
         runts = len(re.findall(r"runt frame", log))
         assert runts == (1 if eff >= 2 else 0), "verbose %d: %d runt lines\n%s" % (eff, runts, log)
 
