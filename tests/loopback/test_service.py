@@ -14,6 +14,7 @@ usage: test_service.py PATH/TO/iketcpd [TEST ...]
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -391,6 +392,56 @@ def test_relative_config_path_after_detaching():
     wait_for(lambda: connects(BASE + 2), "the section added by SIGHUP (relative -c path)")
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), "the daemon to exit")
+
+
+def tls_serves(port):
+    try:
+        g.tls_connect(port).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def test_relative_tls_files_after_detaching():
+    """tls-cert = cert.pem names a file next to the config file, whatever
+    the directory iketcpd starts in: read at start, and again by SIGHUP
+    after detaching (and moving to /)."""
+    d = os.path.join(TMP, "tlsconf")
+    os.makedirs(os.path.join(d, "keys"), exist_ok=True)
+    shutil.copy(g.pkf("gw.pem"), os.path.join(d, "cert.pem"))
+    shutil.copy(g.pkf("gw.key"), os.path.join(d, "keys", "key.pem"))
+    conf = os.path.join(d, "tls-%d.conf" % BASE)
+
+    def write(sections):
+        with open(conf, "w") as f:
+            for i in range(sections):
+                f.write("[server tls%d]\nlisten-tls = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                        "tls-cert = cert.pem\ntls-key = keys/key.pem\nmax-conns = 16\n"
+                        "max-conns-per-source = 8\nmax-sessions = 16\nmax-pending = 8\n"
+                        % (i, BASE + 2 * i, BASE + 2 * i + 1))
+
+    write(1)
+    elsewhere = os.path.join(TMP, "elsewhere")
+    os.makedirs(elsewhere, exist_ok=True)
+    rc, out, err = g_run([IKETCPD, "-n", "-v", "-c", conf], cwd=elsewhere)
+    assert rc == 0 and "tls-cert = %s/cert.pem\n" % d in out, (rc, out, err)
+    p = start(["-c", conf], "relative-tls", cwd=elsewhere)
+    assert p.wait(5) == 0, "the parent of the daemon: %s" % read_log(p)
+    pid = wait_for(lambda: find_daemon(conf), "the detached iketcpd")
+    PIDS.append(pid)
+    wait_for(lambda: tls_serves(BASE), "TLS on the first section")
+    assert not connects(BASE + 2)
+    write(2)
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: tls_serves(BASE + 2), "TLS on the section added by SIGHUP")
+    assert tls_serves(BASE)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "the daemon to exit")
+
+
+def g_run(argv, cwd=None):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=cwd)
+    return r.returncode, r.stdout, r.stderr
 
 
 def cleanup():
