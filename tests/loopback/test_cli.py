@@ -243,6 +243,19 @@ def test_daemon_unknown_key_suggests():
     assert rc == 1 and '"--pear" (did you mean "--peer"?)' in err, err
 
 
+def test_conf_man_page_names_every_key():
+    """man/iketcpd.conf.5 documents every key of the table, and iketcpd.8 points to it."""
+    with open(os.path.join(ROOT, "man", "iketcpd.conf.5")) as f:
+        man = f.read().replace("\\-", "-").replace("\\(em", "-")
+    assert man.startswith(".\\\" ") or man.startswith(".TH"), man[:80]
+    assert ".TH IKETCPD.CONF 5" in man, man[:400]
+    missing = [k for k in config_keys() if "\\fB%s\\fR" % k not in man]
+    assert not missing, missing
+    with open(os.path.join(ROOT, "man", "iketcpd.8")) as f:
+        m8 = f.read()
+    assert ".BR iketcpd.conf (5)" in m8[m8.index(".SH SEE ALSO"):], m8[-600:]
+
+
 def popen(*args):
     return subprocess.Popen([CLI] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
