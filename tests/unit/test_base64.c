@@ -82,7 +82,7 @@ test_pin_parse(void **state)
 	static const char *const good[] = {
 		PIN_HEX,
 		PIN_B64,
-		"sha256//" PIN_B64,
+		("sha256//" PIN_B64),
 		"00:01:02:03:04:05:06:07:08:09:0A:0B:0C:0D:0E:0F:10:11:12:13:14:15:16:17:18:19:1A:"
 		"1B:"
 		"1C:1D:1E:1F",
@@ -95,8 +95,8 @@ test_pin_parse(void **state)
 		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh==",  /* 31 bytes, 44 chars */
 		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
 		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=AAAA",
-		"sha256//" PIN_HEX "00",                        /* 33 bytes */
-		"0" PIN_HEX,                                    /* odd number of digits */
+		("sha256//" PIN_HEX "00"),                      /* 33 bytes */
+		("0" PIN_HEX),                                  /* odd number of digits */
 		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh-_", /* base64url */
 	};
 	uint8_t pin[IKETCP_TLS_PIN_LEN], want[IKETCP_TLS_PIN_LEN];
