@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define IKETCPD_MAX_SERVERS 8
@@ -204,7 +205,11 @@ void iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name);
 int iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf, size_t len,
 			     char *err, size_t errlen);
 
-/* Reads and parses a file. Returns 0 or -1 with err set (also for I/O errors). */
+/* Reads and parses a file. Returns 0 or -1 with err set (also for I/O errors).
+ * A relative file name in it (tls-cert, tls-key, tls-ca-file) is made
+ * absolute against the file's directory, so that it means the same after
+ * daemon() moved to "/" and on every SIGHUP (iketcpd_config_parse_buf()
+ * has no directory and keeps it as written). */
 int iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err, size_t errlen);
 
 /*
@@ -212,7 +217,8 @@ int iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *e
  *   server --listen A:P [--listen ...] --backend A:P [--KEY VALUE ...]
  *   client --udp A:P --peer H:P [--enable-tcp yes|fallback|no] [--KEY VALUE ...]
  * mode is "server" or "client"; argv holds what follows it. Appends one
- * section. Returns 0 or -1 with err set ("command line: ...").
+ * section. Returns 0 or -1 with err set ("command line: ..."). A relative
+ * file name is made absolute against the current directory.
  */
 int iketcpd_config_parse_args(struct iketcpd_cfg *cfg, const char *mode, int argc, char **argv,
 			      char *err, size_t errlen);
@@ -246,5 +252,10 @@ const char *iketcpd_addr_str(const struct iketcpd_addr *a, char *buf, size_t len
 
 /* Writes the effective configuration in file syntax (for `iketcpd -n -v`). */
 void iketcpd_config_dump(const struct iketcpd_cfg *cfg, int fd);
+
+/* Writes the keys of mode ("server" or "client") and the global keys, with
+ * their defaults and a line about each (iketcpd MODE --help). Returns 0,
+ * or -1 for another mode. */
+int iketcpd_config_help(FILE *fp, const char *mode);
 
 #endif

@@ -298,50 +298,84 @@ dump_tls_min_version(struct out *o, const struct kw *kw, unsigned kind, const vo
 	out_printf(o, "tls-min-version = %s\n", t->min_version == IKETCPD_TLS_V13 ? "1.3" : "1.2");
 }
 
+/* Writes the lines of one key of a section of kind (or the globals). */
+static void
+out_key(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	const char *f = (const char *)sect + kw_off(kw, kind);
+	uint32_t v;
+	int b;
+
+	if (kw->dump != NULL) {
+		kw->dump(o, kw, kind, sect);
+		return;
+	}
+	switch (kw->kind) {
+	case V_DURATION:
+		memcpy(&v, f, sizeof(v));
+		if (v == 0 && (kw->flags & KW_OFF))
+			out_printf(o, "%s = off\n", kw->name);
+		else
+			out_dur(o, kw->name, v);
+		break;
+	case V_COUNT:
+		memcpy(&v, f, sizeof(v));
+		if (v != 0 || !(kw->flags & KW_UNSET0))
+			out_printf(o, "%s = %u\n", kw->name, v);
+		break;
+	case V_SIZE:
+		memcpy(&v, f, sizeof(v));
+		out_size(o, kw->name, v);
+		break;
+	case V_BOOL:
+		memcpy(&b, f, sizeof(b));
+		out_printf(o, "%s = %s\n", kw->name, b ? "yes" : "no");
+		break;
+	case V_STR:
+		out_str(o, kw->name, f, kw->max);
+		break;
+	case V_FN: /* no dump function: written as another key */
+		break;
+	}
+}
+
 /* Writes every key of a section of kind (or the globals), in table order. */
 static void
 out_keys(struct out *o, unsigned kind, const void *sect)
 {
-	for (size_t i = 0; i < kw_count; i++) {
-		const struct kw *kw = &kwtab[i];
-		const char *f = (const char *)sect + kw_off(kw, kind);
-		uint32_t v;
-		int b;
+	for (size_t i = 0; i < kw_count; i++)
+		if (kwtab[i].sections & kind)
+			out_key(o, &kwtab[i], kind, sect);
+}
 
-		if ((kw->sections & kind) == 0)
-			continue;
-		if (kw->dump != NULL) {
-			kw->dump(o, kw, kind, sect);
-			continue;
+size_t
+kw_default_text(const struct kw *kw, unsigned kind, const void *sect, char *buf, size_t len)
+{
+	struct out o; /* 4 KiB: one key's lines fit, so nothing is flushed to fd -1 */
+	size_t n = 0, pre = strlen(kw->name) + 3; /* "KEY = " */
+
+	o.fd = -1;
+	o.failed = 0;
+	o.n = 0;
+	out_key(&o, kw, kind, sect);
+	if (len == 0)
+		return 0;
+	/* "KEY = A\nKEY = B\n" -> "A, B" */
+	for (size_t i = 0; i + pre < o.n;) {
+		char *nl = memchr(o.buf + i, '\n', o.n - i);
+		size_t end = nl ? (size_t)(nl - o.buf) : o.n, m = end - i - pre;
+		if (n && n + 2 < len) {
+			memcpy(buf + n, ", ", 2);
+			n += 2;
 		}
-		switch (kw->kind) {
-		case V_DURATION:
-			memcpy(&v, f, sizeof(v));
-			if (v == 0 && (kw->flags & KW_OFF))
-				out_printf(o, "%s = off\n", kw->name);
-			else
-				out_dur(o, kw->name, v);
-			break;
-		case V_COUNT:
-			memcpy(&v, f, sizeof(v));
-			if (v != 0 || !(kw->flags & KW_UNSET0))
-				out_printf(o, "%s = %u\n", kw->name, v);
-			break;
-		case V_SIZE:
-			memcpy(&v, f, sizeof(v));
-			out_size(o, kw->name, v);
-			break;
-		case V_BOOL:
-			memcpy(&b, f, sizeof(b));
-			out_printf(o, "%s = %s\n", kw->name, b ? "yes" : "no");
-			break;
-		case V_STR:
-			out_str(o, kw->name, f, kw->max);
-			break;
-		case V_FN: /* no dump function: written as another key */
-			break;
-		}
+		if (m > len - 1 - n)
+			m = len - 1 - n;
+		memcpy(buf + n, o.buf + i + pre, m);
+		n += m;
+		i = end + 1;
 	}
+	buf[n] = '\0';
+	return n;
 }
 
 void

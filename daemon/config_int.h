@@ -154,10 +154,18 @@ extern const size_t kw_count;
 #define KW_MAX 80 /* bound of kw_count, for the parser's per-key arrays */
 
 const struct kw *kw_find(const char *name);
+/* The key nearest to a mistyped name (one valid in sections first), or NULL. */
+const struct kw *kw_nearest(const char *name, unsigned sections);
 /* The offset of kw's field in a section of kind (SECT_SERVER/CLIENT), 0: none. */
 size_t kw_off(const struct kw *kw, unsigned kind);
 /* The default of a typed key, by name (for rules that compare against it). */
 uint32_t kw_default(const char *name);
+
+/* The value(s) kw has in sect as the dump writes them ("A, B" for a
+ * repeated key) into buf; returns the length, 0: the dump writes nothing. */
+size_t kw_default_text(const struct kw *kw, unsigned kind, const void *sect, char *buf, size_t len);
+/* The one-line description of a key for --help (config_help.c), or NULL. */
+const char *kw_help_text(const char *name);
 
 /* The checks of iketcpd_config_check() with the parser's locations: src
  * (NULL: none), args (the command line: no line numbers), and the header

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "nearest.h"
 
 #define SRV(f) offsetof(struct iketcpd_server_cfg, f)
 #define CLI(f) offsetof(struct iketcpd_client_cfg, f)
@@ -142,6 +143,23 @@ kw_find(const char *name)
 		if (strcmp(kwtab[i].name, name) == 0)
 			return &kwtab[i];
 	return NULL;
+}
+
+const struct kw *
+kw_nearest(const char *name, unsigned sections)
+{
+	const char *names[KW_MAX];
+	int k;
+
+	/* a key of the section being written first, then any key */
+	for (size_t i = 0; i < kw_count; i++)
+		names[i] = kwtab[i].sections & sections ? kwtab[i].name : NULL;
+	if ((k = nearest_word(name, names, kw_count)) < 0) {
+		for (size_t i = 0; i < kw_count; i++)
+			names[i] = kwtab[i].name;
+		k = nearest_word(name, names, kw_count);
+	}
+	return k < 0 ? NULL : &kwtab[k];
 }
 
 size_t

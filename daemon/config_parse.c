@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "config_int.h"
+#include "iketcp/tls.h"
 
 /* ---- the parser ------------------------------------------------------------------------ */
 
@@ -57,6 +59,7 @@ struct parser {
 	unsigned seen[KW_MAX]; /* line where each key was set in this section (1 on argv) */
 	unsigned srv_line[IKETCPD_MAX_SERVERS]; /* header line of new sections, 0: unknown */
 	unsigned cli_line[IKETCPD_MAX_CLIENTS];
+	const char *base; /* directory that relative file names are in; NULL: kept relative */
 	char *err;
 	size_t errlen;
 };
@@ -412,7 +415,6 @@ parse_local_peer(struct parser *p, const char *val)
 
 #define TLS_DEFAULT_PORT 443 /* listen-tls without a port */
 #define HTTP_DEFAULT_PORT 80 /* proxy http://HOST without a port */
-#define PIN_BYTES 32         /* SHA-256 */
 
 /*
  * Repeatable, like listen. The first listen-tls of a section that has no
@@ -457,6 +459,26 @@ get_string(struct parser *p, const char *val, char *dst, size_t size, const char
 		return bad_value(p, val, "is too long for %s (at most %zu bytes)", what, size - 1);
 	memset(dst, 0, size);
 	memcpy(dst, val, n);
+	return 0;
+}
+
+/* A file name, made absolute against p->base when relative. */
+static int
+get_path(struct parser *p, const char *val, char *dst, size_t size)
+{
+	size_t bl, vl;
+
+	if (val[0] == '/' || p->base == NULL)
+		return get_string(p, val, dst, size, "a file name");
+	bl = strlen(p->base);
+	vl = strnlen(val, size);
+	if (bl + 1 + vl >= size)
+		return bad_value(p, val, "is too long for a file name in %s (at most %zu bytes)",
+				 p->base[0] ? p->base : "/", size - 1);
+	memset(dst, 0, size);
+	memcpy(dst, p->base, bl);
+	dst[bl] = '/';
+	memcpy(dst + bl + 1, val, vl);
 	return 0;
 }
 
@@ -551,56 +573,13 @@ parse_tls_server_name(struct parser *p, const char *val)
 			  "a server name");
 }
 
-static int
-b64val(char ch)
-{
-	if (ch >= 'A' && ch <= 'Z')
-		return ch - 'A';
-	if (ch >= 'a' && ch <= 'z')
-		return ch - 'a' + 26;
-	if (ch >= '0' && ch <= '9')
-		return ch - '0' + 52;
-	if (ch == '+')
-		return 62;
-	if (ch == '/')
-		return 63;
-	return -1;
-}
-
-/*
- * The formats libiketcp accepts (tls.h): an optional "sha256//", then 64
- * hex digits (':' between them allowed) or 44 characters of base64 ending
- * in one '='.
- */
-static int
-valid_pin(const char *s)
-{
-	size_t n, digits = 0;
-
-	if (strncmp(s, "sha256//", 8) == 0)
-		s += 8;
-	n = strlen(s);
-	if (n == 44 && s[43] == '=' && s[42] != '=') {
-		for (size_t i = 0; i < 43; i++)
-			if (b64val(s[i]) < 0)
-				return 0;
-		return 1;
-	}
-	for (; *s; s++) {
-		if (*s == ':')
-			continue;
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
-		      (*s >= 'A' && *s <= 'F')))
-			return 0;
-		digits++;
-	}
-	return digits == 2 * PIN_BYTES;
-}
-
 int
 parse_tls_pin_sha256(struct parser *p, const char *val)
 {
-	if (!valid_pin(val))
+	uint8_t pin[IKETCP_TLS_PIN_LEN];
+
+	/* libiketcp's own parser: the daemon accepts what the context will */
+	if (iketcp_tls_pin_parse(val, pin) != IKETCP_OK)
 		return bad_value(p, val,
 				 "is not a SHA-256 public key pin (64 hex digits, or 44 "
 				 "characters of base64, optionally after sha256//)");
@@ -739,7 +718,7 @@ parse_value(struct parser *p, const struct kw *kw, const char *val)
 	case V_BOOL:
 		return get_bool(p, val, f);
 	case V_STR:
-		return get_string(p, val, f, kw->max, "a file name");
+		return get_path(p, val, f, kw->max);
 	case V_FN:
 		break;
 	}
@@ -761,8 +740,13 @@ dispatch(struct parser *p, const char *key, const char *val)
 	} else {
 		cfg_quote(q, sizeof(q), key, strnlen(key, CFG_LINE_MAX + 1));
 	}
-	if (kw == NULL)
+	if (kw == NULL) {
+		const struct kw *near = kw_nearest(key, p->allowed);
+		if (near)
+			return perr(p, "unknown %s %s (did you mean \"%s%s\"?)",
+				    p->args ? "option" : "key", q, p->args ? "--" : "", near->name);
 		return perr(p, "unknown %s %s", p->args ? "option" : "key", q);
+	}
 	p->kw = kw;
 	if ((kw->sections & p->allowed) == 0) {
 		if (p->args)
@@ -996,9 +980,9 @@ parser_finish(struct parser *p)
 
 /* ---- entry points -------------------------------------------------------------------------- */
 
-int
-iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf, size_t len,
-			 char *err, size_t errlen)
+static int
+parse_buf_in(struct iketcpd_cfg *cfg, const char *src, const char *base, const char *buf,
+	     size_t len, char *err, size_t errlen)
 {
 	struct iketcpd_cfg *work;
 	struct iketcp_cur in, lc;
@@ -1017,6 +1001,7 @@ iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *b
 	}
 	*work = *cfg;
 	parser_begin(&p, work, src, 0, err, errlen);
+	p.base = base;
 	iketcp_cur_init(&in, buf, len);
 	while (iketcp_cur_left(&in) > 0) {
 		size_t n = cur_span_to(&in, '\n');
@@ -1039,8 +1024,34 @@ out:
 }
 
 int
+iketcpd_config_parse_buf(struct iketcpd_cfg *cfg, const char *src, const char *buf, size_t len,
+			 char *err, size_t errlen)
+{
+	return parse_buf_in(cfg, src, NULL, buf, len, err, errlen);
+}
+
+/* The absolute directory of path into dir (PATH_MAX bytes), or -1. */
+static int
+dir_of(const char *path, char *dir)
+{
+	char tmp[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == path ? 1 : slash ? (size_t)(slash - path) : 0;
+
+	if (n >= sizeof(tmp))
+		return -1;
+	if (slash)
+		memcpy(tmp, path, n);
+	else
+		tmp[n++] = '.';
+	tmp[n] = '\0';
+	return realpath(tmp, dir) ? 0 : -1;
+}
+
+int
 iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err, size_t errlen)
 {
+	char dir[PATH_MAX];
 	size_t len = 0, cap = 0;
 	char *buf = NULL, *nbuf;
 	struct stat st;
@@ -1099,7 +1110,12 @@ iketcpd_config_parse_file(struct iketcpd_cfg *cfg, const char *path, char *err, 
 			   CFG_FILE_MAX);
 		goto out;
 	}
-	rc = iketcpd_config_parse_buf(cfg, path, buf, len, err, errlen);
+	if (dir_of(path, dir) < 0) {
+		cfg_seterr(err, errlen, "%s: its directory: %s", path, strerror(errno));
+		goto out;
+	}
+	/* "/" + "/" + name would be "//name": the root is "" */
+	rc = parse_buf_in(cfg, path, strcmp(dir, "/") ? dir : "", buf, len, err, errlen);
 out:
 	free(buf);
 	close(fd);
@@ -1136,6 +1152,10 @@ iketcpd_config_parse_args(struct iketcpd_cfg *cfg, const char *mode, int argc, c
 	}
 	*work = *cfg;
 	parser_begin(&p, work, "command line", 1, err, errlen);
+	char cwd[PATH_MAX];
+	p.base = getcwd(cwd, sizeof(cwd)); /* NULL (cwd gone): names stay relative */
+	if (p.base && strcmp(p.base, "/") == 0)
+		p.base = "";
 	if (new_section(&p, kind, NULL, mode) < 0)
 		goto out;
 	for (i = 0; i < argc; i++) {

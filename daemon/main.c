@@ -91,8 +91,25 @@ usage(FILE *fp)
 		    "  -f       stay in the foreground, log to stderr\n"
 		    "  -v       more logging (debug)\n"
 		    "  -V       print the version\n"
-		    "Every --KEY is also a config keyword; see iketcpd(8) / "
-		    "docs/iketcpd.conf.md.\n");
+		    "Every --KEY is also a config keyword: 'iketcpd server --help' and "
+		    "'iketcpd client --help' list each mode's keys with their defaults; "
+		    "see iketcpd(8) and iketcpd.conf(5).\n");
+}
+
+/* The mode before argv[end] ("iketcpd [-f] server ... --help"), or NULL:
+ * the first word that is neither a flag nor the value of -c. */
+static const char *
+help_mode(int argc, char **argv, int end)
+{
+	for (int i = 1; i < end && i < argc; i++) {
+		if (!strcmp(argv[i], "-c")) {
+			i++;
+			continue;
+		}
+		if (argv[i][0] != '-')
+			return argv[i];
+	}
+	return NULL;
 }
 
 static unsigned
@@ -525,7 +542,9 @@ main(int argc, char **argv)
 	a.stats.fd = -1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
-			usage(stdout);
+			const char *mode = help_mode(argc, argv, i);
+			if (!mode || iketcpd_config_help(stdout, mode) < 0)
+				usage(stdout);
 			return 0;
 		}
 		if (!strcmp(argv[i], "--version")) {

@@ -183,7 +183,7 @@ struct server {
 	struct siphash_key hkey;           /* keys every table a peer fills */
 	struct spitab spis;                /* IKE SPIi and ESP SPIs -> session */
 	struct src_ent *src_tab[SRC_BUCKETS];
-	uint64_t next_id, attach_seq;
+	uint64_t next_conn_id, next_session_id, attach_seq;
 	struct server_stats st;
 	struct relay_io io;      /* TCP -> UDP: the read buffer and its datagram batch */
 	struct udprecv urx;      /* UDP -> TCP */
@@ -346,13 +346,14 @@ session_expire_cb(struct timer *t)
 
 	if (s->half_open && now >= s->born_ms + srv->cfg.half_open_timeout_ms) {
 		log_peer(LOG_LVL_INFO, LOGC_SESSION,
-			 "session %llu: no IKE exchange past IKE_SA_INIT in %ums: removed",
-			 (unsigned long long)s->id, srv->cfg.half_open_timeout_ms);
+			 "%s: session %llu: no IKE exchange past IKE_SA_INIT in %ums: removed",
+			 s->srv->cfg.name, (unsigned long long)s->id,
+			 srv->cfg.half_open_timeout_ms);
 		srv->st.half_open_expired++;
 		session_destroy(s, CR_HALF_OPEN);
 	} else if (!s->nmembers && now >= s->lonely_ms + srv->cfg.session_timeout_ms) {
-		log_peer(LOG_LVL_INFO, LOGC_SESSION, "session %llu expired (no connection)",
-			 (unsigned long long)s->id);
+		log_peer(LOG_LVL_INFO, LOGC_SESSION, "%s: session %llu expired (no connection)",
+			 s->srv->cfg.name, (unsigned long long)s->id);
 		srv->st.sessions_expired++;
 		session_destroy(s, CR_NOT_JOINED);
 	} else {
@@ -440,8 +441,9 @@ session_evict(struct session *s)
 		srv->st.half_open_evicted++;
 	else
 		srv->st.sessions_evicted++;
-	log_peer(LOG_LVL_INFO, LOGC_SESSION, "session %llu evicted (%s) to make room",
-		 (unsigned long long)s->id, s->half_open ? "half-open" : "no connection");
+	log_peer(LOG_LVL_INFO, LOGC_SESSION, "%s: session %llu evicted (%s) to make room",
+		 s->srv->cfg.name, (unsigned long long)s->id,
+		 s->half_open ? "half-open" : "no connection");
 	session_destroy(s, CR_EVICTED);
 }
 
@@ -467,8 +469,9 @@ session_room(struct server *srv, struct src_ent *src)
 		if (!(v = src_oldest(src, 1)) && !(v = src_oldest(src, 0))) {
 			srv->st.refused_sessions_source++;
 			log_peer(LOG_LVL_WARN, LOGC_SESSION,
-				 "session refused: max-sessions-per-source %u reached, all in use",
-				 cfg->max_sessions_per_source);
+				 "%s: session refused: max-sessions-per-source %u reached, all in "
+				 "use",
+				 cfg->name, cfg->max_sessions_per_source);
 			return -1;
 		}
 		session_evict(v);
@@ -477,7 +480,8 @@ session_room(struct server *srv, struct src_ent *src)
 		if (!srv->ho_head) {
 			srv->st.sessions_refused++;
 			log_peer(LOG_LVL_WARN, LOGC_SESSION,
-				 "session refused: max-sessions %u reached", cfg->max_sessions);
+				 "%s: session refused: max-sessions %u reached", cfg->name,
+				 cfg->max_sessions);
 			return -1;
 		}
 		session_evict(srv->ho_head);
@@ -523,7 +527,7 @@ session_new(struct server *srv, struct src_ent *src)
 		return NULL;
 	}
 	timer_init(&s->expire, session_expire_cb, s);
-	s->id = ++srv->next_id;
+	s->id = ++srv->next_session_id;
 	s->next = srv->sessions;
 	if (s->next)
 		s->next->prev = s;
@@ -713,8 +717,8 @@ set_current(struct session *s, struct sconn *c)
 	if (!c)
 		return;
 	conn_arm(c);
-	log_peer_debug("session %llu: return path now conn %llu (%s)", (unsigned long long)s->id,
-		       (unsigned long long)c->id, c->peer_str);
+	log_peer_debug("%s: session %llu: return path now conn %llu (%s)", s->srv->cfg.name,
+		       (unsigned long long)s->id, (unsigned long long)c->id, c->peer_str);
 	if (s->nheld) {
 		/* R36 (TR side): what the backend sent while no connection
 		 * existed goes out first on the next one, oldest first. */
@@ -779,8 +783,8 @@ attach(struct sconn *c, struct session *s, int member)
 		if (s->conns)
 			s->conns->s_prev = c;
 		s->conns = c;
-		log_peer_debug("conn %llu (%s) claims session %llu", (unsigned long long)c->id,
-			       c->peer_str, (unsigned long long)s->id);
+		log_peer_debug("%s: conn %llu (%s) claims session %llu", c->srv->cfg.name,
+			       (unsigned long long)c->id, c->peer_str, (unsigned long long)s->id);
 	}
 	if (member && !c->member) {
 		c->member = 1;
@@ -791,8 +795,8 @@ attach(struct sconn *c, struct session *s, int member)
 			session_arm(s);
 		if (!s->current)
 			set_current(s, c);
-		log_peer_debug("conn %llu (%s) joins session %llu", (unsigned long long)c->id,
-			       c->peer_str, (unsigned long long)s->id);
+		log_peer_debug("%s: conn %llu (%s) joins session %llu", c->srv->cfg.name,
+			       (unsigned long long)c->id, c->peer_str, (unsigned long long)s->id);
 	}
 	conn_arm(c);
 }
@@ -1017,11 +1021,11 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 				     ? LOG_LVL_INFO
 				     : LOG_LVL_WARN;
 	log_peer(lvl, LOGC_PROTO,
-		 "conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
+		 "%s: conn %llu %s%s: closed in %s: %s%s%s (frames in %llu, out %llu, esp dropped "
 		 "%llu)",
-		 (unsigned long long)c->id, c->peer_str, c->r.is_tls ? " (TLS)" : "",
-		 state_names[c->state], server_close_reasons[why].text, detail ? ": " : "",
-		 detail ? detail : "", (unsigned long long)c->frames_in,
+		 c->srv->cfg.name, (unsigned long long)c->id, c->peer_str,
+		 c->r.is_tls ? " (TLS)" : "", state_names[c->state], server_close_reasons[why].text,
+		 detail ? ": " : "", detail ? detail : "", (unsigned long long)c->frames_in,
 		 (unsigned long long)(c->r.q.stats.frames_out[0] + c->r.q.stats.frames_out[1]),
 		 (unsigned long long)c->r.q.stats.dropped[IKETCP_CLASS_ESP]);
 	srv->st.closed[why]++;
@@ -1031,7 +1035,8 @@ conn_close_msg(struct sconn *c, enum close_reason why, const char *detail)
 	if ((why == CR_SHUTDOWN || why == CR_EOF || why == CR_REPLACED) &&
 	    iketcp_transport_handshake_done(&c->r.tr) &&
 	    iketcp_transport_shutdown(&c->r.tr) != IKETCP_OK)
-		log_peer_debug("conn %llu: no close_notify sent", (unsigned long long)c->id);
+		log_peer_debug("%s: conn %llu: no close_notify sent", c->srv->cfg.name,
+			       (unsigned long long)c->id);
 	detach(c);
 	if (c->pending) {
 		srv->npending--;
@@ -1176,8 +1181,9 @@ conn_handshake(struct sconn *c)
 	srv->st.tls_handshakes++;
 	if (iketcp_tls_resumed(&c->r.tr))
 		srv->st.tls_resumed++;
-	log_peer_debug("conn %llu %s: TLS handshake done: %s, %s%s", (unsigned long long)c->id,
-		       c->peer_str, iketcp_tls_version(&c->r.tr), iketcp_tls_cipher(&c->r.tr),
+	log_peer_debug("%s: conn %llu %s: TLS handshake done: %s, %s%s", c->srv->cfg.name,
+		       (unsigned long long)c->id, c->peer_str, iketcp_tls_version(&c->r.tr),
+		       iketcp_tls_cipher(&c->r.tr),
 		       iketcp_tls_resumed(&c->r.tr) ? ", resumed session" : "");
 	c->state = SC_WAIT_PREFIX;
 	if (timer_start(srv->loop, &c->timer, srv->cfg.prefix_timeout_ms) < 0) {
@@ -1323,7 +1329,7 @@ conn_proxy_hdr(struct sconn *c)
 							     : sizeof(struct sockaddr_in6)};
 		struct src_ent *src = src_get(srv, &client, 1);
 		iketcpd_addr_str(&client, as, sizeof(as));
-		log_peer_debug("conn %llu %s: PROXY v%d header: client %s",
+		log_peer_debug("%s: conn %llu %s: PROXY v%d header: client %s", c->srv->cfg.name,
 			       (unsigned long long)c->id, c->peer_str, pi.version, as);
 		if (src != c->src && (!src || src->conns >= srv->cfg.max_conns_per_source ||
 				      src->pending >= srv->cfg.max_pending_per_source)) {
@@ -1347,8 +1353,9 @@ conn_proxy_hdr(struct sconn *c)
 	} else {
 		srv->st.proxy_local++;
 		c->pp_local = 1;
-		log_peer_debug("conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
-			       (unsigned long long)c->id, c->peer_str, pi.version);
+		log_peer_debug(
+			"%s: conn %llu %s: PROXY v%d header without a client (LOCAL or UNKNOWN)",
+			c->srv->cfg.name, (unsigned long long)c->id, c->peer_str, pi.version);
 	}
 	conn_begin(c, 1);
 }
@@ -1370,8 +1377,9 @@ static void
 resume(struct sconn *c, struct session *s)
 {
 	c->srv->st.resumes++;
-	log_peer(LOG_LVL_INFO, LOGC_SESSION, "conn %llu %s resumes session %llu",
-		 (unsigned long long)c->id, c->peer_str, (unsigned long long)s->id);
+	log_peer(LOG_LVL_INFO, LOGC_SESSION, "%s: conn %llu %s resumes session %llu",
+		 c->srv->cfg.name, (unsigned long long)c->id, c->peer_str,
+		 (unsigned long long)s->id);
 	attach(c, s, 1);
 }
 
@@ -1489,9 +1497,9 @@ conn_frame(struct relay *r, const struct iketcp_dgram *d)
 			return 0;
 		}
 		srv->st.frames_runt++;
-		log_peer(LOG_LVL_DEBUG, LOGC_PROTO, "conn %llu %s: runt frame (%s, length %zu)",
-			 (unsigned long long)c->id, c->peer_str, iketcp_runt_name(d->runt),
-			 d->len + IKETCP_LEN_SIZE);
+		log_peer(LOG_LVL_DEBUG, LOGC_PROTO, "%s: conn %llu %s: runt frame (%s, length %zu)",
+			 c->srv->cfg.name, (unsigned long long)c->id, c->peer_str,
+			 iketcp_runt_name(d->runt), d->len + IKETCP_LEN_SIZE);
 		break;
 	case IKETCP_DGRAM_IKE:
 	case IKETCP_DGRAM_ESP: {
@@ -1757,7 +1765,7 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 		return -1;
 	}
 	c->srv = srv;
-	c->id = ++srv->next_id;
+	c->id = ++srv->next_conn_id;
 	c->accepted_ms = loop_now(srv->loop);
 	memcpy(c->peer_str, ps, sizeof(c->peer_str));
 	c->peer = *peer;
@@ -1792,8 +1800,8 @@ conn_adopt(struct server *srv, int fd, const struct iketcpd_addr *peer, int tls)
 	srv->nconns++;
 	srv->npending++;
 	srv->st.accepted++;
-	log_peer_debug("conn %llu %s: accepted on %s%s", (unsigned long long)c->id, ps,
-		       srv->cfg.name, tls ? " (TLS)" : "");
+	log_peer_debug("%s: conn %llu %s: accepted%s", srv->cfg.name, (unsigned long long)c->id, ps,
+		       tls ? " (TLS)" : "");
 	if (!srv->cfg.proxy_protocol)
 		conn_begin(c, 0);
 	return c->state == SC_CLOSED ? -1 : 0;

@@ -14,11 +14,9 @@
 #include <string.h>
 
 #include "iketcp/cursor.h"
+#include "base64_internal.h"
 
 /* ---- request ------------------------------------------------------------- */
-
-static const char b64_alphabet[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* One piece of the byte sequence to encode. */
 struct piece {
@@ -26,39 +24,30 @@ struct piece {
 	size_t n;
 };
 
-/* Byte i of the concatenation of np pieces (i is below their total). */
-static uint8_t
-piece_byte(const struct piece *pc, size_t np, size_t i)
-{
-	for (size_t k = 0; k < np; k++) {
-		if (i < pc[k].n)
-			return (uint8_t)pc[k].p[i];
-		i -= pc[k].n;
-	}
-	return 0;
-}
+/* A multiple of 3: chunks of it encode to exactly the encoding of the whole. */
+#define B64_CHUNK 48
 
 /* Appends the base64 (RFC 4648 §4, padded) of the concatenated pieces. */
 static int
 put_base64(struct iketcp_wcur *w, const struct piece *pc, size_t np)
 {
-	size_t n = 0;
-	uint8_t in[3];
-	char out[4];
+	uint8_t in[B64_CHUNK];
+	char out[IKETCP_B64_LEN(B64_CHUNK) + 1];
+	size_t k = 0;
 
-	for (size_t k = 0; k < np; k++)
-		n += pc[k].n;
-	for (size_t i = 0; i < n; i += 3) {
-		size_t k = n - i < 3 ? n - i : 3;
-		for (size_t j = 0; j < 3; j++)
-			in[j] = j < k ? piece_byte(pc, np, i + j) : 0;
-		out[0] = b64_alphabet[in[0] >> 2];
-		out[1] = b64_alphabet[(in[0] & 3) << 4 | in[1] >> 4];
-		out[2] = k > 1 ? b64_alphabet[(in[1] & 15) << 2 | in[2] >> 6] : '=';
-		out[3] = k > 2 ? b64_alphabet[in[2] & 63] : '=';
-		if (iketcp_wcur_put_bytes(w, out, 4) != IKETCP_OK)
-			return IKETCP_E_SHORT;
+	for (size_t i = 0; i < np; i++) {
+		for (size_t j = 0; j < pc[i].n; j++) {
+			in[k++] = (uint8_t)pc[i].p[j];
+			if (k < sizeof(in))
+				continue;
+			if (iketcp_wcur_put_bytes(w, out, iketcp__b64_encode(out, in, k)) !=
+			    IKETCP_OK)
+				return IKETCP_E_SHORT;
+			k = 0;
+		}
 	}
+	if (k && iketcp_wcur_put_bytes(w, out, iketcp__b64_encode(out, in, k)) != IKETCP_OK)
+		return IKETCP_E_SHORT;
 	return IKETCP_OK;
 }
 

@@ -31,11 +31,12 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "base64_internal.h"
 #include "transport_int.h"
 
 /* The largest TLS record plaintext (RFC 8446 §5.1): one SSL_write's worth. */
 #define TLS_WBUF 16384
-#define PIN_LEN 32 /* SHA-256 */
+#define PIN_LEN IKETCP_TLS_PIN_LEN
 
 enum ctx_side { SIDE_SERVER, SIDE_CLIENT };
 
@@ -408,19 +409,20 @@ hexval(int ch)
 	return -1;
 }
 
-/* Parses a pin: [sha256//] then 64 hex digits (':' allowed) or 44 base64 chars. */
-static int
-parse_pin(const char *s, uint8_t pin[PIN_LEN])
+/* [sha256//] then 64 hex digits (':' allowed) or 44 base64 characters. */
+int
+iketcp_tls_pin_parse(const char *s, uint8_t pin[IKETCP_TLS_PIN_LEN])
 {
 	size_t n;
 
+	if (!s || !pin)
+		return IKETCP_E_INVAL;
 	if (strncmp(s, "sha256//", 8) == 0)
 		s += 8;
 	n = strlen(s);
-	if (n == 44 && s[43] == '=' && s[42] != '=') {
-		unsigned char tmp[34];
-		/* EVP_DecodeBlock keeps padding bytes: 44 chars decode to 33. */
-		if (EVP_DecodeBlock(tmp, (const unsigned char *)s, 44) != 33)
+	if (n == IKETCP_B64_LEN(PIN_LEN)) {
+		uint8_t tmp[IKETCP_B64_LEN(PIN_LEN) / 4 * 3];
+		if (iketcp__b64_decode(tmp, sizeof(tmp), s, n) != PIN_LEN)
 			return IKETCP_E_INVAL;
 		memcpy(pin, tmp, PIN_LEN);
 		return IKETCP_OK;
@@ -499,7 +501,7 @@ iketcp_tls_client_ctx_new(const struct iketcp_tls_client_cfg *cfg, struct iketcp
 		goto fail;
 	rc = IKETCP_E_TLS_CONFIG;
 	if (cfg->pin_sha256) {
-		if (parse_pin(cfg->pin_sha256, ctx->pin) != IKETCP_OK) {
+		if (iketcp_tls_pin_parse(cfg->pin_sha256, ctx->pin) != IKETCP_OK) {
 			set_err(err, err_len,
 				"pin_sha256 %s: not 64 hex digits or 44 base64 characters",
 				cfg->pin_sha256);

@@ -25,13 +25,6 @@ struct cli_opt {
 int cli_getopt(const char *cmd, const struct cli_opt *opts, size_t nopts, int argc, char **argv,
 	       int *i, const char **val);
 
-/*
- * The candidate nearest to word: a unique one that word is a prefix of (3
- * characters at least), else the one at the smallest edit distance if that
- * distance is small for the word's length. Returns its index or -1.
- */
-int cli_nearest(const char *word, const char *const *cands, size_t n);
-
 /* Prints one classified frame as "  #IDX  len=... kind ..." (decode, demo). */
 void cli_print_frame(unsigned idx, const uint8_t *frame, size_t len);
 

@@ -14,6 +14,7 @@
 
 #include "iketcp/iketcp.h"
 #include "cli.h"
+#include "nearest.h"
 #include "probe.h"
 
 static size_t
@@ -327,7 +328,7 @@ unknown_command(const char *name)
 	const char *names[NCOMMANDS];
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		names[i] = commands[i].name;
-	int near = cli_nearest(name, names, NCOMMANDS);
+	int near = nearest_word(name, names, NCOMMANDS);
 	if (near >= 0)
 		fprintf(stderr, "iketcp: unknown command '%s' (did you mean '%s'?)\n", name,
 			names[near]);
@@ -374,7 +375,7 @@ main(int argc, char **argv)
 	if (!c) {
 		if (name[0] == '-') {
 			static const char *const opts[] = {"--help", "--version"};
-			int near = cli_nearest(name, opts, 2);
+			int near = nearest_word(name, opts, 2);
 			fprintf(stderr, "iketcp: unknown option '%s'%s%s%s\n", name,
 				near >= 0 ? " (did you mean " : "", near >= 0 ? opts[near] : "",
 				near >= 0 ? "?)" : "");

@@ -35,6 +35,7 @@
 #define IKETCP_TLS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "iketcp/err.h"
 #include "iketcp/transport.h"
@@ -180,6 +181,18 @@ void *iketcp_tls_ssl(const struct iketcp_transport *t);
  * Returns IKETCP_OK, IKETCP_E_TLS_CONFIG (unreadable) or IKETCP_E_INVAL.
  */
 int IKETCP_WUR iketcp_tls_pin_of_cert_file(const char *path, char hex[65]);
+
+#define IKETCP_TLS_PIN_LEN 32 /* SHA-256 */
+
+/*
+ * Decodes a pin in the pin_sha256 syntax (64 hex digits, colons allowed,
+ * or the 44-character base64 of RFC 4648 §4, optionally after "sha256//")
+ * into pin: what iketcp_tls_client_ctx_new() accepts, for checking a
+ * configuration early. Base64 must be canonical (no blanks, zero padding
+ * bits). Returns IKETCP_OK or IKETCP_E_INVAL (pin unchanged or partly
+ * written).
+ */
+int IKETCP_WUR iketcp_tls_pin_parse(const char *s, uint8_t pin[IKETCP_TLS_PIN_LEN]);
 
 #ifdef __cplusplus
 }

@@ -168,6 +168,94 @@ def probe_backend_answer(s, pr):
     return pr.returncode, out, err
 
 
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def config_keys():
+    """{key: set of "S", "C", "G"} from the keyword table in daemon/config_keys.c."""
+    import re
+    with open(os.path.join(ROOT, "daemon", "config_keys.c")) as f:
+        src = f.read()
+    table = src[src.index("const struct kw kwtab[] = {"):src.index("const size_t kw_count")]
+    keys = {}
+    for m in re.finditer(r'^\s*(?:[A-Z]+\(|\{)"([a-z0-9-]+)",\s*([SCG](?:\s*\|\s*[SCG])*)\s*,',
+                         table, re.M):
+        keys[m.group(1)] = set(x.strip() for x in m.group(2).split("|"))
+    assert len(keys) > 60 and "max-conns" in keys and keys["udp"] == {"C"}, keys
+    return keys
+
+
+def iketcpd(*args, cwd=None):
+    r = subprocess.run([g.IKETCPD] + list(args), capture_output=True, timeout=30, cwd=cwd)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_daemon_mode_help_lists_the_keys():
+    """iketcpd server|client --help: every key of that mode and the globals, none of the other
+    mode's, each with a default and a description."""
+    keys = config_keys()
+    for mode, sect, other in (("server", "S", "C"), ("client", "C", "S")):
+        for argv in ((mode, "--help"), ("-f", mode, "--listen", "x", "--help")):
+            rc, out, err = iketcpd(*argv)
+            assert rc == 0 and err == "" and out.startswith(
+                "usage: iketcpd [-f] [-v] [-n] %s " % mode), (argv, rc, out, err)
+        listed = {}
+        for line in out.splitlines():
+            if line.startswith("  --"):
+                f = line.split(None, 1)
+                listed[f[0][2:]] = f[1] if len(f) > 1 else ""
+        for k, secs in keys.items():
+            if sect in secs or "G" in secs:
+                assert k in listed, (mode, k, out)
+                # a default (or "none"/"required") and a description after it
+                assert len(listed[k].split()) >= 2, (mode, k, listed[k])
+            else:
+                assert k not in listed, (mode, k)
+        assert set(listed) <= set(keys), set(listed) - set(keys)
+    rc, out, _ = iketcpd("server", "--help")
+    assert "  --max-conns                 4096 " in out, out
+    assert "  --listen                    [::]:4500, 0.0.0.0:4500 " in out, out
+    rc, out, _ = iketcpd("--help")
+    assert rc == 0 and "iketcpd server --help" in out and "iketcpd client --help" in out, out
+
+
+def test_daemon_unknown_key_suggests():
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "c.conf")
+        with open(path, "w") as f:
+            f.write("# x\n[server]\nmax-con = 5\n")
+        rc, out, err = iketcpd("-n", "-c", path)
+        assert rc == 1 and err == ('iketcpd: %s:3: unknown key "max-con" (did you mean '
+                                   '"max-conns"?)\n' % path), err
+        with open(path, "w") as f:
+            f.write("[client a]\nudp = 127.0.0.1:1\npeer = x\ntls-serer-name = a\n")
+        rc, out, err = iketcpd("-n", "-c", path)
+        assert rc == 1 and '(did you mean "tls-server-name"?)' in err, err
+        with open(path, "w") as f:
+            f.write("[server]\nfrobnicate = 1\n")
+        rc, out, err = iketcpd("-n", "-c", path)
+        assert rc == 1 and err.endswith(':2: unknown key "frobnicate"\n'), err
+    rc, out, err = iketcpd("-n", "server", "--max-con", "5")
+    assert rc == 1 and err == ('iketcpd: command line: unknown option "--max-con" (did you mean '
+                               '"--max-conns"?)\n'), err
+    rc, out, err = iketcpd("-n", "client", "--udp", "127.0.0.1:1", "--peer", "x", "--pear", "y")
+    assert rc == 1 and '"--pear" (did you mean "--peer"?)' in err, err
+
+
+def test_conf_man_page_names_every_key():
+    """man/iketcpd.conf.5 documents every key of the table, and iketcpd.8 points to it."""
+    with open(os.path.join(ROOT, "man", "iketcpd.conf.5")) as f:
+        man = f.read().replace("\\-", "-").replace("\\(em", "-")
+    assert man.startswith(".\\\" ") or man.startswith(".TH"), man[:80]
+    assert ".TH IKETCPD.CONF 5" in man, man[:400]
+    missing = [k for k in config_keys() if "\\fB%s\\fR" % k not in man]
+    assert not missing, missing
+    with open(os.path.join(ROOT, "man", "iketcpd.8")) as f:
+        m8 = f.read()
+    assert ".BR iketcpd.conf (5)" in m8[m8.index(".SH SEE ALSO"):], m8[-600:]
+
+
 def popen(*args):
     return subprocess.Popen([CLI] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)

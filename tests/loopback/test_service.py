@@ -14,6 +14,7 @@ usage: test_service.py PATH/TO/iketcpd [TEST ...]
 """
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -236,7 +237,7 @@ def test_journal_stream_priority_prefixes():
     write_conf(conf)
     p = start_journal(["-f", "-v", "-c", conf], "journal")
     wait_for(lambda: connects(BASE), "the listener")
-    wait_log(p, r"accepted on")
+    wait_log(p, r": accepted")
     p.send_signal(signal.SIGHUP)
     wait_log(p, r"configuration reloaded")
     stop(p)
@@ -247,7 +248,7 @@ def test_journal_stream_priority_prefixes():
         assert not STAMP.search(ln), "timestamp in a journal line: %r" % ln
         assert not ln[3:].startswith("iketcpd:"), "own name in a journal line: %r" % ln
     assert any(re.match(r"<6>.*running", ln) for ln in lines), lines
-    assert any(re.match(r"<7>.*accepted on", ln) for ln in lines), lines
+    assert any(re.match(r"<7>.*: accepted", ln) for ln in lines), lines
 
     # an error: a refused reload
     write_conf(conf)
@@ -275,13 +276,39 @@ def test_cmdline_verbose_survives_sighup():
     write_conf(conf)
     p = start(["-f", "-v", "-c", conf], "verbose")
     wait_for(lambda: connects(BASE), "the listener")
-    wait_log(p, r"conn \d+ \S+: accepted on")
+    wait_log(p, r"gw0: conn \d+ \S+: accepted")
     p.send_signal(signal.SIGHUP)
     wait_log(p, r"configuration reloaded")
-    n = len(re.findall(r"accepted on", read_log(p)))
+    n = len(re.findall(r": accepted", read_log(p)))
     assert connects(BASE)
-    wait_log(p, r"conn \d+ \S+: accepted on", count=n + 1)
+    wait_log(p, r"gw0: conn \d+ \S+: accepted", count=n + 1)
     stop(p)
+
+
+def test_log_ids_and_section_name():
+    """Connections and sessions are numbered on their own (conn 1, 2 and
+    session 1, 2: no gaps from a shared counter), and every line about
+    one names its section."""
+    conf = os.path.join(TMP, "ids.conf")
+    write_conf(conf, verbose=1)
+    p = start(["-f", "-c", conf], "ids")
+    wait_log(p, r"running \(")  # not a probe connection: it would take an id
+    conns = []
+    for spi in (0x1111111111111111, 0x2222222222222222):
+        t = socket.create_connection(("127.0.0.1", BASE), timeout=3)
+        t.sendall(b"IKETCP" + g.frame(g.dgram_ike(spi)))
+        conns.append(t)
+    wait_log(p, r"session \d+: client 127\.0\.0\.1:\d+ -> backend sees", count=2)
+    for t in conns:
+        t.close()
+    stop(p)
+    log = read_log(p)
+    accepted = [int(x) for x in re.findall(r"gw0: conn (\d+) \S+: accepted", log)]
+    sessions = [int(x) for x in re.findall(r"gw0: session (\d+): client ", log)]
+    assert accepted == [1, 2] and sessions == [1, 2], log
+    for ln in log.splitlines():
+        if re.search(r"\b(conn|session) \d+", ln):
+            assert re.search(r"(^|: |>)gw0: (conn|session) \d+", ln), ln
 
 
 def frames_runt(path):
@@ -319,7 +346,7 @@ def test_verbose_levels_differ():
         stop(p)
         eff = level + len(args)
         log = read_log(p)
-        assert re.search(r"conn \d+ \S+: accepted on", log), log
+        assert re.search(r"gw0: conn \d+ \S+: accepted", log), log
         runts = len(re.findall(r"runt frame", log))
         assert runts == (1 if eff >= 2 else 0), "verbose %d: %d runt lines\n%s" % (eff, runts, log)
 
@@ -365,6 +392,56 @@ def test_relative_config_path_after_detaching():
     wait_for(lambda: connects(BASE + 2), "the section added by SIGHUP (relative -c path)")
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), "the daemon to exit")
+
+
+def tls_serves(port):
+    try:
+        g.tls_connect(port).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def test_relative_tls_files_after_detaching():
+    """tls-cert = cert.pem names a file next to the config file, whatever
+    the directory iketcpd starts in: read at start, and again by SIGHUP
+    after detaching (and moving to /)."""
+    d = os.path.join(TMP, "tlsconf")
+    os.makedirs(os.path.join(d, "keys"), exist_ok=True)
+    shutil.copy(g.pkf("gw.pem"), os.path.join(d, "cert.pem"))
+    shutil.copy(g.pkf("gw.key"), os.path.join(d, "keys", "key.pem"))
+    conf = os.path.join(d, "tls-%d.conf" % BASE)
+
+    def write(sections):
+        with open(conf, "w") as f:
+            for i in range(sections):
+                f.write("[server tls%d]\nlisten-tls = 127.0.0.1:%d\nbackend = 127.0.0.1:%d\n"
+                        "tls-cert = cert.pem\ntls-key = keys/key.pem\nmax-conns = 16\n"
+                        "max-conns-per-source = 8\nmax-sessions = 16\nmax-pending = 8\n"
+                        % (i, BASE + 2 * i, BASE + 2 * i + 1))
+
+    write(1)
+    elsewhere = os.path.join(TMP, "elsewhere")
+    os.makedirs(elsewhere, exist_ok=True)
+    rc, out, err = g_run([IKETCPD, "-n", "-v", "-c", conf], cwd=elsewhere)
+    assert rc == 0 and "tls-cert = %s/cert.pem\n" % d in out, (rc, out, err)
+    p = start(["-c", conf], "relative-tls", cwd=elsewhere)
+    assert p.wait(5) == 0, "the parent of the daemon: %s" % read_log(p)
+    pid = wait_for(lambda: find_daemon(conf), "the detached iketcpd")
+    PIDS.append(pid)
+    wait_for(lambda: tls_serves(BASE), "TLS on the first section")
+    assert not connects(BASE + 2)
+    write(2)
+    os.kill(pid, signal.SIGHUP)
+    wait_for(lambda: tls_serves(BASE + 2), "TLS on the section added by SIGHUP")
+    assert tls_serves(BASE)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), "the daemon to exit")
+
+
+def g_run(argv, cwd=None):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=cwd)
+    return r.returncode, r.stdout, r.stderr
 
 
 def cleanup():

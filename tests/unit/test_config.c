@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_int.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SRC "t.conf"
@@ -2524,6 +2526,62 @@ test_parse_file(void **state)
 	free(cfg);
 }
 
+/* tls-cert, tls-key, tls-ca-file: relative to the file's directory (made
+ * absolute), to the current directory on the command line, kept as written
+ * by parse_buf (no directory). */
+static void
+test_relative_file_names(void **state)
+{
+	(void)state;
+	static const char text[] = "[server]\nlisten-tls = 127.0.0.1:443\ntls-cert = c.pem\n"
+				   "tls-key = /abs/k.pem\n[client a]\nudp = 127.0.0.1:1\npeer = x\n"
+				   "tls = yes\ntls-ca-file = sub/../ca.pem\n";
+	struct iketcpd_cfg *cfg = cfg_new();
+	char tmpl[512], dir[PATH_MAX], path[PATH_MAX + 16], want[PATH_MAX + 32], cwd[PATH_MAX];
+	char err[512] = "";
+	const char *t = getenv("TMPDIR");
+	FILE *f;
+
+	snprintf(tmpl, sizeof(tmpl), "%s/test_config.XXXXXX", t && *t ? t : "/tmp");
+	assert_non_null(mkdtemp(tmpl));
+	assert_non_null(realpath(tmpl, dir));
+	snprintf(path, sizeof(path), "%s/iketcpd.conf", tmpl);
+	assert_non_null(f = fopen(path, "w"));
+	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(iketcpd_config_parse_file(cfg, path, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s/c.pem", dir);
+	assert_string_equal(cfg->servers[0].tls_cert, want);
+	assert_string_equal(cfg->servers[0].tls_key, "/abs/k.pem");
+	snprintf(want, sizeof(want), "%s/sub/../ca.pem", dir);
+	assert_string_equal(cfg->clients[0].tls_ca_file, want);
+	unlink(path);
+	rmdir(tmpl);
+	free(cfg);
+
+	cfg = parse_ok(text);
+	assert_string_equal(cfg->servers[0].tls_cert, "c.pem");
+	free(cfg);
+
+	cfg = cfg_new();
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(args(cfg, "server", err, sizeof(err), "--listen-tls", "127.0.0.1:443",
+			      "--tls-cert", "c.pem", "--tls-key", "k.pem", NULL),
+			 0);
+	snprintf(want, sizeof(want), "%s/c.pem", strcmp(cwd, "/") ? cwd : "");
+	assert_string_equal(cfg->servers[0].tls_cert, want);
+	free(cfg);
+
+	/* the absolute name must fit too */
+	char longname[250];
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cfg = cfg_new();
+	assert_int_equal(args(cfg, "server", err, sizeof(err), "--tls-cert", longname, NULL), -1);
+	assert_contains(err, "is too long for a file name in ");
+	free(cfg);
+}
+
 static void
 test_parse_file_errors(void **state)
 {
@@ -2613,10 +2671,26 @@ test_failure_keeps_cfg(void **state)
 	free(snap);
 }
 
+/* iketcpd server|client --help describes every key of the table. */
+static void
+test_every_key_has_help(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < kw_count; i++) {
+		const char *t = kw_help_text(kwtab[i].name);
+		if (t == NULL || t[0] == '\0')
+			fail_msg("key %s has no --help line (daemon/config_help.c)", kwtab[i].name);
+		assert_null(strchr(t, '\n'));
+	}
+	assert_null(kw_help_text("no-such-key"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_key_has_help),
+		cmocka_unit_test(test_relative_file_names),
 		cmocka_unit_test(test_init_is_empty),
 		cmocka_unit_test(test_server_defaults),
 		cmocka_unit_test(test_client_defaults),

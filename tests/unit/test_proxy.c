@@ -69,6 +69,18 @@ test_request_basic_auth(void **state)
 	expect_request(
 		"h", 1, "", "x", /* ":x" */
 		"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\nProxy-Authorization: Basic Ong=\r\n\r\n");
+	/* 111 bytes: encoded in more than one piece, across the pieces of the credentials. */
+	char user[41], pass[71];
+	memset(user, 'u', 40);
+	user[40] = '\0';
+	memset(pass, 'p', 70);
+	pass[70] = '\0';
+	expect_request(
+		"h", 1, user, pass,
+		"CONNECT h:1 HTTP/1.1\r\nHost: h:1\r\nProxy-Authorization: Basic "
+		"dXV1dXV1dXV1dXV1dXV1dXV1dXV1dXV1dXV1dXV1dXV1dXV1dXV1dTpwcHBwcHBwcHBwcHBwcHBw"
+		"cHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBw"
+		"\r\n\r\n");
 }
 
 static void
