@@ -178,7 +178,16 @@ struct iketcpd_cfg {
 	/* global settings, in the file before any section or as flags */
 	int verbose;          /* "verbose" 0..3; -v adds one */
 	int foreground;       /* -f */
-	char stats_path[108]; /* "stats-socket": unix socket path for counters; "" = none */
+	char stats_path[108]; /* "stats-socket": unix socket path for counters; "" = not set */
+	/* "stats-socket = none": no socket, not even the default that main()
+	 * derives from $RUNTIME_DIRECTORY when stats-socket is not set */
+	int stats_off;
+	/* "stats-socket-mode": permission bits of the socket; -1 = not set
+	 * (0660 with stats-socket-group, else 0600) */
+	int stats_mode;
+	char stats_group[IKETCPD_USER_MAX]; /* "stats-socket-group"; "" = not set */
+	/* "metrics-listen": HTTP listener for GET /metrics; len 0 = off */
+	struct iketcpd_addr metrics_listen;
 	/* "user", "group": the account iketcpd runs as once its sockets are
 	 * open (name or number); "" = stay as started. group needs user. */
 	char user[IKETCPD_USER_MAX];
@@ -191,6 +200,9 @@ struct iketcpd_cfg {
 
 /* Fills cfg with an empty configuration (no sections, defaults for globals). */
 void iketcpd_config_init(struct iketcpd_cfg *cfg);
+
+/* The mode the stats socket gets: stats-socket-mode, or its default. */
+unsigned iketcpd_stats_mode(const struct iketcpd_cfg *cfg);
 
 /* Fills a section with its defaults (name copied, truncated to fit). */
 void iketcpd_server_defaults(struct iketcpd_server_cfg *s, const char *name);

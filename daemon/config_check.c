@@ -330,6 +330,14 @@ check_cfg(const struct iketcpd_cfg *cfg, const struct chk *c)
 	if (strnlen(cfg->stats_path, sizeof(cfg->stats_path)) >= sizeof(cfg->stats_path) ||
 	    (cfg->stats_path[0] != '\0' && cfg->stats_path[0] != '/'))
 		return cerr(c, cfg, 0, 0, "stats-socket is not an absolute path");
+	if (cfg->stats_mode < -1 || cfg->stats_mode > 0777)
+		return cerr(c, cfg, 0, 0, "stats-socket-mode is out of range (0..0777)");
+	if (cfg->stats_group[0] && account_problem(cfg->stats_group))
+		return cerr(c, cfg, 0, 0, "bad stats-socket-group");
+	if (cfg->stats_off && cfg->stats_path[0])
+		return cerr(c, cfg, 0, 0, "stats-socket is both none and a path");
+	if (cfg->metrics_listen.len != 0 && !addr_valid(&cfg->metrics_listen))
+		return cerr(c, cfg, 0, 0, "metrics-listen is not a valid address");
 	if ((cfg->user[0] && account_problem(cfg->user)) ||
 	    (cfg->group[0] && account_problem(cfg->group)))
 		return cerr(c, cfg, 0, 0, "bad user or group");

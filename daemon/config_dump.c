@@ -142,9 +142,37 @@ dump_stats_socket(struct out *o, const struct kw *kw, unsigned kind, const void 
 
 	(void)kw;
 	(void)kind;
-	if (cfg->stats_path[0] != '\0')
+	if (cfg->stats_off)
+		out_printf(o, "stats-socket = none\n");
+	else if (cfg->stats_path[0] != '\0')
 		out_printf(o, "stats-socket = %.*s\n", (int)sizeof(cfg->stats_path) - 1,
 			   cfg->stats_path);
+}
+
+/* Written only when set: the default depends on stats-socket-group. */
+void
+dump_stats_socket_mode(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	int m = CFG(sect)->stats_mode;
+
+	(void)kind;
+	if (m >= 0 && m <= 0777)
+		out_printf(o, "%s = %04o\n", kw->name, (unsigned)m);
+}
+
+void
+dump_stats_socket_group(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	(void)kind;
+	out_str(o, kw->name, CFG(sect)->stats_group, IKETCPD_USER_MAX);
+}
+
+void
+dump_metrics_listen(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	(void)kind;
+	if (CFG(sect)->metrics_listen.len != 0)
+		out_addr(o, kw->name, &CFG(sect)->metrics_listen);
 }
 
 void

@@ -43,6 +43,7 @@
 #define CFG_MAX_MEMORY_MIN ((uint64_t)MIB)
 #define CFG_MAX_MEMORY_MAX (1024ull * 1024u * MIB)
 #define PORT_MAX 65535u
+#define CFG_METRICS_PORT 9575 /* metrics-listen without a port */
 
 /*
  * Decimal digits saturate at DEC_SAT while they are read. DEC_SAT is above
@@ -177,11 +178,13 @@ int cfg_check(const struct iketcpd_cfg *cfg, const char *src, int args, const un
 kw_parse_fn parse_backend, parse_backend_source, parse_enable_tcp, parse_group, parse_listen,
 	parse_listen_tcp, parse_listen_tls, parse_local_peer, parse_max_memory, parse_peer,
 	parse_proxy, parse_proxy_auth, parse_proxy_protocol_from, parse_sniff_tls,
-	parse_stats_socket, parse_tls_list, parse_tls_min_version, parse_tls_pin_sha256,
-	parse_tls_server_name, parse_udp, parse_user, parse_verbose;
+	parse_stats_socket, parse_stats_socket_group, parse_stats_socket_mode, parse_metrics_listen,
+	parse_tls_list, parse_tls_min_version, parse_tls_pin_sha256, parse_tls_server_name,
+	parse_udp, parse_user, parse_verbose;
 kw_dump_fn dump_backend, dump_backend_source, dump_enable_tcp, dump_group, dump_listen,
 	dump_listen_tls, dump_local_peer, dump_max_memory, dump_peer, dump_proxy,
-	dump_proxy_protocol_from, dump_sniff_tls, dump_stats_socket, dump_tls_min_version, dump_udp,
-	dump_user, dump_verbose;
+	dump_proxy_protocol_from, dump_sniff_tls, dump_stats_socket, dump_stats_socket_group,
+	dump_stats_socket_mode, dump_metrics_listen, dump_tls_min_version, dump_udp, dump_user,
+	dump_verbose;
 
 #endif

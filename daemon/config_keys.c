@@ -58,6 +58,9 @@
 const struct kw kwtab[] = {
 	FN("verbose", G, 0, parse_verbose, dump_verbose),
 	FN("stats-socket", G, 0, parse_stats_socket, dump_stats_socket),
+	FN("stats-socket-mode", G, 0, parse_stats_socket_mode, dump_stats_socket_mode),
+	FN("stats-socket-group", G, 0, parse_stats_socket_group, dump_stats_socket_group),
+	FN("metrics-listen", G, 0, parse_metrics_listen, dump_metrics_listen),
 	FN("user", G, 0, parse_user, dump_user),
 	FN("group", G, 0, parse_group, dump_group),
 	FN("max-memory", G, 0, parse_max_memory, dump_max_memory),
@@ -231,6 +234,16 @@ iketcpd_config_init(struct iketcpd_cfg *cfg)
 	cfg->verbose = 0;
 	cfg->foreground = 0;
 	cfg->stats_path[0] = '\0';
+	cfg->stats_mode = -1;
+}
+
+unsigned
+iketcpd_stats_mode(const struct iketcpd_cfg *cfg)
+{
+	if (cfg->stats_mode >= 0)
+		return (unsigned)cfg->stats_mode;
+	/* connect() needs write permission: a group is only useful with rw */
+	return cfg->stats_group[0] ? 0660 : 0600;
 }
 
 /* The default listen addresses: [::]:4500 and 0.0.0.0:4500. */

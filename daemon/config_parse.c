@@ -224,19 +224,72 @@ parse_max_memory(struct parser *p, const char *val)
 	return 0;
 }
 
-/* An absolute path that fits in sun_path with its NUL. */
+/* An absolute path that fits in sun_path with its NUL, or none. */
 int
 parse_stats_socket(struct parser *p, const char *val)
 {
 	size_t n = strnlen(val, CFG_STATS_PATH_MAX);
 
+	if (strcmp(val, "none") == 0) {
+		memset(p->cfg->stats_path, 0, sizeof(p->cfg->stats_path));
+		p->cfg->stats_off = 1;
+		return 0;
+	}
 	if (val[0] != '/')
-		return bad_value(p, val, "is not an absolute path");
+		return bad_value(p, val, "is not an absolute path (or none)");
+	p->cfg->stats_off = 0;
 	if (n >= CFG_STATS_PATH_MAX)
 		return bad_value(p, val, "is too long for a unix socket path (at most %d bytes)",
 				 CFG_STATS_PATH_MAX - 1);
 	memset(p->cfg->stats_path, 0, sizeof(p->cfg->stats_path));
 	memcpy(p->cfg->stats_path, val, n);
+	return 0;
+}
+
+/* Octal permission bits, 0..0777 (a leading 0 is optional, as for chmod). */
+int
+parse_stats_socket_mode(struct parser *p, const char *val)
+{
+	struct iketcp_cur c;
+	unsigned v = 0;
+	size_t n = 0;
+	uint8_t d;
+
+	if (cur_over_str(&c, val, CFG_LINE_MAX) < 0)
+		return bad_value(p, val, "is not an octal mode");
+	while (iketcp_cur_get_u8(&c, &d) == IKETCP_OK) {
+		if (d < '0' || d > '7' || ++n > 4)
+			return bad_value(p, val, "is not an octal mode (such as 0660)");
+		v = v * 8 + (unsigned)(d - '0');
+	}
+	if (n == 0)
+		return bad_value(p, val, "is not an octal mode (such as 0660)");
+	if (v > 0777)
+		return bad_value(p, val, "has bits beyond 0777 (no setuid, setgid or sticky)");
+	p->cfg->stats_mode = (int)v;
+	return 0;
+}
+
+static int parse_account(struct parser *p, const char *val, char dst[IKETCPD_USER_MAX]);
+
+int
+parse_stats_socket_group(struct parser *p, const char *val)
+{
+	return parse_account(p, val, p->cfg->stats_group);
+}
+
+/* ADDR[:PORT] (port 9575 when omitted), or none/off. */
+int
+parse_metrics_listen(struct parser *p, const char *val)
+{
+	if (strcmp(val, "none") == 0 || strcmp(val, "off") == 0) {
+		memset(&p->cfg->metrics_listen, 0, sizeof(p->cfg->metrics_listen));
+		return 0;
+	}
+	if (iketcpd_parse_addr(val, CFG_METRICS_PORT, &p->cfg->metrics_listen) < 0)
+		return bad_value(p, val,
+				 "is not an address (numeric IPV4[:PORT] or [IPV6][:PORT], "
+				 "port 1..65535, or none)");
 	return 0;
 }
 

@@ -13,6 +13,10 @@
  * stats-socket (a Unix stream socket) writes every counter, one
  * "server|client NAME KEY VALUE" line each, to whoever connects, then closes;
  * a client may ask for the status or Prometheus text instead (statsock.h).
+ * Without stats-socket, a service manager's runtime directory
+ * ($RUNTIME_DIRECTORY) holds it as stats.sock; stats-socket-group and
+ * stats-socket-mode let a monitoring group read it. metrics-listen serves
+ * the Prometheus text over HTTP (metrics_http.h).
  *
  * Before any socket is opened RLIMIT_NOFILE is raised to what the limits
  * of the configuration need (privs.h), or iketcpd refuses to start. With
@@ -26,7 +30,9 @@
  * connections, the last refused reload); systemd/iketcpd.service runs it
  * with -f, so the process systemd started is the one that reports.
  */
+#include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +49,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "privs.h"
 #include "sdnotify.h"
@@ -65,6 +72,9 @@ struct app {
 	struct watcher stats; /* stats-socket listener; fd -1 = none */
 	char stats_open_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct statsock statsock; /* its connections */
+	unsigned stats_mode;      /* what the open socket was given */
+	char stats_group[IKETCPD_USER_MAX];
+	struct metrics_http metrics; /* metrics-listen */
 	struct timer stop_timer;
 	uint64_t stop_started;
 	int stopping;
@@ -177,12 +187,87 @@ stats_close(struct app *a)
 	a->stats_open_path[0] = '\0';
 }
 
-/* Opens cfg.stats_path if set. A stale socket file (left by a crash) is
- * replaced; any other kind of file at that path is an error, not removed. */
+/* The stats socket's path for cfg: stats-socket, or else stats.sock in the
+ * service manager's runtime directory (the first one when it names
+ * several), or "" for none. */
+static const char *
+stats_path_of(const struct iketcpd_cfg *cfg, char *buf, size_t len)
+{
+	const char *rd = getenv("RUNTIME_DIRECTORY");
+
+	if (cfg->stats_off)
+		return "";
+	if (cfg->stats_path[0])
+		return cfg->stats_path;
+	if (!rd || rd[0] != '/')
+		return "";
+	size_t n = strcspn(rd, ":");
+	if (snprintf(buf, len, "%.*s/stats.sock", (int)n, rd) >= (int)len) {
+		log_warn("RUNTIME_DIRECTORY %.*s: too long for a unix socket path; set "
+			 "stats-socket",
+			 (int)n, rd);
+		return "";
+	}
+	return buf;
+}
+
+/* Gives the socket at path cfg's group and mode. Returns 0, or -1 with the
+ * reason logged (the socket is left 0600 then: a mode meant for a group must
+ * not reach whatever group the file has instead). */
+static int
+stats_perms(struct app *a, const char *path, const struct iketcpd_cfg *cfg)
+{
+	unsigned mode = iketcpd_stats_mode(cfg);
+	const char *grp = cfg->stats_group;
+
+	if (grp[0]) {
+		struct group *gr = getgrnam(grp);
+		char *end;
+		unsigned long num = strtoul(grp, &end, 10);
+		gid_t gid;
+
+		if (gr)
+			gid = gr->gr_gid;
+		else if (isdigit((unsigned char)grp[0]) && *end == '\0' && num < (gid_t)-1)
+			gid = (gid_t)num;
+		else {
+			log_err("stats-socket-group %s: no such group", grp);
+			(void)chmod(path, 0600);
+			return -1;
+		}
+		if (chown(path, (uid_t)-1, gid) < 0) {
+			int e = errno;
+			if (e == EPERM)
+				log_err("stats-socket-group %s: iketcpd runs as uid %u, is not "
+					"root and not a member of group %s (gid %u), so it cannot "
+					"give %s to that group: add the account to the group "
+					"(systemd: SupplementaryGroups=%s) or start iketcpd as "
+					"root",
+					grp, (unsigned)geteuid(), grp, (unsigned)gid, path, grp);
+			else
+				log_err("stats-socket-group %s: chown %s: %s", grp, path,
+					strerror(e));
+			(void)chmod(path, 0600);
+			return -1;
+		}
+	}
+	if (chmod(path, mode) < 0) {
+		log_err("stats-socket-mode %04o: chmod %s: %s", mode, path, strerror(errno));
+		return -1;
+	}
+	a->stats_mode = mode;
+	memcpy(a->stats_group, grp, sizeof(a->stats_group));
+	return 0;
+}
+
+/* Opens the stats socket of cfg, if any. A stale socket file (left by a
+ * crash) is replaced; any other kind of file at that path is an error, not
+ * removed. */
 static int
 stats_open(struct app *a)
 {
-	const char *path = a->cfg.stats_path;
+	char buf[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *path = stats_path_of(&a->cfg, buf, sizeof(buf));
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat sb;
 
@@ -201,14 +286,24 @@ stats_open(struct app *a)
 		unlink(path);
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 16) < 0) {
+	/* counters reveal peers' traffic volumes: born owner-only whatever the
+	 * umask, then widened to the configured mode */
+	mode_t old_umask = umask(0177);
+	int bound = fd >= 0 && bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	int e = errno;
+	umask(old_umask);
+	errno = e;
+	if (!bound || listen(fd, 16) < 0) {
 		log_err("stats-socket %s: %s", path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
-	/* counters reveal peers' traffic volumes: owner only */
-	(void)chmod(path, 0600);
+	if (stats_perms(a, path, &a->cfg) < 0) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
 	statsock_init(&a->statsock, a->loop, &a->stats, stats_render, a);
 	a->stats = (struct watcher){.fd = fd, .cb = statsock_listen_cb, .data = &a->statsock};
 	if (watcher_start(a->loop, &a->stats, EPOLLIN) < 0) {
@@ -218,7 +313,54 @@ stats_open(struct app *a)
 		return -1;
 	}
 	memcpy(a->stats_open_path, path, strlen(path) + 1);
-	log_info("stats-socket %s", path);
+	log_info("stats-socket %s (mode %04o%s%s)", path, a->stats_mode,
+		 a->stats_group[0] ? ", group " : "", a->stats_group);
+	return 0;
+}
+
+/* SIGHUP: another path reopens the socket; another mode or group is
+ * applied to the open one. */
+static void
+stats_reload(struct app *a)
+{
+	char buf[sizeof(a->stats_open_path)];
+	const char *path = stats_path_of(&a->cfg, buf, sizeof(buf));
+
+	if (strcmp(a->stats_open_path, path) != 0) {
+		stats_close(a);
+		(void)stats_open(a);
+		return;
+	}
+	if (a->stats.fd >= 0 && (a->stats_mode != iketcpd_stats_mode(&a->cfg) ||
+				 strcmp(a->stats_group, a->cfg.stats_group) != 0)) {
+		if (stats_perms(a, path, &a->cfg) == 0)
+			log_info("stats-socket %s: now mode %04o%s%s", path, a->stats_mode,
+				 a->stats_group[0] ? ", group " : "", a->stats_group);
+	}
+}
+
+/* metrics-listen at start, or on SIGHUP when it changed or did not open. */
+static int
+metrics_apply(struct app *a)
+{
+	char buf[64];
+	const struct iketcpd_addr *want = &a->cfg.metrics_listen;
+
+	if (metrics_http_is_open(&a->metrics)) {
+		if (want->len && iketcpd_addr_equal(&a->metrics.addr, want))
+			return 0;
+		metrics_http_close(&a->metrics);
+		log_info("metrics-listen %s: closed",
+			 iketcpd_addr_str(&a->metrics.addr, buf, sizeof(buf)));
+	}
+	if (!want->len)
+		return 0;
+	iketcpd_addr_str(want, buf, sizeof(buf));
+	if (metrics_http_open(&a->metrics, a->loop, want, stats_render, a) < 0) {
+		log_err("metrics-listen %s: %s", buf, strerror(errno));
+		return -1;
+	}
+	log_info("metrics-listen %s: serving GET /metrics", buf);
 	return 0;
 }
 
@@ -345,6 +487,11 @@ drop_privileges(struct app *a)
 		return 0;
 	}
 	unsigned low = privs_low_port(&a->cfg, a->unpriv_start);
+	/* the socket root made becomes the account's, so that a reload can
+	 * still change its mode or group */
+	if (a->stats_open_path[0] && lchown(a->stats_open_path, a->acct.uid, (gid_t)-1) < 0)
+		log_warn("stats-socket %s: cannot give it to user %s: %s", a->stats_open_path,
+			 a->acct.name, strerror(errno));
 	if (privs_drop(&a->acct, low != 0, err, sizeof(err)) < 0) {
 		log_err("cannot drop privileges, stopping: %s", err);
 		return -1;
@@ -467,10 +614,8 @@ reload_config(struct app *a)
 	memcpy(a->clients, nc, sizeof(nc));
 	log_set_verbose(a->cfg.verbose);
 	free(n);
-	if (strcmp(a->stats_open_path, a->cfg.stats_path) != 0) {
-		stats_close(a);
-		(void)stats_open(a);
-	}
+	stats_reload(a);
+	(void)metrics_apply(a);
 }
 
 /* The manager learns that a reload runs (RELOADING=1, with the clock
@@ -540,6 +685,7 @@ main(int argc, char **argv)
 
 	iketcpd_config_init(&a.cfg);
 	a.stats.fd = -1;
+	a.metrics.listener.fd = -1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help")) {
 			const char *mode = help_mode(argc, argv, i);
@@ -695,6 +841,8 @@ main(int argc, char **argv)
 		failed = !(a.clients[i] = client_new(a.loop, &a.cfg.clients[i]));
 	if (!failed && stats_open(&a) < 0)
 		failed = 1;
+	if (!failed && metrics_apply(&a) < 0)
+		failed = 1;
 	timer_init(&a.stop_timer, stop_timer_cb, &a);
 	timer_init(&a.status_timer, status_timer_cb, &a);
 	if (!failed && !a.cfg.foreground && daemon(0, 0) < 0) {
@@ -738,6 +886,7 @@ main(int argc, char **argv)
 	for (int i = 0; i < a.cfg.nclients; i++)
 		client_free(a.clients[i]);
 	stats_close(&a);
+	metrics_http_close(&a.metrics);
 	if (a.sig.fd >= 0) {
 		watcher_stop(a.loop, &a.sig);
 		close(a.sig.fd);

@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "metrics_http.h"
+
 uint64_t
 privs_nofile_need(const struct iketcpd_cfg *cfg)
 {
@@ -27,6 +29,8 @@ privs_nofile_need(const struct iketcpd_cfg *cfg)
 	}
 	for (int i = 0; i < cfg->nclients && i < IKETCPD_MAX_CLIENTS; i++)
 		n += 2 * (uint64_t)cfg->clients[i].max_flows + PRIVS_NOFILE_CLIENT;
+	if (cfg->metrics_listen.len) /* the listener, its scrapers, one refused */
+		n += METRICS_HTTP_MAX + 2;
 	return n;
 }
 
@@ -124,6 +128,8 @@ privs_low_port(const struct iketcpd_cfg *cfg, unsigned unpriv_start)
 	}
 	for (int i = 0; i < cfg->nclients && i < IKETCPD_MAX_CLIENTS; i++)
 		lowest(&low, &cfg->clients[i].udp, unpriv_start);
+	if (cfg->metrics_listen.len)
+		lowest(&low, &cfg->metrics_listen, unpriv_start);
 	return low;
 }
 

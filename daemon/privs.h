@@ -51,7 +51,7 @@ uint64_t privs_nofile_need(const struct iketcpd_cfg *cfg);
  */
 int privs_nofile_raise(uint64_t need, uint64_t *raised, char *err, size_t errlen);
 
-/* The lowest listen, listen-tls or client udp port of cfg that is below
+/* The lowest listen, listen-tls, client udp or metrics-listen port of cfg that is below
  * unpriv_start (see privs_unpriv_port_start()), or 0 when there is none. */
 unsigned privs_low_port(const struct iketcpd_cfg *cfg, unsigned unpriv_start);
 

@@ -9,6 +9,7 @@
 
 #include "iketcp/iketcp.h"
 #include "client.h"
+#include "metrics_http.h"
 #include "server.h"
 
 static void
@@ -205,6 +206,7 @@ print_global(FILE *fp)
 	fprintf(fp, "global iketcpd mem_used %zu\n", iketcp_mem_used());
 	fprintf(fp, "global iketcpd mem_limit %zu\n", iketcp_mem_limit());
 	fprintf(fp, "global iketcpd mem_refused %llu\n", (unsigned long long)iketcp_mem_refused());
+	metrics_http_print_stats(fp);
 }
 
 static void
@@ -226,6 +228,7 @@ prom_global(FILE *fp)
 		"# TYPE iketcpd_mem_refused_total counter\n"
 		"iketcpd_mem_refused_total %llu\n",
 		iketcp_mem_used(), iketcp_mem_limit(), (unsigned long long)iketcp_mem_refused());
+	metrics_http_prometheus(fp);
 }
 
 /* Metric-major over every section of a mode (servers, or else clients): a

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Loopback tests of iketcpd as a service: the sd_notify protocol, journald's
-stderr format, the verbose levels across SIGHUP, and a relative -c path
-after detaching.
+stderr format, the verbose levels across SIGHUP, a relative -c path
+after detaching, the stats socket for a monitoring group and its default
+path under $RUNTIME_DIRECTORY, and the metrics-listen HTTP endpoint.
 
 No systemd here: this script plays the service manager. It binds the
 AF_UNIX datagram socket that $NOTIFY_SOCKET names, sets JOURNAL_STREAM to
@@ -12,7 +13,10 @@ failure.
 
 usage: test_service.py PATH/TO/iketcpd [TEST ...]
 """
+import grp
+import http.client
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -28,7 +32,8 @@ import test_gateway as g  # noqa: E402
 
 IKETCPD = None
 # BASE+20..BASE+29: test_gateway.py uses BASE..BASE+19 of the same
-# IKETCP_TEST_BASE, and ctest may run both at once.
+# IKETCP_TEST_BASE, and ctest may run both at once. Sections use BASE..+3,
+# metrics-listen BASE+8 and BASE+9.
 BASE = int(os.environ.get("IKETCP_TEST_BASE", 20000 + (os.getpid() % 600) * 20)) + 20
 TMP = tempfile.mkdtemp(prefix="iketcpd-svc-")
 PROCS = []   # Popen objects
@@ -37,8 +42,9 @@ LOGS = []    # files to print on failure
 STAMP = re.compile(r"\d\d:\d\d:\d\d")
 
 
-def write_conf(path, extra="", sections=1, verbose=None, stats=None):
+def write_conf(path, extra="", sections=1, verbose=None, stats=None, head=""):
     with open(path, "w") as f:
+        f.write(head)
         if verbose is not None:
             f.write("verbose = %d\n" % verbose)
         if stats is not None:
@@ -444,6 +450,377 @@ def g_run(argv, cwd=None):
     return r.returncode, r.stdout, r.stderr
 
 
+# ---- the stats socket for a monitoring group ----------------------------------------------
+
+ACCOUNTS = []  # (kind, name) made by a test, removed by cleanup()
+
+
+def make_account(kind, name, *args):
+    """groupadd/useradd (system accounts, no home); removed by cleanup()."""
+    if kind == "group":
+        subprocess.run(["groupadd", "-r", name] + list(args), check=True, capture_output=True)
+    else:
+        subprocess.run(["useradd", "-r", "-M", "-N", "-s", "/usr/sbin/nologin"] + list(args)
+                       + [name], check=True, capture_output=True)
+    ACCOUNTS.append((kind, name))
+
+
+def remove_accounts():
+    for kind, name in reversed(ACCOUNTS):
+        subprocess.run(["userdel" if kind == "user" else "groupdel", name],
+                       capture_output=True)
+    ACCOUNTS.clear()
+
+
+def as_user(user, argv, **kw):
+    """argv run as user with its groups from the group database."""
+    return subprocess.run(setpriv(user) + argv, capture_output=True, text=True, timeout=10,
+                          **kw)
+
+
+def setpriv(user):
+    return ["setpriv", "--reuid=" + user, "--regid=%d" % pwd.getpwnam(user).pw_gid,
+            "--init-groups", "--"]
+
+
+def status_as(user, sock):
+    """`iketcp status SOCK` as user: (exit status, output)."""
+    cli = os.path.join(os.path.dirname(IKETCPD), "iketcp")
+    r = as_user(user, [cli, "status", sock])
+    return r.returncode, r.stdout + r.stderr
+
+
+def need_root(name):
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("useradd"):
+        print("SKIP %s: needs root, setpriv and useradd" % name)
+        return False
+    return True
+
+
+def shared_dir(name, owner=None):
+    """A directory every account may enter (TMP itself is 0700)."""
+    os.chmod(TMP, 0o711)
+    d = os.path.join(TMP, name)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
+    if owner:
+        pw = pwd.getpwnam(owner)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    return d
+
+
+def test_stats_socket_group_and_mode():
+    """stats-socket-group: the socket is rw for that group (0660 by default),
+    so a non-root member reads `iketcp status`, and an account outside it
+    is refused; a SIGHUP to stats-socket-mode 0600 closes it for the member
+    again, also after the switch to `user` (the socket is then the user's).
+    A non-root iketcpd outside the group cannot give the socket to it and
+    says so."""
+    if not need_root("test_stats_socket_group_and_mode"):
+        return
+    tag = "%d" % (os.getpid() % 100000)
+    gname, member, outsider, runner = ("ikmon" + tag, "ikmem" + tag, "ikout" + tag,
+                                       "ikrun" + tag)
+    make_account("group", gname)
+    make_account("user", member, "-G", gname)
+    make_account("user", outsider)
+    make_account("user", runner)
+    gid = grp.getgrnam(gname).gr_gid
+    d = shared_dir("mon")
+    sock = os.path.join(d, "stats.sock")
+    conf = os.path.join(d, "group.conf")
+    extra_g = "stats-socket-group = %s\n" % gname
+    write_conf(conf, stats=sock, head=extra_g)
+    os.chmod(conf, 0o644)
+
+    # as root, with the group: 0660 root:GROUP; the member reads, the outsider cannot
+    p = start(["-f", "-c", conf], "group-root")
+    wait_for(lambda: os.path.exists(sock) and connects(BASE), "the stats socket")
+    st = os.stat(sock)
+    assert (st.st_mode & 0o777, st.st_gid) == (0o660, gid), (oct(st.st_mode), st.st_gid)
+    rc, out = status_as(member, sock)
+    assert rc == 0 and out.startswith("iketcpd ") and " status" in out.splitlines()[0], out
+    rc, out = status_as(outsider, sock)
+    assert rc != 0 and "Permission denied" in out, (rc, out)
+
+    # SIGHUP: mode 0600 for the running socket; the member is refused now
+    write_conf(conf, stats=sock, head=extra_g + "stats-socket-mode = 600\n")
+    p.send_signal(signal.SIGHUP)
+    wait_log(p, r"stats-socket %s: now mode 0600, group %s" % (re.escape(sock), gname))
+    assert os.stat(sock).st_mode & 0o777 == 0o600
+    rc, out = status_as(member, sock)
+    assert rc != 0 and "Permission denied" in out, (rc, out)
+    stop(p)
+    assert not os.path.exists(sock), "socket left behind"
+
+    # started as root with user = runner: after the switch a reload still
+    # changes the mode (the socket was handed to the user)
+    os.chown(d, pwd.getpwnam(runner).pw_uid, -1)
+    write_conf(conf, stats=sock, head="user = %s\n" % runner + extra_g)
+    p = start(["-f", "-c", conf], "group-drop")
+    wait_log(p, r"running as user %s" % runner)
+    rc, out = status_as(member, sock)
+    assert rc == 0, out
+    write_conf(conf, stats=sock, head="user = %s\n%sstats-socket-mode = 0600\n" % (runner, extra_g))
+    p.send_signal(signal.SIGHUP)
+    wait_log(p, r"now mode 0600")
+    rc, out = status_as(member, sock)
+    assert rc != 0 and "Permission denied" in out, (rc, out)
+    stop(p)
+
+    # a non-root iketcpd: the member may give the socket to its group, the
+    # runner (not in it) may not, and says why
+    for who, ok in ((member, True), (runner, False)):
+        os.chown(d, pwd.getpwnam(who).pw_uid, -1)
+        write_conf(conf, stats=sock, head=extra_g)
+        log = os.path.join(TMP, "group-nonroot-%s.log" % who)
+        LOGS.append(log)
+        with open(log, "w") as lf:
+            q = subprocess.Popen(setpriv(who) + [IKETCPD, "-f", "-c", conf], stdout=lf,
+                                 stderr=lf)
+        PROCS.append(q)
+        if ok:
+            wait_for(lambda: os.path.exists(sock) and connects(BASE), "the member's iketcpd")
+            st = os.stat(sock)
+            assert (st.st_mode & 0o777, st.st_gid) == (0o660, gid), oct(st.st_mode)
+            assert status_as(member, sock)[0] == 0
+            q.send_signal(signal.SIGTERM)
+            assert q.wait(5) == 0
+        else:
+            assert q.wait(5) == 1
+            with open(log) as f:
+                text = f.read()
+            assert re.search(r"stats-socket-group %s: iketcpd runs as uid \d+, is not root "
+                             r"and not a member of group %s" % (gname, gname), text), text
+            assert not os.path.exists(sock), "a socket of a refused start stays"
+
+
+def test_stats_socket_runtime_directory_default():
+    """Without stats-socket, $RUNTIME_DIRECTORY/stats.sock (the first
+    directory when systemd names several), mode 0600; `stats-socket = none`
+    turns it off, on SIGHUP too, and a later SIGHUP brings it back."""
+    rt = os.path.join(TMP, "rt")
+    os.makedirs(rt, exist_ok=True)
+    sock = os.path.join(rt, "stats.sock")
+    conf = os.path.join(TMP, "rt.conf")
+    write_conf(conf)
+    env = dict(os.environ, RUNTIME_DIRECTORY=rt + ":" + os.path.join(TMP, "rt2"))
+    # the umask systemd's unit sets must not decide the mode
+    p = subprocess.Popen(["sh", "-c", "umask 000; exec \"$0\" \"$@\"", IKETCPD, "-f", "-c",
+                          conf], env=env, stdout=open(os.path.join(TMP, "rt.log"), "w"),
+                         stderr=subprocess.STDOUT)
+    p.logname = os.path.join(TMP, "rt.log")
+    LOGS.append(p.logname)
+    PROCS.append(p)
+    wait_for(lambda: os.path.exists(sock), "the default stats socket")
+    assert os.stat(sock).st_mode & 0o777 == 0o600, oct(os.stat(sock).st_mode)
+    assert frames_runt(sock) == 0 and "stats-socket %s (mode 0600)" % sock in read_log(p)
+    write_conf(conf, stats="none")
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: not os.path.exists(sock), "the socket gone after stats-socket = none")
+    write_conf(conf)
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: os.path.exists(sock), "the default socket back")
+    stop(p)
+    # none at start: no socket at all
+    write_conf(conf, stats="none")
+    p = start(["-f", "-c", conf], "rt-none", env=env)
+    wait_for(lambda: connects(BASE), "the listener")
+    assert not os.path.exists(sock)
+    stop(p)
+    # and without RUNTIME_DIRECTORY no default either
+    write_conf(conf)
+    env.pop("RUNTIME_DIRECTORY")
+    p = start(["-f", "-c", conf], "rt-unset", env=env)
+    wait_for(lambda: connects(BASE), "the listener")
+    assert "stats-socket" not in read_log(p), read_log(p)
+    stop(p)
+
+
+# ---- metrics-listen ------------------------------------------------------------------------
+
+
+def http_get(port, method="GET", path="/metrics", timeout=5):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request(method, path)
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r, body
+
+
+def raw(port, data, timeout=5):
+    """Sends data, returns everything until the server closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    got = b""
+    while True:
+        try:
+            c = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not c:
+            break
+        got += c
+    s.close()
+    return got
+
+
+def scrape_counters(port):
+    r, body = http_get(port)
+    assert r.status == 200
+    series, _ = g.prom_parse(body.decode())
+    return series
+
+
+def test_metrics_listen_scrape_and_errors():
+    """GET /metrics: 200, Prometheus 0.0.4 content type, Content-Length,
+    Connection: close, the stats socket's prometheus text (strictly valid;
+    promtool when present); HEAD: no body; 404, 405 with Allow, 400 for
+    junk and a bare CR, 505, 431 for a head over 4 KiB; HTTP/1.0 with bare
+    LFs; each answer counted by status."""
+    port = BASE + 8
+    sock = os.path.join(TMP, "m.sock")
+    conf = os.path.join(TMP, "metrics.conf")
+    write_conf(conf, stats=sock, head="metrics-listen = 127.0.0.1:%d\n" % port)
+    p = start(["-f", "-c", conf], "metrics")
+    wait_for(lambda: connects(port), "metrics-listen")
+    r, text = http_get(port)
+    assert r.status == 200, r.status
+    assert r.getheader("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
+    assert int(r.getheader("Content-Length")) == len(text)
+    assert r.getheader("Connection") == "close"
+    series, types = g.prom_parse(text.decode())
+    assert ("iketcpd_server_connections", (("mode", "server"), ("section", "gw0"))) in series
+    promtool = shutil.which("promtool")
+    if promtool:
+        pr = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                            timeout=30)
+        assert pr.returncode == 0, pr.stdout + pr.stderr
+    # the same text as the stats socket's prometheus answer (the render is shared)
+    u = socket.socket(socket.AF_UNIX)
+    u.settimeout(5)
+    u.connect(sock)
+    u.sendall(b"prometheus\n")
+    viasock = b""
+    while True:
+        c = u.recv(65536)
+        if not c:
+            break
+        viasock += c
+    u.close()
+    strip = lambda t: [ln.split(" ")[0] for ln in t.decode().splitlines()]  # noqa: E731
+    assert strip(viasock) == strip(text), "HTTP and stats socket texts differ"
+
+    r, b = http_get(port, "HEAD")
+    assert r.status == 200 and b == b"" and int(r.getheader("Content-Length")) > 1000
+    r, _ = http_get(port, path="/")
+    assert r.status == 404
+    r, _ = http_get(port, path="/metrics?x=1")
+    assert r.status == 200
+    r, _ = http_get(port, "POST")
+    assert r.status == 405 and r.getheader("Allow") == "GET, HEAD"
+    assert raw(port, b"GET /metrics HTTP/1.0\n\n").startswith(b"HTTP/1.1 200 OK\r\n")
+    assert raw(port, b"\x16\x03\x01\x02\x00\x01\x00").startswith(b"HTTP/1.1 400 ")
+    assert raw(port, b"GET /metrics HTTP/1.1\rHost: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw(port, b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400 "), \
+        "HTTP/1.1 without Host"
+    assert raw(port, b"GET /metrics HTTP/2.0\r\n\r\n").startswith(b"HTTP/1.1 505 ")
+    big = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 5000 + b"\r\n\r\n"
+    assert raw(port, big).startswith(b"HTTP/1.1 431 ")
+    c = scrape_counters(port)
+    code = lambda n: c[("iketcpd_metrics_http_requests_total", (("code", n),))]  # noqa: E731
+    # 200: GET, HEAD, the query, HTTP/1.0 and this scrape (counted before it renders)
+    assert (code("200"), code("404"), code("405"), code("400"), code("505"), code("431")) == \
+        (5, 1, 1, 3, 1, 1), c
+    stop(p)
+
+
+def test_metrics_listen_slowloris_and_cap():
+    """A scraper that trickles its head is cut at the 5 s deadline while
+    another is served at once; beyond 16 open connections a new one is
+    closed at once and counted, and a scrape works again when they go."""
+    port = BASE + 8
+    conf = os.path.join(TMP, "metrics2.conf")
+    write_conf(conf, head="metrics-listen = 127.0.0.1:%d\n" % port)
+    p = start(["-f", "-c", conf], "metrics-slow")
+    wait_for(lambda: connects(port), "metrics-listen")
+    slow = socket.create_connection(("127.0.0.1", port), timeout=0.2)
+    t0 = time.time()
+    slow.sendall(b"GET /metrics HTTP/1.1\r\n")
+    cut = None
+    served = False
+    while time.time() - t0 < 9:
+        try:
+            slow.sendall(b"X")
+            d = slow.recv(100)
+            if d == b"":
+                cut = time.time() - t0
+                break
+            raise AssertionError("slowloris got an answer: %r" % d)
+        except socket.timeout:
+            pass
+        except (ConnectionResetError, BrokenPipeError):
+            cut = time.time() - t0
+            break
+        if not served and time.time() - t0 > 1:
+            t1 = time.time()
+            r, _ = http_get(port, timeout=2)
+            assert r.status == 200 and time.time() - t1 < 1, "second scraper waited"
+            served = True
+        time.sleep(0.3)
+    slow.close()
+    assert served and cut is not None and 4.5 <= cut <= 7, cut
+    c = scrape_counters(port)
+    assert c[("iketcpd_metrics_http_timeouts_total", ())] == 1, c
+
+    # the cap: 16 idle connections are held, the 17th is closed at once
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=3) for _ in range(16)]
+    time.sleep(0.05)  # not a wait for a condition: lets the loop accept them in order
+    extra = socket.create_connection(("127.0.0.1", port), timeout=3)
+    t1 = time.time()
+    try:
+        assert extra.recv(100) == b"", "17th connection got data"
+    except ConnectionResetError:
+        pass
+    assert time.time() - t1 < 1.5, "17th connection was not closed at once"
+    extra.close()
+    # the held ones are still served
+    idle[0].sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    assert idle[0].recv(20).startswith(b"HTTP/1.1 200")
+    for s in idle:
+        s.close()
+    c = wait_for(lambda: (lambda c: c if c[("iketcpd_metrics_http_refused_total", ())] >= 1
+                          else None)(scrape_counters(port)), "a scrape after the cap")
+    assert c[("iketcpd_metrics_http_refused_total", ())] == 1, c
+    stop(p)
+
+
+def test_metrics_listen_reload():
+    """SIGHUP with another metrics-listen address re-binds (the old port
+    refuses); `none` closes it; an unchanged address keeps serving."""
+    conf = os.path.join(TMP, "metrics3.conf")
+
+    def conf_with(addr):
+        write_conf(conf, head="metrics-listen = %s\n" % addr)
+
+    conf_with("127.0.0.1:%d" % (BASE + 8))
+    p = start(["-f", "-c", conf], "metrics-reload")
+    wait_for(lambda: connects(BASE + 8), "metrics-listen")
+    p.send_signal(signal.SIGHUP)
+    wait_log(p, r"configuration reloaded")
+    assert http_get(BASE + 8)[0].status == 200
+    conf_with("127.0.0.1:%d" % (BASE + 9))
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: connects(BASE + 9), "metrics-listen on the new port")
+    assert not connects(BASE + 8), "the old metrics port still accepts"
+    assert http_get(BASE + 9)[0].status == 200
+    conf_with("none")
+    p.send_signal(signal.SIGHUP)
+    wait_for(lambda: not connects(BASE + 9), "metrics-listen closed by none")
+    stop(p)
+
+
 def cleanup():
     """Kills what a test left (children and daemonized pids) and forgets its logs."""
     g.kill_procs(PROCS)
@@ -452,6 +829,7 @@ def cleanup():
             os.kill(pid, signal.SIGKILL)
     PIDS.clear()
     LOGS.clear()
+    remove_accounts()
 
 
 def main():

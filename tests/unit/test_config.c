@@ -508,6 +508,55 @@ test_stats_socket_length(void **state)
 static struct iketcpd_cfg *good_cfg(void);
 static void expect_check_err(struct iketcpd_cfg *cfg, const char *n1, const char *n2);
 
+/* stats-socket none, stats-socket-mode (octal, default by group),
+ * stats-socket-group, metrics-listen: parsed, dumped and read back. */
+static void
+test_stats_access_metrics_listen(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg = parse_ok("[server]\n");
+	char buf[64];
+
+	assert_int_equal(cfg->stats_off, 0);
+	assert_int_equal(cfg->stats_mode, -1);
+	assert_int_equal(iketcpd_stats_mode(cfg), 0600);
+	assert_int_equal(cfg->metrics_listen.len, 0);
+	free(cfg);
+
+	cfg = parse_ok("stats-socket = none\nstats-socket-group = ikemon\n"
+		       "metrics-listen = [::1]:9100\n[server]\n");
+	assert_int_equal(cfg->stats_off, 1);
+	assert_string_equal(cfg->stats_path, "");
+	assert_int_equal(iketcpd_stats_mode(cfg), 0660); /* a group needs rw */
+	assert_string_equal(iketcpd_addr_str(&cfg->metrics_listen, buf, sizeof(buf)), "[::1]:9100");
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok("stats-socket-mode = 640\nstats-socket-group = 4242\n"
+		       "metrics-listen = 127.0.0.1\n[server]\n");
+	assert_int_equal(iketcpd_stats_mode(cfg), 0640);
+	assert_string_equal(iketcpd_addr_str(&cfg->metrics_listen, buf, sizeof(buf)),
+			    "127.0.0.1:9575");
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok("metrics-listen = none\n[server]\n");
+	assert_int_equal(cfg->metrics_listen.len, 0);
+	free(cfg);
+
+	expect_err("stats-socket-mode = 0800\n[server]\n", SRC ":1:", "\"0800\"", "octal");
+	expect_err("stats-socket-mode = 1777\n[server]\n", SRC ":1:", "\"1777\"", "0777");
+	expect_err("stats-socket-mode = 00000\n[server]\n", SRC ":1:", "\"00000\"", "octal");
+	expect_err("stats-socket-mode = rw\n[server]\n", SRC ":1:", "\"rw\"", "octal");
+	expect_err("stats-socket-group = a:b\n[server]\n", SRC ":1:", "\"a:b\"", "not a name");
+	expect_err("metrics-listen = localhost:9575\n[server]\n", SRC ":1:", "\"localhost",
+		   "not an address");
+	expect_err("metrics-listen = 127.0.0.1:0\n[server]\n", SRC ":1:", "127.0.0.1:0",
+		   "not an address");
+	expect_err("[server]\nmetrics-listen = 127.0.0.1:1\n", SRC ":2:", "\"metrics-listen\"",
+		   "before the first section");
+}
+
 /* user and group: global keys and flags, names or numbers, dumped and read back. */
 static void
 test_user_group(void **state)
@@ -2703,6 +2752,7 @@ main(void)
 		cmocka_unit_test(test_section_header_errors),
 		cmocka_unit_test(test_name_max_len_ok),
 		cmocka_unit_test(test_globals),
+		cmocka_unit_test(test_stats_access_metrics_listen),
 		cmocka_unit_test(test_user_group),
 		cmocka_unit_test(test_max_memory),
 		cmocka_unit_test(test_stats_socket_length),
