@@ -298,7 +298,7 @@ outer_report(struct client *cl, const struct net_outer *o)
 		else
 			log_info("%s: bypass-policy auto: outer sockets not exempted from IPsec "
 				 "policies (%s%s); that matters only when this host's own policies "
-				 "cover the peer (a full tunnel), see iketcpd.conf(5)",
+				 "cover the peer (a full tunnel), see iketcpd(8)",
 				 cl->cfg.name, strerror(e), why);
 	}
 	if (o->mark)
@@ -315,7 +315,7 @@ static const char *
 mark_error(const struct net_outer *o, char *buf, size_t len)
 {
 	snprintf(buf, len, "SO_MARK 0x%x: %s%s", o->mark, strerror(o->mark_err),
-		 o->mark_err == EPERM ? " (needs CAP_NET_ADMIN, see iketcpd.conf(5))" : "");
+		 o->mark_err == EPERM ? " (needs CAP_NET_ADMIN, see iketcpd(8))" : "");
 	return buf;
 }
 

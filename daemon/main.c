@@ -324,7 +324,7 @@ net_admin_check(const struct iketcpd_cfg *cfg, const char *when)
 		log_warn("%s: mark or bypass-policy = yes is set, but iketcpd lacks CAP_NET_ADMIN: "
 			 "connections with a mark will fail, bypass policies will be missing "
 			 "(under systemd add AmbientCapabilities=CAP_NET_ADMIN and "
-			 "CapabilityBoundingSet=CAP_NET_ADMIN, see iketcpd.conf(5))",
+			 "CapabilityBoundingSet=CAP_NET_ADMIN, see iketcpd(8))",
 			 when);
 }
 
