@@ -163,6 +163,7 @@ struct client {
 		uint64_t first_ms;
 		struct credit credit; /* the one it took from that flow, seq 0 = none */
 	} prov[PROVISIONAL_MAX];
+	int outer_said; /* the outcome of mark / bypass-policy was logged (once per section) */
 };
 
 static void flow_tcp_down(struct flow *f, enum client_close_reason why, const char *detail);
@@ -253,16 +254,86 @@ static void flow_tt_cb(struct timer *t);
 static void flow_fallback_cb(struct timer *t);
 static void flow_tcp_connect(struct flow *f);
 
+/* ---- outer sockets on a full-tunnel host ------------------------------------------ */
+
+static struct net_outer
+outer_opts(const struct client *cl)
+{
+	return (struct net_outer){.mark = cl->cfg.mark, .bypass = cl->cfg.bypass_policy != 0};
+}
+
+/*
+ * Says once per section what mark and bypass-policy did on the first outer
+ * socket: the host's own tunnel silently swallowing the connection is the
+ * failure they exist for, so a bypass that could not be set is a warning
+ * when asked for (yes). With auto it is a note: most hosts have no policy
+ * covering the peer, and a service without CAP_NET_ADMIN would otherwise
+ * warn at every start.
+ */
+static void
+outer_report(struct client *cl, const struct net_outer *o)
+{
+	char what[96] = "";
+	int e = o->bypass_err;
+
+	if (cl->outer_said || o->mark_err)
+		return; /* a mark failure is the connection's failure, logged there */
+	cl->outer_said = 1;
+	if (o->bypass && e) {
+		const char *why = e == EPERM ? " (needs CAP_NET_ADMIN)"
+				  : e == ENOPROTOOPT
+					  ? " (this kernel has no XFRM: no IPsec policy to bypass)"
+					  : "";
+		if (cl->cfg.bypass_policy == 1)
+			log_warn(
+				"%s: bypass-policy: cannot exempt the outer sockets from this "
+				"host's "
+				"IPsec policies, going on without: %s: %s%s; a policy covering the "
+				"peer (a full tunnel) would take the connection into its own "
+				"tunnel",
+				cl->cfg.name,
+				cl->peer.addr.ss.ss_family == AF_INET6 ? "IPV6_XFRM_POLICY"
+								       : "IP_XFRM_POLICY",
+				strerror(e), why);
+		else
+			log_info("%s: bypass-policy auto: outer sockets not exempted from IPsec "
+				 "policies (%s%s); that matters only when this host's own policies "
+				 "cover the peer (a full tunnel), see iketcpd(8)",
+				 cl->cfg.name, strerror(e), why);
+	}
+	if (o->mark)
+		snprintf(what, sizeof(what), "SO_MARK 0x%x", o->mark);
+	if (o->bypass && !e)
+		snprintf(what + strlen(what), sizeof(what) - strlen(what), "%sIPsec bypass policy",
+			 o->mark ? " and an " : "an ");
+	if (what[0])
+		log_info("%s: outer sockets carry %s", cl->cfg.name, what);
+}
+
+/* The text for a mark that could not be set, for flow_connect_failed(). */
+static const char *
+mark_error(const struct net_outer *o, char *buf, size_t len)
+{
+	snprintf(buf, len, "SO_MARK 0x%x: %s%s", o->mark, strerror(o->mark_err),
+		 o->mark_err == EPERM ? " (needs CAP_NET_ADMIN, see iketcpd(8))" : "");
+	return buf;
+}
+
 static int
 flow_udp_open(struct flow *f)
 {
 	struct client *cl = f->cl;
+	struct net_outer o = outer_opts(cl);
+	char e[160];
+
 	f->udp_peer = cl->peer.addr;
-	f->uw.fd = net_udp_socket(cl->peer.addr.ss.ss_family, NULL, &cl->peer.addr);
+	f->uw.fd = net_udp_connect_outer(&cl->peer.addr, &o);
 	if (f->uw.fd < 0) {
-		log_err("%s: UDP socket to peer: %s", cl->cfg.name, strerror(errno));
+		log_err("%s: UDP socket to peer: %s", cl->cfg.name,
+			o.mark_err ? mark_error(&o, e, sizeof(e)) : strerror(errno));
 		return -1;
 	}
+	outer_report(cl, &o);
 	f->uw.cb = flow_udp_cb;
 	f->uw.data = f;
 	return watcher_start(cl->loop, &f->uw, EPOLLIN);
@@ -621,13 +692,17 @@ flow_tcp_connect(struct flow *f)
 	if (!f->via_proxy)
 		iketcpd_addr_set_port(&dst, tcp_port(cl));
 	f->addr_idx = t->cur;
-	int fd = net_tcp_connect(&dst, &f->flowlabel);
+	struct net_outer o = outer_opts(cl);
+	int fd = net_tcp_connect(&dst, &f->flowlabel, &o);
 	cl->st.connects++;
 	if (fd < 0) {
+		char e[160];
 		f->ts = TS_DOWN;
-		flow_connect_failed(f, CCR_CONNECT, strerror(errno));
+		flow_connect_failed(f, CCR_CONNECT,
+				    o.mark_err ? mark_error(&o, e, sizeof(e)) : strerror(errno));
 		return;
 	}
+	outer_report(cl, &o);
 	/* The non-blocking connect is the transport's first handshake step. */
 	if (f->r.is_tls && !f->via_proxy)
 		rc = iketcp_tls_client_init(&f->r.tr, cl->tls_ctx, fd, IKETCP_TRANSPORT_CONNECTING);
@@ -1832,6 +1907,7 @@ client_reload(struct client *cl, const struct iketcpd_client_cfg *cfg)
 	}
 	if (repin && cl->pinned)
 		close_unpinned_flows(cl);
+	cl->outer_said = 0; /* mark and bypass-policy may have changed: say again */
 	client_lookup_targets(cl);
 	client_tls_info(cfg);
 	log_info("%s: configuration reloaded (%u flows kept)", cfg->name, cl->nflows);

@@ -40,6 +40,9 @@
 /* sniff-tls: auto means yes when tls-cert is set. */
 #define IKETCPD_SNIFF_AUTO (-1)
 
+/* bypass-policy: auto tries without asking for the privilege it needs. */
+#define IKETCPD_BYPASS_AUTO (-1)
+
 struct iketcpd_addr {
 	struct sockaddr_storage ss; /* AF_INET or AF_INET6, port in network order */
 	socklen_t len;
@@ -165,6 +168,12 @@ struct iketcpd_client_cfg {
 	char proxy_host[IKETCPD_HOST_MAX];      /* "proxy" http://HOST:PORT; "" = none */
 	uint16_t proxy_port;
 	char proxy_auth[IKETCPD_AUTH_MAX]; /* "proxy-auth" USER:PASS; "" = none */
+	/* Full-tunnel hosts: the outer sockets (TCP to the peer or proxy, UDP
+	 * to the peer) must stay out of this host's own IPsec policies and
+	 * routes, or the tunnel would carry itself. Both need CAP_NET_ADMIN. */
+	int bypass_policy;  /* "bypass-policy" yes|no|auto: IP(V6)_XFRM_POLICY; default auto */
+	uint32_t mark;      /* "mark" VALUE[/MASK]: SO_MARK; 0 = none (default) */
+	uint32_t mark_mask; /* the /MASK as written (for the dump); 0xffffffff without */
 };
 
 /* Returns 1 if sniff-tls is in effect for server s (yes, or auto with tls-cert). */

@@ -308,6 +308,13 @@ chk_client(const struct chk *c, const struct iketcpd_cfg *cfg, int i)
 	if (cl->enable_tcp != IKETCPD_TCP_NO && cl->enable_tcp != IKETCPD_TCP_YES &&
 	    cl->enable_tcp != IKETCPD_TCP_FALLBACK)
 		return cerr(c, cfg, K, i, "bad enable-tcp value %d", (int)cl->enable_tcp);
+	if (cl->bypass_policy != IKETCPD_BYPASS_AUTO && cl->bypass_policy != 0 &&
+	    cl->bypass_policy != 1)
+		return cerr(c, cfg, K, i, "bypass-policy %d is not yes, no or auto",
+			    cl->bypass_policy);
+	if (cl->mark_mask == 0 || (cl->mark & ~cl->mark_mask) != 0)
+		return cerr(c, cfg, K, i, "mark 0x%x sets bits outside its mask 0x%x", cl->mark,
+			    cl->mark_mask);
 	if (cl->reconnect_min_ms > cl->reconnect_max_ms)
 		return cerr(c, cfg, K, i, "reconnect-min (%s) is larger than reconnect-max (%s)",
 			    fmt_duration(a, sizeof(a), cl->reconnect_min_ms),

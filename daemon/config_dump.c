@@ -260,6 +260,31 @@ dump_sniff_tls(struct out *o, const struct kw *kw, unsigned kind, const void *se
 }
 
 void
+dump_bypass_policy(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	int v = CLI(sect)->bypass_policy;
+
+	(void)kw;
+	(void)kind;
+	out_printf(o, "bypass-policy = %s\n", v == IKETCPD_BYPASS_AUTO ? "auto" : v ? "yes" : "no");
+}
+
+void
+dump_mark(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	const struct iketcpd_client_cfg *c = CLI(sect);
+
+	(void)kw;
+	(void)kind;
+	if (!c->mark)
+		return;
+	if (c->mark_mask == 0xffffffffu)
+		out_printf(o, "mark = 0x%x\n", c->mark);
+	else
+		out_printf(o, "mark = 0x%x/0x%x\n", c->mark, c->mark_mask);
+}
+
+void
 dump_proxy_protocol_from(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
 {
 	const struct iketcpd_server_cfg *s = SRV(sect);

@@ -75,6 +75,7 @@ enum num_rc { NUM_OK = 0, NUM_SYNTAX = -1, NUM_RANGE = -2 };
 enum num_rc dec_count(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 enum num_rc dec_duration(const char *s, uint32_t min, uint32_t max, uint32_t *ms);
 enum num_rc dec_size(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+enum num_rc dec_mark(const char *s, uint32_t *value, uint32_t *mask);
 int dec_bool(const char *s);
 const char *fmt_duration(char *buf, size_t len, uint32_t ms);
 const char *fmt_size(char *buf, size_t len, uint32_t v);
@@ -186,5 +187,8 @@ kw_dump_fn dump_backend, dump_backend_source, dump_enable_tcp, dump_group, dump_
 	dump_proxy_protocol_from, dump_sniff_tls, dump_stats_socket, dump_stats_socket_group,
 	dump_stats_socket_mode, dump_metrics_listen, dump_tls_min_version, dump_udp, dump_user,
 	dump_verbose;
+/* full-tunnel clients */
+kw_parse_fn parse_bypass_policy, parse_mark;
+kw_dump_fn dump_bypass_policy, dump_mark;
 
 #endif

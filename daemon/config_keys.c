@@ -133,6 +133,8 @@ const struct kw kwtab[] = {
 	FN("proxy-protocol-from", S, 1, parse_proxy_protocol_from, dump_proxy_protocol_from),
 	FN("proxy", C, 0, parse_proxy, dump_proxy),
 	STR("proxy-auth", C, 0, CLI(proxy_auth), IKETCPD_AUTH_MAX, parse_proxy_auth),
+	FN("bypass-policy", C, 0, parse_bypass_policy, dump_bypass_policy),
+	FN("mark", C, 0, parse_mark, dump_mark),
 };
 
 const size_t kw_count = sizeof(kwtab) / sizeof(kwtab[0]);
@@ -284,6 +286,9 @@ iketcpd_client_defaults(struct iketcpd_client_cfg *c, const char *name)
 	c->enable_tcp = IKETCPD_TCP_FALLBACK; /* RFC 9329 §2: UDP first (R3, R13, R64) */
 	c->tls.min_version = IKETCPD_TLS_V12;
 	c->proxy_port = 0; /* proxy: none */
+	c->bypass_policy = IKETCPD_BYPASS_AUTO;
+	c->mark = 0; /* mark: none */
+	c->mark_mask = 0xffffffffu;
 }
 
 int

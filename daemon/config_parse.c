@@ -590,6 +590,36 @@ parse_sniff_tls(struct parser *p, const char *val)
 	return 0;
 }
 
+/* yes | no | auto (auto: try, without keeping CAP_NET_ADMIN for it). */
+int
+parse_bypass_policy(struct parser *p, const char *val)
+{
+	int v = dec_bool(val);
+
+	if (strcasecmp(val, "auto") == 0)
+		p->cli->bypass_policy = IKETCPD_BYPASS_AUTO;
+	else if (v >= 0)
+		p->cli->bypass_policy = v;
+	else
+		return bad_value(p, val, "is not yes, no or auto");
+	return 0;
+}
+
+int
+parse_mark(struct parser *p, const char *val)
+{
+	switch (dec_mark(val, &p->cli->mark, &p->cli->mark_mask)) {
+	case NUM_OK:
+		return 0;
+	case NUM_RANGE:
+		return bad_value(p, val,
+				 "is out of range (VALUE and MASK are 1..0xffffffff, and VALUE "
+				 "sets no bit outside MASK)");
+	default:
+		return bad_value(p, val, "is not a mark VALUE[/MASK] (e.g. 0x42 or 0x4200/0xff00)");
+	}
+}
+
 /* Repeatable: the load balancers allowed to send PROXY headers. */
 int
 parse_proxy_protocol_from(struct parser *p, const char *val)

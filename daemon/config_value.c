@@ -250,6 +250,78 @@ dec_size(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 	return NUM_OK;
 }
 
+/* A 32-bit number, decimal or 0x-prefixed hex (firewall marks are
+ * written both ways: ip rule, nft and strongSwan's fwmark show hex).
+ * Returns NUM_OK with *out, NUM_SYNTAX, or NUM_RANGE above 0xffffffff. */
+static enum num_rc
+cur_get_u32num(struct iketcp_cur *c, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t nd = 0;
+	int b;
+	uint8_t d;
+
+	if (cur_peek(c) == '0') {
+		struct iketcp_cur t = *c;
+		uint8_t z, x;
+		if (iketcp_cur_get_u8(&t, &z) == IKETCP_OK &&
+		    iketcp_cur_get_u8(&t, &x) == IKETCP_OK && (x == 'x' || x == 'X')) {
+			*c = t;
+			while ((b = cur_peek(c)) >= 0 &&
+			       ((b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') ||
+				(b >= 'A' && b <= 'F'))) {
+				if (iketcp_cur_get_u8(c, &d) != IKETCP_OK)
+					break;
+				v = v * 16 + (uint64_t)(d <= '9' ? d - '0' : (d | 0x20) - 'a' + 10);
+				if (v > DEC_SAT)
+					v = DEC_SAT;
+				nd++;
+			}
+			if (nd == 0)
+				return NUM_SYNTAX;
+			goto done;
+		}
+	}
+	if (cur_get_dec(c, &v) == 0)
+		return NUM_SYNTAX;
+done:
+	if (v > 0xffffffffull)
+		return NUM_RANGE;
+	*out = (uint32_t)v;
+	return NUM_OK;
+}
+
+/*
+ * Firewall mark "VALUE" or "VALUE/MASK" (each decimal or 0x hex). VALUE may
+ * not set bits outside MASK, and may not be 0 (that is no mark). Without
+ * /MASK the mask is 0xffffffff.
+ */
+enum num_rc
+dec_mark(const char *s, uint32_t *value, uint32_t *mask)
+{
+	struct iketcp_cur c;
+	uint32_t v, m = 0xffffffffu;
+	uint8_t slash;
+	enum num_rc rc;
+
+	if (cur_over_str(&c, s, CFG_LINE_MAX) < 0)
+		return NUM_SYNTAX;
+	if ((rc = cur_get_u32num(&c, &v)) != NUM_OK)
+		return rc;
+	if (iketcp_cur_left(&c) != 0) {
+		if (iketcp_cur_get_u8(&c, &slash) != IKETCP_OK || slash != '/' ||
+		    (rc = cur_get_u32num(&c, &m)) != NUM_OK)
+			return rc == NUM_RANGE ? NUM_RANGE : NUM_SYNTAX;
+		if (iketcp_cur_left(&c) != 0)
+			return NUM_SYNTAX;
+	}
+	if (v == 0 || m == 0 || (v & ~m) != 0)
+		return NUM_RANGE;
+	*value = v;
+	*mask = m;
+	return NUM_OK;
+}
+
 /* yes/no/true/false/on/off, any case. Returns 1, 0, or -1. */
 int
 dec_bool(const char *s)

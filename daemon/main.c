@@ -81,6 +81,7 @@ struct app {
 	struct privs_account acct; /* from user/group; name "" = none */
 	int dropped;               /* running as acct */
 	int kept_bind;             /* ... with CAP_NET_BIND_SERVICE */
+	int kept_admin;            /* ... with CAP_NET_ADMIN (mark, bypass-policy = yes) */
 	unsigned unpriv_start;     /* net.ipv4.ip_unprivileged_port_start */
 	struct timer status_timer; /* STATUS= refresh, only with $NOTIFY_SOCKET */
 	char refused[512];         /* why the last reload was refused; "" = none since */
@@ -473,6 +474,19 @@ nofile_for(const struct iketcpd_cfg *cfg, const char *when, int to_stderr)
 	return 0;
 }
 
+/* mark and bypass-policy = yes are set at each connection, long after the
+ * start: a missing CAP_NET_ADMIN is said now, not at the first connect. */
+static void
+net_admin_check(const struct iketcpd_cfg *cfg, const char *when)
+{
+	if (privs_need_net_admin(cfg) && !privs_have_net_admin())
+		log_warn("%s: mark or bypass-policy = yes is set, but iketcpd lacks CAP_NET_ADMIN: "
+			 "connections with a mark will fail, bypass policies will be missing "
+			 "(under systemd add AmbientCapabilities=CAP_NET_ADMIN and "
+			 "CapabilityBoundingSet=CAP_NET_ADMIN, see iketcpd(8))",
+			 when);
+}
+
 /* With user set: the switch, once everything that needs root is done, and
  * warnings about what will fail as the user. Without: a hint when root. */
 static int
@@ -492,17 +506,25 @@ drop_privileges(struct app *a)
 	if (a->stats_open_path[0] && lchown(a->stats_open_path, a->acct.uid, (gid_t)-1) < 0)
 		log_warn("stats-socket %s: cannot give it to user %s: %s", a->stats_open_path,
 			 a->acct.name, strerror(errno));
-	if (privs_drop(&a->acct, low != 0, err, sizeof(err)) < 0) {
+	int admin = privs_need_net_admin(&a->cfg);
+	unsigned keep = (low ? PRIVS_KEEP_BIND : 0) | (admin ? PRIVS_KEEP_NET_ADMIN : 0);
+	if (privs_drop(&a->acct, keep, err, sizeof(err)) < 0) {
 		log_err("cannot drop privileges, stopping: %s", err);
 		return -1;
 	}
 	a->dropped = 1;
 	a->kept_bind = low != 0;
+	a->kept_admin = admin;
+	char why[160] = "";
 	if (low)
-		log_info("running as user %s (uid %u, gid %u), keeping only CAP_NET_BIND_SERVICE "
-			 "(port %u is below %u)",
-			 a->acct.name, (unsigned)a->acct.uid, (unsigned)a->acct.gid, low,
+		snprintf(why, sizeof(why), "CAP_NET_BIND_SERVICE (port %u is below %u)", low,
 			 a->unpriv_start);
+	if (admin)
+		snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			 "%sCAP_NET_ADMIN (mark or bypass-policy = yes)", low ? " and " : "");
+	if (keep)
+		log_info("running as user %s (uid %u, gid %u), keeping only %s", a->acct.name,
+			 (unsigned)a->acct.uid, (unsigned)a->acct.gid, why);
 	else
 		log_info("running as user %s (uid %u, gid %u), no capabilities", a->acct.name,
 			 (unsigned)a->acct.uid, (unsigned)a->acct.gid);
@@ -564,6 +586,13 @@ reload_config(struct app *a)
 			"when it switched to user %s (no such port was configured at start): "
 			"restart iketcpd to listen there",
 			low, a->unpriv_start, a->acct.name);
+	if (a->dropped && !a->kept_admin && privs_need_net_admin(n))
+		log_err("reload: mark or bypass-policy = yes needs CAP_NET_ADMIN, and iketcpd kept "
+			"none when it switched to user %s (neither was configured at start): "
+			"restart iketcpd for them to work",
+			a->acct.name);
+	else
+		net_admin_check(n, "reload");
 	check_readable(a, n, "reload");
 	struct server *ns[IKETCPD_MAX_SERVERS] = {0};
 	struct client *nc[IKETCPD_MAX_CLIENTS] = {0};
@@ -869,6 +898,7 @@ main(int argc, char **argv)
 		log_info("iketcpd %s running (%d server, %d client sections)",
 			 IKETCP_VERSION_STRING, a.cfg.nservers, a.cfg.nclients);
 		report_tcp_ecn(&a.cfg);
+		net_admin_check(&a.cfg, "start");
 		if (sdnotify_enabled()) {
 			sdnotify_send("READY=1");
 			notify_status(&a);

@@ -7,6 +7,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
+/* after netinet/in.h: its libc-compat guards keep linux/in6.h from
+ * redefining what glibc already has */
+#include <linux/xfrm.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -37,14 +40,57 @@ net_tcp_listen(const struct iketcpd_addr *a, int backlog)
 	return fd;
 }
 
+/* A per-socket policy overrides the host's IPsec policies (SPD) for this
+ * socket alone, in both directions: "allow" means no transform, so
+ * neither the packets it sends nor those it receives are taken into (or
+ * expected out of) a tunnel. Needs CAP_NET_ADMIN. Returns 0 or an errno. */
+static int
+xfrm_bypass(int fd, int family)
+{
+	struct xfrm_userpolicy_info pol;
+	int level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	int opt = family == AF_INET6 ? IPV6_XFRM_POLICY : IP_XFRM_POLICY;
+	static const uint8_t dirs[] = {XFRM_POLICY_OUT, XFRM_POLICY_IN};
+
+	if (family != AF_INET && family != AF_INET6)
+		return EAFNOSUPPORT;
+	for (size_t i = 0; i < sizeof(dirs); i++) {
+		memset(&pol, 0, sizeof(pol));
+		pol.action = XFRM_POLICY_ALLOW;
+		pol.sel.family = (uint16_t)family;
+		pol.dir = dirs[i];
+		if (setsockopt(fd, level, opt, &pol, sizeof(pol)) < 0)
+			return errno;
+	}
+	return 0;
+}
+
 int
-net_udp_socket(int family, const struct iketcpd_addr *bind_to,
-	       const struct iketcpd_addr *connect_to)
+net_outer_apply(int fd, int family, struct net_outer *o)
+{
+	o->bypass_err = 0;
+	o->mark_err = 0;
+	/* Before connect(): the route, and with it the source address, is
+	 * chosen there, and must be the one the marked packets take. */
+	if (o->mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &o->mark, sizeof(o->mark)) < 0) {
+		o->mark_err = errno;
+		return -1;
+	}
+	if (o->bypass)
+		o->bypass_err = xfrm_bypass(fd, family);
+	return 0;
+}
+
+static int
+udp_socket(int family, const struct iketcpd_addr *bind_to, const struct iketcpd_addr *connect_to,
+	   struct net_outer *o)
 {
 	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int buf = 4 << 20;
 	if (fd < 0)
 		return -1;
+	if (o && net_outer_apply(fd, family, o) < 0)
+		return close_fail(fd);
 	/* Bursts of ESP from a TCP read go out with sendmmsg; a larger buffer
 	 * turns short bursts into queueing instead of drops. Best effort. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
@@ -59,6 +105,19 @@ net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 		return close_fail(fd);
 	}
 	return fd;
+}
+
+int
+net_udp_socket(int family, const struct iketcpd_addr *bind_to,
+	       const struct iketcpd_addr *connect_to)
+{
+	return udp_socket(family, bind_to, connect_to, NULL);
+}
+
+int
+net_udp_connect_outer(const struct iketcpd_addr *connect_to, struct net_outer *o)
+{
+	return udp_socket(connect_to->ss.ss_family, NULL, connect_to, o);
 }
 
 /* linux/in6.h's flow label manager ABI; glibc's netinet/in.h lacks it and
@@ -118,12 +177,14 @@ flowlabel_attach(int fd, const struct sockaddr_in6 *dst, uint32_t label)
 }
 
 int
-net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel)
+net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel, struct net_outer *o)
 {
 	struct iketcpd_addr to = *a;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	if (o && net_outer_apply(fd, a->ss.ss_family, o) < 0)
+		return close_fail(fd);
 	if (flowlabel && a->ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&to.ss;
 		uint32_t l = flowlabel_attach(fd, s6, *flowlabel);

@@ -16,12 +16,37 @@ int net_tcp_listen(const struct iketcpd_addr *a, int backlog);
 int net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 		   const struct iketcpd_addr *connect_to);
 
+/*
+ * What keeps a client's outer socket (to the peer or proxy) out of this
+ * host's own tunnels when their policies or routes cover the peer (a full
+ * tunnel, remote_ts = 0.0.0.0/0): SO_MARK, for a routing rule or firewall
+ * that exempts marked packets (kernel-libipsec, nftables setups), and a
+ * per-socket IPsec bypass policy (kernel XFRM). Both need CAP_NET_ADMIN.
+ */
+struct net_outer {
+	uint32_t mark;  /* SO_MARK; 0 = none */
+	int bypass;     /* try IP_XFRM_POLICY / IPV6_XFRM_POLICY "allow" both ways */
+	int mark_err;   /* out: errno of SO_MARK, 0 = set or not asked for */
+	int bypass_err; /* out: errno of the bypass policy, 0 = set or not asked for */
+};
+
+/* Applies o to fd (of family). A mark that cannot be set fails (-1,
+ * errno and o->mark_err set): a connection that should have been exempted
+ * would loop into the tunnel. A bypass policy that cannot be set does not
+ * (o->bypass_err says why): it is best effort. */
+int net_outer_apply(int fd, int family, struct net_outer *o);
+
+/* A non-blocking UDP socket connected to connect_to, with o applied
+ * before the connect. Returns fd or -1 (o->mark_err set when the mark failed). */
+int net_udp_connect_outer(const struct iketcpd_addr *connect_to, struct net_outer *o);
+
 /* Starts a non-blocking connect. Returns fd (connect may be in progress) or -1.
  * For IPv6 with flowlabel not NULL, the connection carries the flow label
  * *flowlabel (0: pick one and store it), so that every reconnect of a flow
  * hashes onto the same ECMP path (R22); *flowlabel is 0 after the kernel
- * refused a fixed label. */
-int net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel);
+ * refused a fixed label. o (NULL: none) is applied before the connect, as
+ * net_outer_apply() does. */
+int net_tcp_connect(const struct iketcpd_addr *a, uint32_t *flowlabel, struct net_outer *o);
 
 /* Sets TCP_NODELAY (frames are latency sensitive and already batched),
  * optional SO_KEEPALIVE (R49) with short probe times, and TCP_USER_TIMEOUT

@@ -245,7 +245,37 @@ out:
 
 /* ---- the drop ----------------------------------------------------------------------- */
 
-#define BIND_BIT (1u << CAP_NET_BIND_SERVICE) /* in data[0]: capability numbers < 32 */
+/* in data[0]: capability numbers < 32 */
+#define BIND_BIT (1u << CAP_NET_BIND_SERVICE)
+#define ADMIN_BIT (1u << CAP_NET_ADMIN)
+
+static uint32_t
+keep_bits(unsigned keep)
+{
+	return ((keep & PRIVS_KEEP_BIND) ? BIND_BIT : 0) |
+	       ((keep & PRIVS_KEEP_NET_ADMIN) ? ADMIN_BIT : 0);
+}
+
+int
+privs_need_net_admin(const struct iketcpd_cfg *cfg)
+{
+	for (int i = 0; i < cfg->nclients && i < IKETCPD_MAX_CLIENTS; i++)
+		if (cfg->clients[i].mark || cfg->clients[i].bypass_policy == 1)
+			return 1;
+	return 0;
+}
+
+int
+privs_have_net_admin(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return 0;
+	return (data[0].effective & ADMIN_BIT) != 0;
+}
 
 static int
 caps_get(struct __user_cap_data_struct data[2])
@@ -256,22 +286,21 @@ caps_get(struct __user_cap_data_struct data[2])
 	return (int)syscall(SYS_capget, &hdr, data);
 }
 
-/* Leaves exactly CAP_NET_BIND_SERVICE (or nothing) in this thread's
+/* Leaves exactly the kept capabilities (or nothing) in this thread's
  * effective and permitted sets, and nothing inheritable. */
 static int
-caps_set(int keep_bind)
+caps_set(unsigned keep)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[2];
 
 	memset(data, 0, sizeof(data));
-	if (keep_bind)
-		data[0].effective = data[0].permitted = BIND_BIT;
+	data[0].effective = data[0].permitted = keep_bits(keep);
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
 int
-privs_drop(const struct privs_account *acct, int keep_bind, char *err, size_t errlen)
+privs_drop(const struct privs_account *acct, unsigned keep, char *err, size_t errlen)
 {
 	uid_t ru = 0, eu = 0, su = 0;
 	gid_t rg = 0, eg = 0, sg = 0;
@@ -293,7 +322,7 @@ privs_drop(const struct privs_account *acct, int keep_bind, char *err, size_t er
 		       strerror(errno));
 		return -1;
 	}
-	if (keep_bind && prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) < 0) {
+	if (keep && prctl(PR_SET_KEEPCAPS, 1L, 0L, 0L, 0L) < 0) {
 		seterr(err, errlen, "user %s: PR_SET_KEEPCAPS: %s", acct->name, strerror(errno));
 		return -1;
 	}
@@ -302,11 +331,11 @@ privs_drop(const struct privs_account *acct, int keep_bind, char *err, size_t er
 		       strerror(errno));
 		return -1;
 	}
-	if (caps_set(keep_bind) < 0) {
+	if (caps_set(keep) < 0) {
 		seterr(err, errlen, "user %s: capset: %s", acct->name, strerror(errno));
 		return -1;
 	}
-	if (keep_bind)
+	if (keep)
 		(void)prctl(PR_SET_KEEPCAPS, 0L, 0L, 0L, 0L);
 	/* ambient capabilities (kernel 4.3+) would survive an exec */
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0L, 0L, 0L);
@@ -321,7 +350,7 @@ privs_drop(const struct privs_account *acct, int keep_bind, char *err, size_t er
 		       (unsigned)eg, (unsigned)sg);
 		return -1;
 	}
-	uint32_t want = keep_bind ? BIND_BIT : 0;
+	uint32_t want = keep_bits(keep);
 	if (caps_get(data) < 0 || data[0].effective != want || data[0].permitted != want ||
 	    data[0].inheritable != 0 || data[1].effective || data[1].permitted ||
 	    data[1].inheritable) {

@@ -13,7 +13,9 @@
  * net.ipv4.ip_unprivileged_port_start and to raise the hard RLIMIT_NOFILE.
  * With `user` set, iketcpd switches to that account once every socket is
  * open, keeping CAP_NET_BIND_SERVICE only when a configured port needs it
- * (so that a reload can bind another low port) and nothing otherwise.
+ * (so that a reload can bind another low port), CAP_NET_ADMIN only when a
+ * client section sets mark or bypass-policy = yes (its outer sockets are
+ * made later, at each connection), and nothing otherwise.
  */
 #ifndef IKETCPD_PRIVS_H
 #define IKETCPD_PRIVS_H
@@ -74,14 +76,25 @@ struct privs_account {
 int privs_lookup(const struct iketcpd_cfg *cfg, struct privs_account *acct, char *err,
 		 size_t errlen);
 
+/* What privs_drop() keeps (bits of its keep argument). */
+#define PRIVS_KEEP_BIND 1u      /* CAP_NET_BIND_SERVICE */
+#define PRIVS_KEEP_NET_ADMIN 2u /* CAP_NET_ADMIN: SO_MARK, IP_XFRM_POLICY */
+
+/* 1 when a client section of cfg sets mark, or bypass-policy = yes: both
+ * need CAP_NET_ADMIN at every connection (auto does not ask for it). */
+int privs_need_net_admin(const struct iketcpd_cfg *cfg);
+
+/* 1 when this thread has CAP_NET_ADMIN in its effective set. */
+int privs_have_net_admin(void);
+
 /*
  * Switches every thread to acct's uid, gid and groups for good, keeping
- * CAP_NET_BIND_SERVICE (effective and permitted, nothing else) when
- * keep_bind is set and no capability otherwise; then checks the result
+ * the capabilities named by keep (PRIVS_KEEP_*; effective and permitted,
+ * nothing else) and no other; then checks the result
  * (all three uids and gids, the capability sets, and that uid 0 and gid 0
  * cannot be had back). Returns 0, or -1 with err set: the caller must not
  * go on then, as it may still be root.
  */
-int privs_drop(const struct privs_account *acct, int keep_bind, char *err, size_t errlen);
+int privs_drop(const struct privs_account *acct, unsigned keep, char *err, size_t errlen);
 
 #endif

@@ -442,6 +442,9 @@ swan() {
 #                    (no random jitter; hard lifetimes set well after)
 #   dpd=T            dpd_delay [0s = off]
 #   start=none|trap|start  CHILD start_action [none]
+#   fwmark=MARK      full tunnels: kernel-netlink.fwmark = !MARK (the rule to
+#                    table 220 skips packets with MARK) and
+#                    socket-default.fwmark = MARK [none]
 # The connection is named "e2e", its child "net".
 charon_start() {
 	local ns=$1 role=$2 d kv k v
@@ -449,7 +452,7 @@ charon_start() {
 	d=$(dir_of "$ns")
 	local host=${ns#"$PREFIX"-}
 	local id remote=127.0.0.1 rport="$CLIENT_UDP_PORT" lport=4500 mobike=yes
-	local ike_rekey="" child_rekey="" dpd=0s start=none local_ts remote_ts
+	local ike_rekey="" child_rekey="" dpd=0s start=none local_ts remote_ts fwmark=""
 	if [ "$role" = initiator ]; then
 		id="$host.iketcp.test"
 		local_ts="$(inner_addr "${host#c}")/32"
@@ -474,6 +477,7 @@ charon_start() {
 		child_rekey) child_rekey=$v ;;
 		dpd) dpd=$v ;;
 		start) start=$v ;;
+		fwmark) fwmark=$v ;;
 		*) fail "charon_start: unknown option $kv" ;;
 		esac
 	done
@@ -494,6 +498,10 @@ charon {
 		vici {
 			socket = unix://$d/charon.vici
 		}
+$(if [ -n "$fwmark" ]; then
+		printf '\t\tkernel-netlink {\n\t\t\tfwmark = !%s\n\t\t}\n' "$fwmark"
+		printf '\t\tsocket-default {\n\t\t\tfwmark = %s\n\t\t}\n' "$fwmark"
+	fi)
 	}
 	filelog {
 		charon {

@@ -3079,6 +3079,97 @@ def test_priv_low_port_keeps_only_bind():
         assert p.wait(5) == 0
 
 
+CAP_NET_ADMIN = 12
+
+
+def outer_conn(port):
+    """ss -e of the established connection(s) to port (the client's side)."""
+    out = subprocess.run(["ss", "-tnHe", "state", "established", "( dport = :%d )" % port],
+                         capture_output=True, text=True, check=True).stdout
+    return [ln for ln in out.splitlines() if ln.strip()]
+
+
+def test_client_outer_mark_kept_after_switch():
+    """Full-tunnel clients: mark = 0x42 puts SO_MARK on the outer TCP socket
+    (ss shows fwmark:0x42), and with user = nobody iketcpd keeps
+    CAP_NET_ADMIN (and nothing else) for it, since connections are made
+    after the switch. Without mark and with bypass-policy no: no mark, no
+    capability."""
+    if os.geteuid() != 0 or not shutil.which("ss"):
+        print("SKIP test_client_outer_mark_kept_after_switch: needs root and ss")
+        return
+    for extra, mark, caps in (
+            (["--mark", "0x42", "--bypass-policy", "yes"], "fwmark:0x42", 1 << CAP_NET_ADMIN),
+            (["--bypass-policy", "no"], None, 0)):
+        p = Pair(["--user", "nobody"] + extra)
+        try:
+            wait_log(p.c, "running as user nobody")
+            m = dgram_ike(0xF7)
+            p.send(m)
+            d, src = p.s.be.recvfrom(70000)
+            assert d == m
+            p.s.be.sendto(response_of(m), src)
+            assert p.ikd.recvfrom(70000)[0] == response_of(m)
+            conns = outer_conn(p.s.port)
+            assert len(conns) == 1, conns
+            if mark:
+                assert mark in conns[0].split(), conns
+                wait_log(p.c, "outer sockets carry SO_MARK 0x42 and an IPsec bypass policy")
+            else:
+                assert "fwmark:" not in conns[0], conns
+                assert log_count(p.c, "outer sockets carry") == 0
+            assert_runs_as_nobody(p.c.pid, caps)
+            assert log_count(p.c, "lacks CAP_NET_ADMIN") == 0
+        finally:
+            p.stop()
+
+
+def test_client_outer_mark_without_privilege():
+    """A mark that cannot be set (no CAP_NET_ADMIN) is said at the start,
+    and no connection is made without it: unmarked, it would loop into the
+    tunnel. bypass-policy auto without the privilege is a note, and the
+    connection goes on."""
+    if os.geteuid() == 0:
+        uid, gid = nobody()
+        wrap = ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all"]
+    else:
+        wrap = []
+    if wrap and not shutil.which("setpriv"):
+        print("SKIP test_client_outer_mark_without_privilege: needs setpriv")
+        return
+    s = Server()
+    ikd = udp(BASE + 3)
+    cport = BASE + 2
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % s.port,
+               "--enable-tcp", "yes", "--mark", "0x42"], "client-nomark", wrap=wrap)
+    try:
+        wait_udp(cport)
+        wait_log(c, "lacks CAP_NET_ADMIN")
+        ikd.sendto(dgram_ike(0xF8), ("127.0.0.1", cport))
+        wait_log(c, "SO_MARK 0x42: Operation not permitted (needs CAP_NET_ADMIN")
+        no_datagram(s.be)
+        assert outer_conn(s.port) == []
+    finally:
+        rc = stop_client(c, ikd)
+    assert rc == 0, rc
+    ikd = udp(BASE + 3)
+    c = start(["client", "--udp", "127.0.0.1:%d" % cport, "--peer", "127.0.0.1:%d" % s.port,
+               "--enable-tcp", "yes"], "client-auto", wrap=wrap)
+    try:
+        wait_udp(cport)
+        m = dgram_ike(0xF9)
+        ikd.sendto(m, ("127.0.0.1", cport))
+        assert s.be.recvfrom(70000)[0] == m
+        ln = wait_log(c, "bypass-policy auto: outer sockets not exempted")
+        assert " info: " in ln, ln
+        assert log_count(c, "lacks CAP_NET_ADMIN") == 0
+    finally:
+        rc = stop_client(c, ikd)
+        s.stop()
+    assert rc == 0, rc
+
+
 def test_priv_unreadable_config_named():
     """A -c file the user cannot read is named at the switch, and a reload
     is refused (the running configuration stays and keeps relaying)."""

@@ -2049,6 +2049,76 @@ test_proxy_protocol_keys(void **state)
 	expect_check_err(cfg, "proxy-protocol-from is set but proxy-protocol = no", NULL);
 }
 
+/* Full-tunnel clients: bypass-policy yes|no|auto (default auto) and mark
+ * VALUE[/MASK] in decimal or hex; the dump writes them back. */
+static void
+test_full_tunnel_keys(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg = parse_ok(CLIENT_HDR);
+	assert_int_equal(cfg->clients[0].bypass_policy, IKETCPD_BYPASS_AUTO);
+	assert_int_equal(cfg->clients[0].mark, 0);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok(CLIENT_HDR "bypass-policy = yes\nmark = 0x42\n");
+	assert_int_equal(cfg->clients[0].bypass_policy, 1);
+	assert_int_equal(cfg->clients[0].mark, 0x42);
+	assert_int_equal(cfg->clients[0].mark_mask, 0xffffffffu);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok(CLIENT_HDR "bypass-policy = off\nmark = 0X4200/0xFF00\n");
+	assert_int_equal(cfg->clients[0].bypass_policy, 0);
+	assert_int_equal(cfg->clients[0].mark, 0x4200);
+	assert_int_equal(cfg->clients[0].mark_mask, 0xff00);
+	assert_roundtrip(cfg);
+	free(cfg);
+
+	cfg = parse_ok(CLIENT_HDR "bypass-policy = AUTO\nmark = 4294967295\n");
+	assert_int_equal(cfg->clients[0].bypass_policy, IKETCPD_BYPASS_AUTO);
+	assert_int_equal(cfg->clients[0].mark, 0xffffffffu);
+	free(cfg);
+
+	static const char *const bad_syntax[] = {"0x", "0xg",   "-1",  "abc",          "0x42/",
+						 "/1", "1/2/3", "1 2", "0x42/0xff00x", "1.5"};
+	for (size_t i = 0; i < ARRAY_LEN(bad_syntax); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), CLIENT_HDR "mark = %s\n", bad_syntax[i]);
+		expect_err(text, SRC ":4: mark:", "is not a mark VALUE[/MASK]", NULL);
+	}
+	static const char *const bad_range[] = {
+		"0", "0x100000000", "4294967296", "0x42/0x0f", "1/0", "99999999999999999999999"};
+	for (size_t i = 0; i < ARRAY_LEN(bad_range); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), CLIENT_HDR "mark = %s\n", bad_range[i]);
+		expect_err(text, SRC ":4: mark:", "is out of range", NULL);
+	}
+	expect_err(CLIENT_HDR "bypass-policy = maybe\n", "not yes, no or auto", NULL, NULL);
+	/* client keys only: a server's accepted sockets are not marked */
+	expect_err("[server x]\nmark = 1\n", SRC ":2:", "mark", NULL);
+	expect_err("[server x]\nbypass-policy = yes\n", SRC ":2:", "bypass-policy", NULL);
+	/* the command line takes the same words */
+	cfg = calloc(1, sizeof(*cfg));
+	assert_non_null(cfg);
+	iketcpd_config_init(cfg);
+	char *argv[] = {"--udp", "127.0.0.1:4501",  "--peer", "gw", "--mark",
+			"66",    "--bypass-policy", "no",     NULL};
+	char err[512] = "";
+	assert_int_equal(iketcpd_config_parse_args(cfg, "client", 8, argv, err, sizeof(err)), 0);
+	assert_int_equal(cfg->clients[0].mark, 66);
+	assert_int_equal(cfg->clients[0].bypass_policy, 0);
+	/* a section built by hand is checked too */
+	cfg->clients[0].mark_mask = 0x0f;
+	assert_int_equal(iketcpd_config_check(cfg, err, sizeof(err)), -1);
+	assert_contains(err, "mark 0x42 sets bits outside its mask 0xf");
+	cfg->clients[0].mark_mask = 0xffffffffu;
+	cfg->clients[0].bypass_policy = 2;
+	assert_int_equal(iketcpd_config_check(cfg, err, sizeof(err)), -1);
+	assert_contains(err, "bypass-policy 2 is not yes, no or auto");
+	free(cfg);
+}
+
 /* local-peer: auto (default), or ADDR[:PORT] where no port means any port. */
 static void
 test_local_peer(void **state)
@@ -2795,6 +2865,7 @@ main(void)
 		cmocka_unit_test(test_proxy_protocol_keys),
 		cmocka_unit_test(test_prefix_match),
 		cmocka_unit_test(test_local_peer),
+		cmocka_unit_test(test_full_tunnel_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

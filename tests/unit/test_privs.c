@@ -148,6 +148,32 @@ test_low_port(void **state)
 	assert_true(start <= 65536);
 }
 
+/* CAP_NET_ADMIN is kept after the switch only for what asks for it: a mark,
+ * or bypass-policy = yes; auto (the default) and servers do not. */
+static void
+test_need_net_admin(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg =
+		cfg_parse("[server]\n[client c]\nudp = 127.0.0.1:4501\npeer = gw\n");
+	assert_false(privs_need_net_admin(cfg));
+	free(cfg);
+	cfg = cfg_parse("[client c]\nudp = 127.0.0.1:4501\npeer = gw\nbypass-policy = no\n");
+	assert_false(privs_need_net_admin(cfg));
+	free(cfg);
+	cfg = cfg_parse("[client c]\nudp = 127.0.0.1:4501\npeer = gw\n"
+			"[client d]\nudp = 127.0.0.1:4502\npeer = gw\nbypass-policy = yes\n");
+	assert_true(privs_need_net_admin(cfg));
+	free(cfg);
+	cfg = cfg_parse("[client c]\nudp = 127.0.0.1:4501\npeer = gw\nmark = 0x42\n"
+			"bypass-policy = no\n");
+	assert_true(privs_need_net_admin(cfg));
+	free(cfg);
+	/* whatever the answer, asking must not fail */
+	int have = privs_have_net_admin();
+	assert_true(have == 0 || have == 1);
+}
+
 static void
 test_lookup(void **state)
 {
@@ -225,9 +251,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_nofile_need),
-		cmocka_unit_test(test_nofile_raise),
-		cmocka_unit_test(test_low_port),
+		cmocka_unit_test(test_nofile_need), cmocka_unit_test(test_nofile_raise),
+		cmocka_unit_test(test_low_port),    cmocka_unit_test(test_need_net_admin),
 		cmocka_unit_test(test_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
