@@ -99,6 +99,16 @@ build() {
 		echo "  $OUT/$d: $(dpkg-deb -f "$OUT/$d" Depends)"
 	done
 
+	# Every manual page of man/ is in iketcpd (CMakeLists.txt installs them
+	# by a glob, debian/iketcpd.install takes usr/share/man whole).
+	local page want
+	for page in man/*.[1-8]; do
+		want=./usr/share/man/man${page##*.}/${page#man/}.gz
+		dpkg-deb -c "$OUT/${DEBS[0]}" | awk '{ print $6 }' | grep -qxF "$want" ||
+			die "$page is not in ${DEBS[0]} (as $want)"
+	done
+	echo "  man pages in ${DEBS[0]}: $(cd man && echo *.[1-8])"
+
 	say "lintian --pedantic on $OUT/iketcp_${VERSION}_$ARCH.changes"
 	# --show-overrides lists the overridden tags too (O:), but then lintian's
 	# --fail-on counts them as well: the verdict comes from the tag letters.

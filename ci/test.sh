@@ -197,10 +197,12 @@ do_release() {
 	configure "$b" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=gcc \
 		-DIKETCP_WERROR=ON -DIKETCP_TESTS=ON -DIKETCP_BENCH=ON
 	run ctest --test-dir "$b" --output-on-failure --no-tests=error --timeout 300 -j"$JOBS"
-	# PREFIX/DESTDIR install: headers, both libraries, pkg-config file, CLI.
+	# PREFIX/DESTDIR install: headers, both libraries, pkg-config file, CMake
+	# package config, CLI.
 	local dest=$ROOT/$b/destdir f
 	DESTDIR=$dest run cmake --install "$b" --prefix /usr/local >/dev/null
-	for f in include/iketcp/iketcp.h libiketcp.a libiketcp.so.0 pkgconfig/iketcp.pc bin/iketcp; do
+	for f in include/iketcp/iketcp.h libiketcp.a libiketcp.so.0 pkgconfig/iketcp.pc \
+		cmake/iketcp/iketcpConfig.cmake bin/iketcp; do
 		if [ -z "$(find "$dest/usr/local" -path "*/$f" -print -quit)" ]; then
 			echo "install check: */$f missing under $dest/usr/local" >&2
 			return 1
