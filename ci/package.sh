@@ -60,6 +60,8 @@ die() {
 	exit 1
 }
 
+git rev-parse --verify -q HEAD >/dev/null || die "$ROOT is not a git checkout with a commit"
+
 DEPS_WHO=ci/package.sh
 # shellcheck source=ci/deps.sh
 . "$ROOT/ci/deps.sh"
@@ -205,7 +207,7 @@ if [ "$INSTALL" = 1 ]; then
 		install_check
 	elif command -v sudo >/dev/null 2>&1; then
 		say "the install check needs root (chroot, mounts): through sudo"
-		sudo env ${FRESH_DIR:+FRESH_DIR="$FRESH_DIR"} "$0" --install-only
+		sudo env ${FRESH_DIR:+FRESH_DIR="$FRESH_DIR"} "$ROOT/ci/package.sh" --install-only
 	else
 		die "the install check needs root (chroot, mounts) and sudo is not installed: run it as root, or --no-install"
 	fi
