@@ -41,6 +41,12 @@ DEPS_TEST=(
 	# xxd: tests/loopback/test_cli.py makes the dumps iketcp decode reads
 	xxd
 )
+# ci/package.sh (the package step of ci/test.sh): dpkg-buildpackage with
+# debhelper (>= 13.11 for dh_installsysusers), fakeroot, lintian, and
+# debootstrap for the pristine root the .debs are installed in.
+# shellcheck disable=SC2034
+DEPS_PACKAGE=(dpkg-dev debhelper fakeroot lintian debootstrap)
+
 # Not here: udptunnel, which only bench/relay-bench.sh uses (as an optional
 # comparison; it skips that path without it).
 
@@ -203,6 +209,27 @@ deps_check_test() {
 	_deps_run openssl version || _deps_need openssl "openssl"
 	_deps_run tinyproxy -v || _deps_need tinyproxy-bin "tinyproxy"
 	_deps_run haproxy -v || _deps_need haproxy "haproxy"
+	return "$_deps_bad"
+}
+
+# deps_check_package: what ci/package.sh builds, checks and installs with:
+# dpkg-buildpackage, debhelper with dh_installsysusers, the build
+# dependencies in debian/control, fakeroot, lintian, debootstrap, unshare,
+# flock.
+deps_check_package() {
+	_deps_bad=0
+	_deps_run dpkg-buildpackage --version || _deps_need dpkg-dev "dpkg-buildpackage"
+	command -v dh >/dev/null 2>&1 || _deps_need debhelper "dh (debhelper)"
+	command -v dh_installsysusers >/dev/null 2>&1 || _deps_need debhelper "dh_installsysusers (debhelper >= 13.11)"
+	if _deps_run dpkg-buildpackage --version && [ -f debian/control ]; then
+		_deps_run dpkg-checkbuilddeps || _deps_need "$(dpkg-checkbuilddeps 2>&1 |
+			sed -n 's/.*Unmet build dependencies: //p')" "build dependencies of debian/control"
+	fi
+	_deps_run fakeroot -v || _deps_need fakeroot "fakeroot"
+	_deps_run lintian --version || _deps_need lintian "lintian"
+	command -v debootstrap >/dev/null 2>&1 || _deps_need debootstrap "debootstrap"
+	_deps_run unshare --version || _deps_need util-linux "unshare"
+	_deps_run flock --version || _deps_need util-linux "flock"
 	return "$_deps_bad"
 }
 

@@ -93,29 +93,11 @@ case "$FRESH_DIR/" in
 esac
 FUZZ_SECONDS=${FUZZ_SECONDS:-5}
 
-# mirror_from_host SUITE DEFAULT: the first URI that serves SUITE in this
-# host's apt sources (deb822 *.sources or one-line *.list), else DEFAULT.
-mirror_from_host() {
-	local suite=$1 def=$2 uri
-	uri=$(
-		{
-			cat /etc/apt/sources.list.d/*.sources 2>/dev/null
-			echo
-		} | awk -v s="$suite" '
-			/^[[:space:]]*$/ { if (u != "" && ok) { print u; exit } u = ""; ok = 0; next }
-			/^URIs:/ { u = $2 }
-			/^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) ok = 1 }'
-	)
-	if [ -z "$uri" ]; then
-		uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			awk -v s="$suite" '$1 == "deb" && $0 !~ /\[/ && $3 == s { print $2; exit }')
-	fi
-	echo "${uri:-$def}"
-}
-MIRROR=${FRESH_MIRROR:-$(mirror_from_host bookworm http://deb.debian.org/debian)}
-SECURITY=${FRESH_SECURITY:-$(mirror_from_host bookworm-security http://deb.debian.org/debian-security)}
+# The base root, its mirrors and the chroot runner: shared with ci/package.sh.
+# shellcheck source=ci/fresh-lib.sh
+. "$ROOT/ci/fresh-lib.sh"
 
-BASE=$FRESH_DIR/base
+BASE=$FRESH_BASE
 RUNROOT=$FRESH_DIR/run.$$
 LOGS=$FRESH_DIR/logs
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -163,43 +145,10 @@ phase_done() {
 	RESULT[$1]=$3
 }
 
-# ---- 1. the pristine base ----------------------------------------------------
-# A base older than FRESH_MAX_AGE_DAYS is rebuilt: a fresh machine installs
-# today's packages, and apt-get upgrade is not what a new user runs first.
-if [ -e "$BASE/.iketcp-fresh-base" ] &&
-	[ -n "$(find "$BASE/.iketcp-fresh-base" -mtime +"${FRESH_MAX_AGE_DAYS:-7}")" ]; then
-	say "the base is older than ${FRESH_MAX_AGE_DAYS:-7} days: rebuilding it"
-	REBUILD=1
-fi
-if [ "$REBUILD" = 1 ] || [ ! -e "$BASE/.iketcp-fresh-base" ]; then
-	if ! command -v debootstrap >/dev/null; then
-		command -v apt-get >/dev/null ||
-			die "debootstrap missing: install it and Debian's archive keyring (README.md, \"Other distributions\")"
-		say "installing debootstrap"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null ||
-			die "could not install debootstrap (apt-get install debootstrap)"
-	fi
-	rm -rf --one-file-system "$BASE" "$BASE.tmp"
-	say "debootstrap --variant=minbase bookworm from $MIRROR into $BASE"
-	t=$SECONDS
-	debootstrap --variant=minbase bookworm "$BASE.tmp" "$MIRROR" >"$LOGS/$STAMP-debootstrap.log" 2>&1 ||
-		{
-			tail -n 30 "$LOGS/$STAMP-debootstrap.log" >&2
-			die "debootstrap failed (log: $LOGS/$STAMP-debootstrap.log)"
-		}
-	# What Debian's installer writes: the release, its updates and security.
-	cat >"$BASE.tmp/etc/apt/sources.list" <<EOF
-deb $MIRROR bookworm main
-deb $MIRROR bookworm-updates main
-deb $SECURITY bookworm-security main
-EOF
-	rm -rf "$BASE.tmp/var/cache/apt/archives/"*.deb
-	date -u +%Y-%m-%dT%H:%M:%SZ >"$BASE.tmp/.iketcp-fresh-base"
-	mv "$BASE.tmp" "$BASE"
-	phase_done "debootstrap (base)" $((SECONDS - t)) "done"
-else
-	say "reusing the pristine base $BASE (built $(cat "$BASE/.iketcp-fresh-base"); --rebuild-base to redo)"
-fi
+# ---- 1. the pristine base (ci/fresh-lib.sh) ------------------------------------
+t=$SECONDS
+fresh_base_ensure "$REBUILD" "$LOGS/$STAMP-debootstrap.log" || die "no pristine base root"
+[ "$FRESH_BASE_BUILT" = 0 ] || phase_done "debootstrap (base)" $((SECONDS - t)) "done"
 
 # ---- 2. a copy of it, and the repository as a clean clone of HEAD ------------
 t=$SECONDS
@@ -234,25 +183,7 @@ in_root() {
 	done
 	say "running in the fresh root: $cmd (log: $log)"
 	: >"$log"
-	# The inner shell mounts into the new mount namespace only (private
-	# propagation), then chroots. $1 is the root, $2 the command.
-	# shellcheck disable=SC2016
-	unshare --mount --pid --fork --kill-child --propagation private \
-		/bin/bash -c '
-			set -e
-			r=$1
-			shift
-			# A mount point of its own: `ip netns exec` makes / a slave
-			# mount, which fails (EINVAL) on a plain directory.
-			mount --bind "$r" "$r"
-			mount -t proc proc "$r/proc"
-			mount -t sysfs sysfs "$r/sys"
-			mount --rbind /dev "$r/dev"
-			mount -t tmpfs -o mode=1777 tmpfs "$r/dev/shm"
-			mount -t tmpfs -o mode=755 tmpfs "$r/run"
-			mkdir -p "$r/run/lock"
-			exec chroot "$r" /usr/bin/env -i "$@"
-		' fresh "$RUNROOT" "${envs[@]}" /bin/bash -c "cd /root/iketcp && $cmd" \
+	fresh_chroot_exec "$RUNROOT" "${envs[@]}" -- /bin/bash -c "cd /root/iketcp && $cmd" \
 		>>"$log" 2>&1 &
 	CHILD=$!
 	tail -n +1 -f --pid="$CHILD" "$log" || true

@@ -12,6 +12,9 @@
 #            tests), then a check of each capability they provide
 #   format   ci/format-check.sh: clang-format --dry-run -Werror
 #   release  gcc Release build with -Werror, ctest, DESTDIR install check
+#   package  ci/package.sh: dpkg-buildpackage into build/ci-package, lintian,
+#            the three .debs installed with apt in a pristine Debian 12 root
+#            (ci/fresh-lib.sh) and checked there (tests/package)
 #   asan     clang Debug build with ASan+UBSan (IKETCP_SANITIZE), ctest
 #   fuzz     clang libFuzzer build (IKETCP_FUZZ); every fuzz/fuzz_*.c runs
 #            FUZZ_SECONDS seconds on a scratch copy of its seed corpus
@@ -56,13 +59,14 @@ esac
 DEPS_WHO=ci/test.sh
 # shellcheck source=ci/deps.sh
 . "$ROOT/ci/deps.sh"
-PACKAGES=("${DEPS_BUILD[@]}" "${DEPS_GATEWAY[@]}" "${DEPS_TEST[@]}")
+PACKAGES=("${DEPS_BUILD[@]}" "${DEPS_GATEWAY[@]}" "${DEPS_TEST[@]}" "${DEPS_PACKAGE[@]}")
 
-STEPS=(deps format release asan fuzz e2e)
+STEPS=(deps format release package asan fuzz e2e)
 declare -A STEP_TITLE=(
 	[deps]="install missing apt packages"
 	[format]="clang-format check"
 	[release]="gcc Release build (-Werror) + ctest + install"
+	[package]="Debian packages: build, lintian, install check"
 	[asan]="clang ASan+UBSan build + ctest"
 	[fuzz]="libFuzzer build + ${FUZZ_SECONDS}s per target"
 	[e2e]="end-to-end tests (tests/e2e/run-all.sh)"
@@ -157,6 +161,7 @@ do_deps() {
 	deps_check_build || ok=0
 	deps_check_gateway || ok=0
 	deps_check_test || ok=0
+	deps_check_package || ok=0
 	if [ "$ok" = 0 ]; then
 		echo "ci/test.sh: stopping: the capabilities above are missing" >&2
 		return 1
@@ -164,7 +169,8 @@ do_deps() {
 	echo "checked: gcc, make, cmake, pkg-config, OpenSSL 3, cmocka, clang-format, clang with"
 	echo "  ASan/UBSan/libFuzzer (a fuzz target built and run), charon + plugins, swanctl, nft,"
 	echo "  ip, ss, ping, sysctl, python3, /dev/net/tun, tshark, tcpdump, iperf3, openssl,"
-	echo "  tinyproxy, haproxy"
+	echo "  tinyproxy, haproxy, dpkg-buildpackage, debhelper (dh_installsysusers), the"
+	echo "  build dependencies of debian/control, fakeroot, lintian, debootstrap"
 	echo "gcc:     $(gcc --version | head -n1)"
 	echo "clang:   $(clang --version | head -n1)"
 	echo "cmake:   $(cmake --version | head -n1)"
@@ -191,16 +197,23 @@ do_release() {
 	configure "$b" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=gcc \
 		-DIKETCP_WERROR=ON -DIKETCP_TESTS=ON -DIKETCP_BENCH=ON
 	run ctest --test-dir "$b" --output-on-failure --no-tests=error --timeout 300 -j"$JOBS"
-	# PREFIX/DESTDIR install: headers, both libraries, pkg-config file, CLI.
+	# PREFIX/DESTDIR install: headers, both libraries, pkg-config file, CMake
+	# package config, CLI.
 	local dest=$ROOT/$b/destdir f
 	DESTDIR=$dest run cmake --install "$b" --prefix /usr/local >/dev/null
-	for f in include/iketcp/iketcp.h libiketcp.a libiketcp.so.0 pkgconfig/iketcp.pc bin/iketcp; do
+	for f in include/iketcp/iketcp.h libiketcp.a libiketcp.so.0 pkgconfig/iketcp.pc \
+		cmake/iketcp/iketcpConfig.cmake bin/iketcp; do
 		if [ -z "$(find "$dest/usr/local" -path "*/$f" -print -quit)" ]; then
 			echo "install check: */$f missing under $dest/usr/local" >&2
 			return 1
 		fi
 	done
 	echo "install check: OK ($(find "$dest" -type f | wc -l) files under DESTDIR/usr/local)"
+}
+
+do_package() {
+	# Not root: ci/package.sh uses sudo for its install check, or says why not.
+	run ci/package.sh
 }
 
 do_asan() {
@@ -314,6 +327,7 @@ echo "ci/test.sh in $ROOT ($(git rev-parse --short HEAD 2>/dev/null || echo 'no 
 step deps do_deps
 step format do_format
 step release do_release
+step package do_package
 step asan do_asan
 step fuzz do_fuzz
 step e2e do_e2e
