@@ -257,7 +257,7 @@ step "scrape http://127.0.0.1:9575/metrics" \
 	"curl -sS -i --max-time 5 http://127.0.0.1:9575/metrics | head -n 16" '^HTTP/1\.[01] 200'
 step "systemctl reload iketcpd" "systemctl reload iketcpd && sleep 0.2 && systemctl is-active iketcpd" '^active$'
 step "the same main PID after reload" "systemctl show -p MainPID --value iketcpd" "^$pid1\$"
-step "the journal shows the reload" "journalctl -u iketcpd --no-pager -o cat | tail -n 12" 'reload'
+step "the journal shows the reload" "journalctl -u iketcpd --no-pager -o cat | tail -n 12" 'configuration reloaded'
 step "systemd-analyze security iketcpd" "systemd-analyze security iketcpd --no-pager 2>&1 | tail -n 3" 'Overall exposure level'
 step "systemctl stop iketcpd" "systemctl stop iketcpd && systemctl show -p Result -p ExecMainStatus iketcpd" 'ExecMainStatus=0'
 step "the journal of the whole run" "journalctl -u iketcpd --no-pager -o short-monotonic | tail -n 30"

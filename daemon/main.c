@@ -236,7 +236,13 @@ stats_perms(struct app *a, const char *path, const struct iketcpd_cfg *cfg)
 			(void)chmod(path, 0600);
 			return -1;
 		}
-		if (chown(path, (uid_t)-1, gid) < 0) {
+		struct stat sb;
+		/* The socket already has the group when it is the account's own
+		 * (systemd's Group=): then no chown, which the unit's seccomp
+		 * filter may forbid. */
+		if (stat(path, &sb) == 0 && sb.st_gid == gid)
+			;
+		else if (chown(path, (uid_t)-1, gid) < 0) {
 			int e = errno;
 			if (e == EPERM)
 				log_err("stats-socket-group %s: iketcpd runs as uid %u, is not "
