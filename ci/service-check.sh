@@ -59,6 +59,13 @@ die() {
 }
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, systemd-nspawn, nsenter)"
+if [ "$DEBDIR" = "$ROOT/build/ci-package" ] && ! ls "$DEBDIR"/iketcpd_*.deb >/dev/null 2>&1; then
+	say "no packages in $DEBDIR yet: ./ci/package.sh --no-install"
+	./ci/package.sh --no-install >"$ROOT/build/service-check-package.log" 2>&1 || {
+		tail -n 30 "$ROOT/build/service-check-package.log" >&2
+		die "ci/package.sh failed"
+	}
+fi
 shopt -s nullglob
 DEBS=("$DEBDIR"/iketcpd_*.deb "$DEBDIR"/libiketcp0_*.deb)
 shopt -u nullglob
