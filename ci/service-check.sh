@@ -27,7 +27,7 @@
 # Every command and its output go to FRESH_DIR/logs/<time>-service.log (the
 # transcript the closing notes quote). The container shares this host's
 # network namespace (apt needs the mirror); iketcpd's sample config listens
-# on TCP 4500 and 127.0.0.1:9575 there, so nothing else may use them.
+# on TCP 443 and 127.0.0.1:9575 there, so nothing else may use them.
 # Exit 0 only if every check passed ("service-check RESULT: PASS").
 set -euo pipefail
 cd "$(dirname "$0")/.."
