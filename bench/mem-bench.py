@@ -36,6 +36,9 @@ import sys
 import tempfile
 import time
 
+# iketcpd runs as root without user here (allow-root)
+os.environ.setdefault("IKETCPD_ALLOW_ROOT", "1")
+
 PROCS = []
 TMP = tempfile.mkdtemp(prefix="iketcp-mem-")
 

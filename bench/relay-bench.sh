@@ -88,6 +88,8 @@ done
 cd "$(dirname "$0")/.." || die "cannot cd to the source tree"
 UDPLOAD=$BUILD/udpload
 IKETCPD=$BUILD/iketcpd
+# run as root without user: allowed here (allow-root)
+export IKETCPD_ALLOW_ROOT=1
 [ -x "$UDPLOAD" ] || die "$UDPLOAD missing: cmake --build $BUILD --target udpload"
 if [ -z "$OUT" ]; then
 	OUT=$(mktemp -d /tmp/relay-bench.XXXXXX) || die "mktemp"

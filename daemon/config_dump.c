@@ -183,6 +183,13 @@ dump_user(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
 }
 
 void
+dump_allow_root(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	(void)kind;
+	out_printf(o, "%s = %s\n", kw->name, CFG(sect)->allow_root ? "yes" : "no");
+}
+
+void
 dump_group(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
 {
 	(void)kind;

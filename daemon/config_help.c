@@ -21,6 +21,7 @@ static const struct kw_doc {
 	{"verbose", NULL, "log level 0..3 (each -v adds one)"},
 	{"stats-socket", NULL, "unix socket (absolute path) that serves counters and status"},
 	{"user", NULL, "account to switch to once the sockets are open"},
+	{"allow-root", NULL, "yes: run as root without user (else refused)"},
 	{"stats-socket-group", NULL, "group that may read the stats socket (mode 0660 then)"},
 	{"stats-socket-mode", NULL, "the stats socket's mode, octal (0600; 0660 with a group)"},
 	{"metrics-listen", NULL, "address:port of the Prometheus /metrics HTTP endpoint"},

@@ -188,6 +188,8 @@ kw_dump_fn dump_backend, dump_backend_source, dump_enable_tcp, dump_group, dump_
 	dump_stats_socket_mode, dump_metrics_listen, dump_tls_min_version, dump_udp, dump_user,
 	dump_verbose;
 /* full-tunnel clients */
+kw_parse_fn parse_allow_root;
+kw_dump_fn dump_allow_root;
 kw_parse_fn parse_bypass_policy, parse_mark;
 kw_dump_fn dump_bypass_policy, dump_mark;
 

@@ -62,6 +62,7 @@ const struct kw kwtab[] = {
 	FN("stats-socket-group", G, 0, parse_stats_socket_group, dump_stats_socket_group),
 	FN("metrics-listen", G, 0, parse_metrics_listen, dump_metrics_listen),
 	FN("user", G, 0, parse_user, dump_user),
+	FN("allow-root", G, 0, parse_allow_root, dump_allow_root),
 	FN("group", G, 0, parse_group, dump_group),
 	FN("max-memory", G, 0, parse_max_memory, dump_max_memory),
 

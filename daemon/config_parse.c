@@ -312,6 +312,17 @@ parse_user(struct parser *p, const char *val)
 }
 
 int
+parse_allow_root(struct parser *p, const char *val)
+{
+	int v = dec_bool(val);
+
+	if (v < 0)
+		return bad_value(p, val, "is not yes or no");
+	p->cfg->allow_root = v;
+	return 0;
+}
+
+int
 parse_group(struct parser *p, const char *val)
 {
 	return parse_account(p, val, p->cfg->group);

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -493,6 +494,16 @@ net_admin_check(const struct iketcpd_cfg *cfg, const char *when)
 			 when);
 }
 
+/* IKETCPD_ALLOW_ROOT=1 (yes, true): allow-root for scripts and test
+ * harnesses that start many daemons as root. */
+static int
+allow_root_env(void)
+{
+	const char *v = getenv("IKETCPD_ALLOW_ROOT");
+
+	return v && (!strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "true"));
+}
+
 /* With user set: the switch, once everything that needs root is done, and
  * warnings about what will fail as the user. Without: a hint when root. */
 static int
@@ -848,6 +859,14 @@ main(int argc, char **argv)
 		log_warn("NOTIFY_SOCKET is set but -f is not: the detached child is not the "
 			 "process the service manager started, which may refuse its "
 			 "notifications; run iketcpd -f under a service manager");
+	/* Root that never gives itself up is the whole host to whoever finds a
+	 * bug in a parser of untrusted bytes: only when asked for. */
+	if (geteuid() == 0 && !a.cfg.user[0] && !a.cfg.allow_root && !allow_root_env()) {
+		log_err("refusing to run as root without user: set user = NAME (an account of "
+			"its own; iketcpd switches to it once its sockets are open), or "
+			"allow-root = yes (or IKETCPD_ALLOW_ROOT=1) to stay root; see iketcpd(8)");
+		return 1;
+	}
 	/* Before any socket: running out later shows up only under load. */
 	if (nofile_for(&a.cfg, "cannot start", !a.cfg.foreground) < 0)
 		return 1;

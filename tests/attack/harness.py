@@ -35,6 +35,8 @@ IKE_SA_INIT, IKE_AUTH, CREATE_CHILD_SA, INFORMATIONAL = 34, 35, 36, 37
 F_INITIATOR, F_RESPONSE = 0x08, 0x20
 
 IKETCPD = None  # set by the runner
+# The daemons under attack run as root without `user` (allow-root).
+os.environ.setdefault("IKETCPD_ALLOW_ROOT", "1")
 TMP = None
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
                    "AddressSanitizer:DEADLYSIGNAL")

@@ -43,6 +43,9 @@ ROOT=$(cd "$E2E_DIR/../.." && pwd)
 SCENARIO=$(basename "$(cd "$(dirname "$0")" && pwd)")
 PREFIX=${E2E_PREFIX:-ike$$}
 
+# The gateways run as root in the namespaces, without user (allow-root).
+export IKETCPD_ALLOW_ROOT=1
+
 _ike=${IKETCPD:-${IKETCP_BUILD_DIR:-build}/iketcpd}
 case "$_ike" in
 /*) IKETCPD=$_ike ;;

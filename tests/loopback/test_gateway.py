@@ -21,6 +21,9 @@ import time
 import traceback
 
 IKETCPD = None
+# Every daemon these tests start runs as root without `user`: say so once
+# (allow-root); test_service checks the refusal itself.
+os.environ.setdefault("IKETCPD_ALLOW_ROOT", "1")
 # Ports differ per run (by pid) so parallel runs do not collide; each run
 # uses BASE..BASE+19, all below Linux's ephemeral range (32768..) so that no
 # outgoing connection can hold one of them. A failure prints BASE, and

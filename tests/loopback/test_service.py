@@ -291,6 +291,27 @@ def test_cmdline_verbose_survives_sighup():
     stop(p)
 
 
+def test_root_refused_without_user_unless_told():
+    """Started as root without user, iketcpd exits 1 before opening a socket,
+    saying why; allow-root = yes or IKETCPD_ALLOW_ROOT=1 lets it stay root."""
+    if os.geteuid() != 0:
+        print("    (not root: nothing to refuse)")
+        return
+    conf = os.path.join(TMP, "root.conf")
+    write_conf(conf)
+    bare = {k: v for k, v in os.environ.items() if k != "IKETCPD_ALLOW_ROOT"}
+    p = start(["-f", "-c", conf], "root-refused", env=bare)
+    assert p.wait(5) == 1, read_log(p)
+    assert "refusing to run as root without user" in read_log(p), read_log(p)
+    assert not connects(BASE), "a listener opened before the refusal"
+    for name, extra_env, head in (("root-env", {"IKETCPD_ALLOW_ROOT": "1"}, ""),
+                                  ("root-key", {}, "allow-root = yes\n")):
+        write_conf(conf, head=head)
+        p = start(["-f", "-c", conf], name, env=dict(bare, **extra_env))
+        wait_for(lambda: connects(BASE), "the listener (%s)" % name)
+        stop(p)
+
+
 def test_log_ids_and_section_name():
     """Connections and sessions are numbered on their own (conn 1, 2 and
     session 1, 2: no gaps from a shared counter), and every line about

@@ -23,6 +23,9 @@ import sys
 import tempfile
 import time
 
+# The daemons run as root without `user` (allow-root).
+os.environ.setdefault("IKETCPD_ALLOW_ROOT", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LUA = os.path.join(ROOT, "tools", "wireshark", "iketcp.lua")
 LIBRESWAN = os.path.join(ROOT, "tests", "data", "libreswan-espintcp-session.pcap")
