@@ -195,7 +195,7 @@ struct iketcpd_cfg {
 	 * (0660 with stats-socket-group, else 0600) */
 	int stats_mode;
 	char stats_group[IKETCPD_USER_MAX]; /* "stats-socket-group"; "" = not set */
-	int allow_root; /* "allow-root": stay root without user */
+	int allow_root;                     /* "allow-root": stay root without user */
 	/* "metrics-listen": HTTP listener for GET /metrics; len 0 = off */
 	struct iketcpd_addr metrics_listen;
 	/* "user", "group": the account iketcpd runs as once its sockets are
