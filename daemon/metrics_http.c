@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "log.h"
 #include "net.h"
 
@@ -71,10 +72,9 @@ conn_drain(struct metrics_http_conn *c)
 	char buf[512];
 
 	for (;;) {
-		ssize_t n = recv(c->w.fd, buf, sizeof(buf), MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		size_t len = 0;
+		ssize_t n = answer_recv(c->w.fd, buf, sizeof(buf), &len);
+		if (n == ANSWER_AGAIN)
 			return;
 		if (n <= 0) {
 			conn_close(c);
@@ -86,20 +86,14 @@ conn_drain(struct metrics_http_conn *c)
 static void
 conn_write(struct metrics_http_conn *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->w.fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			(void)watcher_set(c->m->loop, &c->w, EPOLLOUT);
-			return;
-		}
-		if (n <= 0) {
-			conn_close(c);
-			return;
-		}
-		c->out_off += (size_t)n;
+	int r = answer_send(c->w.fd, c->out, c->out_len, &c->out_off);
+	if (r == 0) {
+		(void)watcher_set(c->m->loop, &c->w, EPOLLOUT);
+		return;
+	}
+	if (r < 0) {
+		conn_close(c);
+		return;
 	}
 	free(c->out);
 	c->out = NULL;
@@ -185,17 +179,13 @@ conn_cb(struct watcher *w, uint32_t ev)
 		return;
 	}
 	for (;;) {
-		ssize_t n = recv(c->w.fd, c->req + c->req_len, sizeof(c->req) - c->req_len,
-				 MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		ssize_t n = answer_recv(c->w.fd, c->req, sizeof(c->req), &c->req_len);
+		if (n == ANSWER_AGAIN)
 			return;
 		if (n <= 0) {
 			conn_close(c); /* gone before a whole request */
 			return;
 		}
-		c->req_len += (size_t)n;
 		if (httpreq_parse(c->req, c->req_len, sizeof(c->req), &req)) {
 			conn_answer(c, &req);
 			return;

@@ -1,13 +1,13 @@
 /* The stats socket's connections: request, answer, bounds (statsock.h). */
 #include "statsock.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "iketcp/iketcp.h"
+#include "answer.h"
 #include "client.h"
 #include "metrics_http.h"
 #include "server.h"
@@ -52,20 +52,11 @@ statsock_parse(const char *line, size_t len)
 static void
 conn_write(struct statsock_conn *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t n = send(c->w.fd, c->out + c->out_off, c->out_len - c->out_off,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			(void)watcher_set(c->ss->loop, &c->w, EPOLLOUT);
-			return;
-		}
-		if (n <= 0)
-			break;
-		c->out_off += (size_t)n;
+	if (answer_send(c->w.fd, c->out, c->out_len, &c->out_off) == 0) {
+		(void)watcher_set(c->ss->loop, &c->w, EPOLLOUT);
+		return;
 	}
-	conn_close(c);
+	conn_close(c); /* all sent, or the reader went away */
 }
 
 /* req < 0: the request was not understood. */
@@ -103,11 +94,8 @@ conn_cb(struct watcher *w, uint32_t ev)
 		return;
 	}
 	for (;;) {
-		ssize_t n = recv(c->w.fd, c->req + c->req_len, sizeof(c->req) - c->req_len,
-				 MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		ssize_t n = answer_recv(c->w.fd, c->req, sizeof(c->req), &c->req_len);
+		if (n == ANSWER_AGAIN)
 			return;
 		if (n < 0) {
 			conn_close(c);
@@ -119,7 +107,6 @@ conn_cb(struct watcher *w, uint32_t ev)
 						  : STATSOCK_STATS);
 			return;
 		}
-		c->req_len += (size_t)n;
 		char *nl = memchr(c->req, '\n', c->req_len);
 		if (nl) {
 			conn_answer(c, statsock_parse(c->req, (size_t)(nl - c->req)));
