@@ -29,6 +29,7 @@
 #   --search-steps N  runs per search (default 7)
 #   --search-d S      seconds per search run (default 3)
 #   --no-pin          do not pin processes to CPUs
+#   --layout pair|hosts  how to pin (default pair, see below)
 #   --no-gen-gso      generator sends with sendmmsg only (no UDP GSO); its
 #                     core then caps what it can offer at about 130k/s
 #   --iketcpd-v       run iketcpd with -v (logs in the output directory)
@@ -39,6 +40,9 @@
 # Pinning (2 CPUs): both relay processes on CPU 0, the load process
 # (generator and sink threads) on CPU 1. The relay pair of either kind gets
 # one core; the direct path leaves CPU 0 idle. Without two CPUs: no pinning.
+# That is the capacity layout (pair). --layout hosts models two hosts for
+# latency: generator + client relay on CPU 0, server relay + sink on CPU 1,
+# so only the TCP hop crosses cores (the direct path crosses once too).
 #
 # Every process this script starts is recorded by PID and stopped on exit
 # (SIGTERM, then SIGKILL after 3 s).
@@ -54,6 +58,7 @@ SEARCH_SIZES="64 512 1400"
 SEARCH_STEPS=7
 SEARCH_D=3
 PIN=1
+LAYOUT=pair
 GEN_GSO=1
 IKETCPD_V=
 BASE_BIN=
@@ -76,6 +81,10 @@ while [ $# -gt 0 ]; do
 	--search-steps) SEARCH_STEPS=$2; shift ;;
 	--search-d) SEARCH_D=$2; shift ;;
 	--no-pin) PIN=0 ;;
+	--layout)
+		LAYOUT=$2
+		shift
+		;;
 	--no-gen-gso) GEN_GSO=0 ;;
 	--iketcpd-v) IKETCPD_V=-v ;;
 	--base) BASE_BIN=$2; shift ;;
@@ -108,12 +117,28 @@ RELAY_CPU=
 LOAD_CPU=
 PIN_RELAY=()
 PIN_LOAD=()
+PIN_SERVER=()
+PIN_CLIENT=()
+LOAD_PIN_ARGS=()
+case $LAYOUT in pair | hosts) ;; *) die "--layout: pair or hosts" ;; esac
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-	RELAY_CPU=0
-	LOAD_CPU=1
-	# taskset execs the command: $! stays the relay's own PID
-	PIN_RELAY=(taskset -c "$RELAY_CPU")
-	PIN_LOAD=(taskset -c "$LOAD_CPU")
+	if [ "$LAYOUT" = pair ]; then
+		RELAY_CPU=0
+		LOAD_CPU=1
+		# taskset execs the command: $! stays the relay's own PID
+		PIN_RELAY=(taskset -c "$RELAY_CPU")
+		PIN_LOAD=(taskset -c "$LOAD_CPU")
+		PIN_SERVER=("${PIN_RELAY[@]}")
+		PIN_CLIENT=("${PIN_RELAY[@]}")
+	else
+		# Two hosts on two cores: CPU 0 is the initiator's host (the
+		# generator, i.e. its IKE daemon, and the client relay), CPU 1
+		# the responder's (the server relay and the sink, its backend).
+		# Only the TCP hop crosses between cores, as the wire would.
+		PIN_CLIENT=(taskset -c 0)
+		PIN_SERVER=(taskset -c 1)
+		LOAD_PIN_ARGS=(--gen-cpu 0 --sink-cpu 1)
+	fi
 fi
 
 # ---- process bookkeeping -----------------------------------------------------
@@ -199,11 +224,11 @@ run_one() {
 	iketcpd | iketcpd-base)
 		local bin=$IKETCPD
 		[ "$path" = iketcpd-base ] && bin=$BASE_BIN
-		"${PIN_RELAY[@]}" "$bin" server --listen 127.0.0.1:$TP \
+		"${PIN_SERVER[@]}" "$bin" server --listen 127.0.0.1:$TP \
 			--backend 127.0.0.1:$SP -f $IKETCPD_V >"$tag.server.log" 2>&1 &
 		spid=$!
 		PIDS+=("$spid")
-		"${PIN_RELAY[@]}" "$bin" client --udp 127.0.0.1:$CP \
+		"${PIN_CLIENT[@]}" "$bin" client --udp 127.0.0.1:$CP \
 			--peer 127.0.0.1:$TP --enable-tcp yes -f $IKETCPD_V >"$tag.client.log" 2>&1 &
 		cpid=$!
 		PIDS+=("$cpid")
@@ -214,12 +239,12 @@ run_one() {
 	iketcpd-tls | iketcpd-null)
 		local null=()
 		[ "$path" = iketcpd-null ] && null=(--tls-null-cipher yes)
-		"${PIN_RELAY[@]}" "$IKETCPD" server --listen-tls 127.0.0.1:$TP \
+		"${PIN_SERVER[@]}" "$IKETCPD" server --listen-tls 127.0.0.1:$TP \
 			--tls-cert "$CERTS/server.pem" --tls-key "$CERTS/server.key" "${null[@]}" \
 			--backend 127.0.0.1:$SP -f $IKETCPD_V >"$tag.server.log" 2>&1 &
 		spid=$!
 		PIDS+=("$spid")
-		"${PIN_RELAY[@]}" "$IKETCPD" client --udp 127.0.0.1:$CP --peer 127.0.0.1:$TP \
+		"${PIN_CLIENT[@]}" "$IKETCPD" client --udp 127.0.0.1:$CP --peer 127.0.0.1:$TP \
 			--enable-tcp yes --tls yes --tls-ca-file "$CERTS/ca.pem" "${null[@]}" \
 			-f $IKETCPD_V >"$tag.client.log" 2>&1 &
 		cpid=$!
@@ -234,12 +259,12 @@ run_one() {
 		# socket. With UDP-ADDR 127.0.0.2 the sink (server side) and the
 		# generator (client side) bind 127.0.0.2:PORT themselves, the more
 		# specific binding wins, and nothing loops back into udptunnel.
-		"${PIN_RELAY[@]}" udptunnel -s $TP 127.0.0.2/$SP >"$tag.server.log" 2>&1 &
+		"${PIN_SERVER[@]}" udptunnel -s $TP 127.0.0.2/$SP >"$tag.server.log" 2>&1 &
 		spid=$!
 		PIDS+=("$spid")
 		waitfor 50 tcp_listening $TP ||
 			echo "relay-bench: udptunnel -s did not listen" >&2
-		"${PIN_RELAY[@]}" udptunnel -c 127.0.0.1/$TP 127.0.0.2/$CP >"$tag.client.log" 2>&1 &
+		"${PIN_CLIENT[@]}" udptunnel -c 127.0.0.1/$TP 127.0.0.2/$CP >"$tag.client.log" 2>&1 &
 		cpid=$!
 		PIDS+=("$cpid")
 		waitfor 50 tcp_established $TP && waitfor 50 udp_bound $CP ||
@@ -248,7 +273,7 @@ run_one() {
 			--reply-to "127.0.0.1:$SP" --pids "$spid,$cpid")
 		;;
 	esac
-	"${PIN_LOAD[@]}" timeout -k 2 $((${secs%.*} + 20)) "$UDPLOAD" "${args[@]}" \
+	"${PIN_LOAD[@]}" timeout -k 2 $((${secs%.*} + 20)) "$UDPLOAD" "${args[@]}" "${LOAD_PIN_ARGS[@]}" \
 		>"$tag.load.out" 2>"$tag.load.log" &
 	local lpid=$!
 	PIDS+=("$lpid")
@@ -312,7 +337,11 @@ path_ok() {
 	echo "relay-bench $(date -u +%Y-%m-%dT%H:%M:%SZ), output in $OUT"
 	echo "machine: $(nproc) CPU ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r)"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "pinning: relays on CPU ${RELAY_CPU:-any}, load process on CPU ${LOAD_CPU:-any}"
+	if [ "$LAYOUT" = hosts ] && [ ${#PIN_SERVER[@]} -gt 0 ]; then
+		echo "pinning (layout hosts): generator + client relay on CPU 0, server relay + sink on CPU 1"
+	else
+		echo "pinning: relays on CPU ${RELAY_CPU:-any}, load process on CPU ${LOAD_CPU:-any}"
+	fi
 	echo "generator UDP GSO: $([ "$GEN_GSO" = 1 ] && echo on || echo off)"
 	echo "iketcpd: $([ $HAVE_IKETCPD = 1 ] && echo "$IKETCPD" || echo "NOT BUILT ($IKETCPD missing): path skipped")"
 	echo "udptunnel: $(command -v udptunnel || echo "not installed: path skipped") $(dpkg-query -W -f '${Version}' udptunnel 2>/dev/null)"
