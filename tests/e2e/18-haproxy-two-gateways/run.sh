@@ -196,8 +196,12 @@ sv() {
 }
 # cconns N: client connections gateway N accepted (PROXY headers naming a
 # client; a health check's LOCAL header names none).
+# (One snapshot: a health check between two reads would skew it.)
 cconns() {
-	echo $(($(sv "$1" proxy_headers) - $(sv "$1" proxy_local)))
+	local f
+	f=$(dir_of "$(ns_of "gw$1")")/stats-now.txt
+	stats_get "$(dir_of "$(ns_of "gw$1")")/stats.sock" >"$f"
+	echo $(($(stats_val "$f" proxy_headers) - $(stats_val "$f" proxy_local)))
 }
 # sessions_of N: gateway N's "iketcp status" session lines.
 sessions_of() {
@@ -266,36 +270,41 @@ log "the responder sees c1 from $p1, c2 from $p2"
 spi1=$(ike_spis "$NS_C1")
 child1=$(child_spis "$NS_C1")
 
-# ---- a TCP reset of c1's connection: HAProxy sends the reconnect to gw1,
-# which resumes the session; gw2 sees nothing of it.
+# ---- TCP resets of c1's connection, twice (a balancer without stickiness
+# that alternates would get one of them wrong): HAProxy sends each
+# reconnect to gw1, which resumes the session; gw2 sees nothing of it.
 pinger_start c2 "$NS_C2" "$(inner_addr 2)" "$GW_INNER" 0.2
-g1_before=$(cconns 1)
-g2_before=$(cconns 2)
-r1_before=$(sv 1 resumes)
-old=$(conn_sport "$NS_C1")
-[ -n "$old" ] || fail "c1 has no connection to HAProxy"
-t_kill=$(now_ms)
-nsx "$NS_C1" ss -K -t state established "( dport = :$GW_TCP_PORT )" >/dev/null
-log "c1: killed its connection to HAProxy (from port $old, ss -K)"
-ping_recovery "$NS_C1" "$(inner_addr 1)" "$GW_INNER" "$t_kill" "$MAX_RECOVERY_MS" ||
-	fail "c1: no ping answered within $MAX_RECOVERY_MS ms after the reset"
-reconnect_ms=$RECOVERED
-new=$(conn_sport "$NS_C1")
-log "c1: ping back after $reconnect_ms ms, new connection from port ${new:-?}"
-{ [ -n "$new" ] && [ "$new" != "$old" ]; } || fail "c1: no new connection (old port $old, now '$new')"
-must_wait "grep -q 'PROXY v2 header: client $C1:$new\$' $(dir_of "$NS_G1")/iketcpd-server.log" 5 \
-	"gw1's log: PROXY v2 header: client $C1:$new"
-g1_after=$(cconns 1)
-g2_after=$(cconns 2)
-r1_after=$(sv 1 resumes)
-log "client connections: gw1 $g1_before -> $g1_after, gw2 $g2_before -> $g2_after; gw1 resumes $r1_before -> $r1_after"
-[ "$g1_after" -eq $((g1_before + 1)) ] || fail "gw1 accepted $((g1_after - g1_before)) client connections, expected 1"
-[ "$g2_after" -eq "$g2_before" ] || fail "gw2 accepted $((g2_after - g2_before)) client connections, expected 0"
-[ "$r1_after" -eq $((r1_before + 1)) ] || fail "gw1 resumed $((r1_after - r1_before)) sessions, expected 1"
+reconnect_ms=""
+for round in 1 2; do
+	g1_before=$(cconns 1)
+	g2_before=$(cconns 2)
+	r1_before=$(sv 1 resumes)
+	old=$(conn_sport "$NS_C1")
+	[ -n "$old" ] || fail "round $round: c1 has no connection to HAProxy"
+	t_kill=$(now_ms)
+	nsx "$NS_C1" ss -K -t state established "( dport = :$GW_TCP_PORT )" >/dev/null
+	log "round $round: c1 killed its connection to HAProxy (from port $old, ss -K)"
+	ping_recovery "$NS_C1" "$(inner_addr 1)" "$GW_INNER" "$t_kill" "$MAX_RECOVERY_MS" ||
+		fail "round $round: c1: no ping answered within $MAX_RECOVERY_MS ms after the reset"
+	reconnect_ms="$reconnect_ms $RECOVERED"
+	new=$(conn_sport "$NS_C1")
+	log "round $round: c1's ping back after $RECOVERED ms, new connection from port ${new:-?}"
+	{ [ -n "$new" ] && [ "$new" != "$old" ]; } || fail "round $round: no new connection (old port $old, now '$new')"
+	must_wait "grep -q 'PROXY v2 header: client $C1:$new\$' $(dir_of "$NS_G1")/iketcpd-server.log" 5 \
+		"round $round: gw1's log: PROXY v2 header: client $C1:$new"
+	g1_after=$(cconns 1)
+	g2_after=$(cconns 2)
+	r1_after=$(sv 1 resumes)
+	log "round $round: client connections: gw1 $g1_before -> $g1_after, gw2 $g2_before -> $g2_after;" \
+		"gw1 resumes $r1_before -> $r1_after"
+	[ "$g1_after" -eq $((g1_before + 1)) ] || fail "gw1 accepted $((g1_after - g1_before)) client connections, expected 1"
+	[ "$g2_after" -eq "$g2_before" ] || fail "gw2 accepted $((g2_after - g2_before)) client connections, expected 0"
+	[ "$r1_after" -eq $((r1_before + 1)) ] || fail "gw1 resumed $((r1_after - r1_before)) sessions, expected 1"
+	ping_tunnel "$NS_C1" "$(inner_addr 1)" "$GW_INNER" 3 || fail "round $round: c1: ping after the reconnect"
+done
 ! grep -q "client $C1:" "$(dir_of "$NS_G2")/iketcpd-server.log" || fail "gw2's log names c1"
-ping_tunnel "$NS_C1" "$(inner_addr 1)" "$GW_INNER" 3 || fail "c1: ping after the reconnect"
-[ "$(ike_spis "$NS_C1")" = "$spi1" ] || fail "c1's IKE SA changed on the reconnect"
-[ "$(child_spis "$NS_C1")" = "$child1" ] || fail "c1's CHILD SA changed on the reconnect"
+[ "$(ike_spis "$NS_C1")" = "$spi1" ] || fail "c1's IKE SA changed on a reconnect"
+[ "$(child_spis "$NS_C1")" = "$child1" ] || fail "c1's CHILD SA changed on a reconnect"
 [ "$(rsp_peer c1.iketcp.test)" = "$GW1_B" ] || fail "the responder no longer sees c1 from gw1"
 
 # ---- gw1 goes down. HAProxy's checks mark it DOWN; c1's iketcpd client
@@ -370,11 +379,11 @@ for ns in "$NS_C1" "$NS_C2"; do
 	[ "$n" -eq 0 ] || fail "$n UDP packets tried to cross $ns's link"
 done
 kill -0 "$HAPROXY_PID" 2>/dev/null || fail "haproxy died"
-log "reconnect to the same gateway: ping back after $reconnect_ms ms; gw1 down: HAProxy marked it" \
+log "reconnects to the same gateway: ping back after$reconnect_ms ms; gw1 down: HAProxy marked it" \
 	"after $down_ms ms, c1 on gw2 after $moved_ms ms, tunnel rebuilt (new IKE SA) after" \
 	"$failover_ms ms, c1 lost $c1_lost of $c1_sent pings; gw1 back: c1 stays on gw2 (ping back" \
 	"after $back_ms ms); c2 lost $PING_LOST of $PING_SENT"
-results_line "two gateways behind HAProxy (stick on src): reconnect to the same gateway $reconnect_ms ms;" \
+results_line "two gateways behind HAProxy (stick on src): reconnects to the same gateway, ms$reconnect_ms;" \
 	"gateway down -> HAProxy DOWN ${down_ms} ms, client on the other gateway ${moved_ms} ms, new IKE SA" \
 	"via DPD (dpd_delay $DPD, 3 retransmits from 2 s) and ping ${failover_ms} ms; other client lost" \
 	"$PING_LOST/$PING_SENT"
