@@ -231,7 +231,7 @@ s1=$(stuck "$C1")
 s2=$(stuck "$C2")
 log "HAProxy stick table: $C1 -> ${s1:-?}, $C2 -> ${s2:-?}"
 [ "$s1" != "$s2" ] || fail "HAProxy put both clients on ${s1:-?}: its source hash differs from 2.6's; set E2E_HA_C1/E2E_HA_C2 to addresses it splits"
-[ "$s1" = gw1 ] && [ "$s2" = gw2 ] || fail "expected $C1 on gw1 and $C2 on gw2, got $s1 and $s2"
+{ [ "$s1" = gw1 ] && [ "$s2" = gw2 ]; } || fail "expected $C1 on gw1 and $C2 on gw2, got $s1 and $s2"
 for n in 1 2; do
 	st=$(sessions_of "$n")
 	log "gw$n sessions: $st"
