@@ -35,6 +35,8 @@ if ! out=$("$IKETCPD" server --proxy-protocol yes --proxy-protocol-from 127.0.0.
 	grep -Eqi 'unknown (option|key|keyword)' <<<"$out" && skip "iketcpd has no proxy-protocol options yet: $out"
 	fail "iketcpd refuses a valid proxy-protocol configuration: $out"
 fi
+"$IKETCPD" server --proxy-protocol yes -n >/dev/null 2>&1 &&
+	skip "iketcpd accepts proxy-protocol without proxy-protocol-from: not the real one ($IKETCPD)"
 if ! command -v haproxy >/dev/null 2>&1; then
 	[ "${CI:-}" = true ] && fail "haproxy is missing (Debian: haproxy; run-all.sh installs it)"
 	skip "haproxy is missing (Debian: haproxy; run-all.sh installs it)"
