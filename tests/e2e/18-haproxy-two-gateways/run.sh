@@ -295,7 +295,6 @@ done
 # session -> the responder, which replaces the old SA (unique = replace).
 pinger_start c1 "$NS_C1" "$(inner_addr 1)" "$GW_INNER" 0.2
 u2_before=$(($(sv 2 esp_unroutable) + $(sv 2 ike_unroutable)))
-g2_before=$(cconns 2)
 t_down=$(now_ms)
 iketcpd_stop "$NS_G1" server
 log "gw1: iketcpd stopped (SIGTERM)"
@@ -317,8 +316,16 @@ fi
 failover_ms=$(($(now_ms) - t_down))
 spi1_new=$(ike_spis "$NS_C1")
 log "c1: new IKE SA ($spi1_new, was $spi1), ping answered $failover_ms ms after gw1 stopped"
-grep -E "c1.iketcp.test|e2e\[" "$(dir_of "$NS_C1")/charon.log" | grep -Em 3 "DPD|dead|restart|giving up|retransmit" |
-	while IFS= read -r l; do log "c1 charon: $l"; done || true
+# How: c1's DPD went unanswered, charon gave up and restarted the CHILD
+# SA on a new IKE SA; the responder dropped the old one on INITIAL_CONTACT.
+clog=$(dir_of "$NS_C1")/charon.log
+for want in "giving up after [0-9]* retransmits" "restarting CHILD_SA net"; do
+	line=$(grep -E -m 1 "<e2e\|1> $want" "$clog") || fail "c1's charon log has no '$want' for its first IKE SA"
+	log "c1 charon: $line"
+done
+line=$(grep -m 1 "destroying duplicate IKE_SA for peer 'c1.iketcp.test', received INITIAL_CONTACT" \
+	"$(dir_of "$NS_R")/charon.log") || fail "the responder did not replace c1's old IKE SA on INITIAL_CONTACT"
+log "responder charon: $line"
 must_wait "[ \"\$(rsp_peer c1.iketcp.test)\" = $GW2_B ]" 5 "the responder sees c1 from gw2 ($GW2_B)"
 must_wait "[ \$(swan $NS_R --list-sas | grep -c ESTABLISHED) -eq 2 ]" 10 \
 	"responder: 2 IKE SAs (c1's old one replaced, not kept)"
