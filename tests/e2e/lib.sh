@@ -445,6 +445,8 @@ swan() {
 #                    (no random jitter; hard lifetimes set well after)
 #   dpd=T            dpd_delay [0s = off]
 #   start=none|trap|start  CHILD start_action [none]
+#   dpd_action=clear|trap|restart  CHILD dpd_action [strongSwan's clear]
+#   unique=never|no|replace|keep  responder: unique [never]
 #   fwmark=MARK      full tunnels: kernel-netlink.fwmark = !MARK (the rule to
 #                    table 220 skips packets with MARK) and
 #                    socket-default.fwmark = MARK [none]
@@ -456,6 +458,7 @@ charon_start() {
 	local host=${ns#"$PREFIX"-}
 	local id remote=127.0.0.1 rport="$CLIENT_UDP_PORT" lport=4500 mobike=yes
 	local ike_rekey="" child_rekey="" dpd=0s start=none local_ts remote_ts fwmark=""
+	local dpd_action="" unique=never
 	if [ "$role" = initiator ]; then
 		id="$host.iketcp.test"
 		local_ts="$(inner_addr "${host#c}")/32"
@@ -479,6 +482,8 @@ charon_start() {
 		ike_rekey) ike_rekey=$v ;;
 		child_rekey) child_rekey=$v ;;
 		dpd) dpd=$v ;;
+		dpd_action) dpd_action=$v ;;
+		unique) unique=$v ;;
 		start) start=$v ;;
 		fwmark) fwmark=$v ;;
 		*) fail "charon_start: unknown option $kv" ;;
@@ -546,7 +551,7 @@ EOF
 		else
 			echo "		local_addrs = %any"
 			echo "		remote_addrs = %any"
-			echo "		unique = never"
+			echo "		unique = $unique"
 		fi
 		if [ -n "$ike_rekey" ]; then
 			# Rekey exactly then (no jitter); hard limit well after it.
@@ -567,6 +572,7 @@ EOF
 		echo "				local_ts = $local_ts"
 		echo "				remote_ts = $remote_ts"
 		echo "				start_action = $start"
+		[ -n "$dpd_action" ] && echo "				dpd_action = $dpd_action"
 		if [ -n "$child_rekey" ]; then
 			echo "				rekey_time = ${child_rekey%s}s"
 			echo "				life_time = $((2 * ${child_rekey%s}))s"
