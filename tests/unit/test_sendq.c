@@ -1476,6 +1476,48 @@ test_free_releases(void **state)
 	reg_free(r);
 }
 
+/*
+ * iketcp_sendq_standing(): the clock is the caller's, so every case is a
+ * sequence of calls at chosen instants, nothing timed.
+ */
+static void
+test_standing(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q;
+	size_t e0 = reg_add(r, IKETCP_CLASS_ESP, 300);
+	size_t e1 = reg_add(r, IKETCP_CLASS_ESP, 300);
+	size_t i0 = reg_add(r, IKETCP_CLASS_IKE, 100);
+
+	q_init(&q, 4096, 1024);
+	assert_int_equal(iketcp_sendq_standing(&q, 100, 10), 0); /* empty */
+	push_ok(&q, r, e0);
+	/* ESP queued since 100: standing once it stayed target = 10 */
+	assert_int_equal(iketcp_sendq_standing(&q, 100, 10), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 109, 10), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 110, 10), 1);
+	/* partly written but never empty: the same standing period */
+	push_ok(&q, r, e1);
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 111, 10), 1);
+	/* emptied: the period ends, the next one counts from its own start */
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 112, 10), 0);
+	push_ok(&q, r, e0);
+	assert_int_equal(iketcp_sendq_standing(&q, 115, 10), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 124, 10), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 125, 10), 1);
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	/* IKE left queued after a flush: standing at once, whatever ESP does */
+	push_ok(&q, r, i0);
+	assert_int_equal(iketcp_sendq_standing(&q, 200, 1000), 1);
+	assert_int_equal(iketcp_sendq_consume(&q, 100), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 201, 1000), 0);
+	iketcp_sendq_free(&q);
+	reg_free(r);
+}
+
 int
 main(void)
 {
@@ -1505,6 +1547,7 @@ main(void)
 		cmocka_unit_test(test_trim_shrinks_after_burst),
 		cmocka_unit_test(test_mem_limit_refuses_growth),
 		cmocka_unit_test(test_free_releases),
+		cmocka_unit_test(test_standing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
