@@ -48,6 +48,9 @@
 #   --base FILE       an iketcpd binary to compare with (e.g. built from an
 #                     older commit in a git worktree): path "iketcpd-base",
 #                     the same pair and flags as "iketcpd"
+#   --variant NAME=FILE  another iketcpd binary (e.g. built with other -D
+#                     settings): path "iketcpd@NAME", run like "iketcpd";
+#                     may be given several times
 #
 # Pinning (2 CPUs): both relay processes on CPU 0, the load process
 # (generator and sink threads) on CPU 1. The relay pair of either kind gets
@@ -75,6 +78,7 @@ IKE_RATE=0
 IKE_SIZE=100
 SINK_LANE=1
 ROUNDS=1
+declare -A VARIANT=()
 
 die() {
 	echo "relay-bench: $*" >&2
@@ -100,6 +104,7 @@ while [ $# -gt 0 ]; do
 	--ike-size) IKE_SIZE=$2; shift ;;
 	--sink-ike-lane) SINK_LANE=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
+	--variant) VARIANT[${2%%=*}]=${2#*=}; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (try -h)" ;;
 	esac
@@ -221,9 +226,10 @@ run_one() {
 	direct)
 		args+=(--to "127.0.0.1:$SP" --listen "127.0.0.1:$SP")
 		;;
-	iketcpd | iketcpd-base)
+	iketcpd | iketcpd-base | iketcpd@*)
 		local bin=$IKETCPD
 		[ "$path" = iketcpd-base ] && bin=$BASE_BIN
+		[ "${path#iketcpd@}" != "$path" ] && bin=${VARIANT[${path#iketcpd@}]}
 		"${PIN_RELAY[@]}" "$bin" server --listen 127.0.0.1:$TP \
 			--backend 127.0.0.1:$SP -f $IKETCPD_V >"$tag.server.log" 2>&1 &
 		spid=$!
@@ -327,6 +333,7 @@ path_ok() {
 	case $1 in
 	iketcpd | iketcpd-tls | iketcpd-null) [ $HAVE_IKETCPD = 1 ] ;;
 	iketcpd-base) [ -n "$BASE_BIN" ] && [ -x "$BASE_BIN" ] ;;
+	iketcpd@*) [ -x "${VARIANT[${1#iketcpd@}]:-}" ] ;;
 	udptunnel) [ $HAVE_UDPTUNNEL = 1 ] ;;
 	*) true ;;
 	esac

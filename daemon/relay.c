@@ -53,6 +53,14 @@ fill(struct relay *r, uint8_t *buf, size_t cap, long *last)
 	return got ? (long)got : n;
 }
 
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
+}
+
 static enum relay_end
 read_end(long n, int *code)
 {
@@ -112,13 +120,9 @@ relay_read(struct relay *r, struct relay_io *io, const struct relay_ops *ops, in
 static void
 relay_pace(struct relay *r)
 {
-	struct timespec ts;
-
 	if (RELAY_LOWAT_TIGHT <= 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
-	int tight = iketcp_sendq_standing(&r->q, now, RELAY_STANDING_NS);
+	int tight = iketcp_sendq_standing(&r->q, mono_ns(), RELAY_STANDING_NS, RELAY_HOLD_NS);
 	if (tight == r->lowat_tight)
 		return;
 	/* 0 restores net.ipv4.tcp_notsent_lowat (by default no limit) */

@@ -43,6 +43,12 @@
 #ifndef RELAY_STANDING_NS
 #define RELAY_STANDING_NS 2000000u
 #endif
+/* How long TCP_NOTSENT_LOWAT stays tight after the queue last stood: under
+ * overload the queue still empties now and then. */
+#ifndef RELAY_HOLD_NS
+#define RELAY_HOLD_NS 200000000u
+#endif
+
 struct relay {
 	struct watcher w; /* the TCP socket; w.data is the owner */
 	struct iketcp_transport tr;
