@@ -18,7 +18,20 @@
 #   -b DIR        build directory holding udpload and iketcpd (default build-bench)
 #   -o DIR        where logs and results go (default: a new /tmp/relay-bench.XXXXXX)
 #   --sizes "..."     datagram sizes (default "64 512 1400")
-#   --loads "..."     0 = flat out, else datagrams/s (default "0 20000 100000")
+#   --loads "..."     0 = flat out, else datagrams/s (default "0 20000 100000");
+#                     xF (e.g. x2) = F times what the pair carries: the
+#                     flat-out delivered rate of iketcpd-base (with --base),
+#                     else of iketcpd, measured once first (phase "cap",
+#                     -d seconds, no IKE probes) at each size
+#   --ike-rate N      udpload also sends N IKE probes/s (IKE-shaped, not
+#                     echoed, counted apart) from the load's socket during
+#                     every grid run; adds the table "IKE under ESP load"
+#                     (IKE p50/p99/loss beside ESP delivered/loss per run)
+#   --ike-size N      IKE probe bytes (default 100)
+#   --sink-ike-lane 0|1  the sink reads IKE probes from a socket of its own
+#                     (default 1: IKE figures without the sink's own ESP queue)
+#   --rounds N        repeat the grid N times (default 1), paths alternating
+#                     in each round: a side-by-side comparison with N samples
 #   --paths "..."     any of direct iketcpd udptunnel iketcpd-tls iketcpd-null
 #                     (default: direct iketcpd udptunnel); iketcpd-tls runs the
 #                     pair over TLS (--listen-tls / --tls yes, ECDSA P-256
@@ -36,6 +49,9 @@
 #   --base FILE       an iketcpd binary to compare with (e.g. built from an
 #                     older commit in a git worktree): path "iketcpd-base",
 #                     the same pair and flags as "iketcpd"
+#   --variant NAME=FILE  another iketcpd binary (e.g. built with other -D
+#                     settings): path "iketcpd@NAME", run like "iketcpd";
+#                     may be given several times
 #
 # Pinning (2 CPUs): both relay processes on CPU 0, the load process
 # (generator and sink threads) on CPU 1. The relay pair of either kind gets
@@ -63,6 +79,11 @@ GEN_GSO=1
 IKETCPD_V=
 BASE_BIN=
 LOSS_LIMIT=1.0
+IKE_RATE=0
+IKE_SIZE=100
+SINK_LANE=1
+ROUNDS=1
+declare -A VARIANT=()
 
 die() {
 	echo "relay-bench: $*" >&2
@@ -88,6 +109,11 @@ while [ $# -gt 0 ]; do
 	--no-gen-gso) GEN_GSO=0 ;;
 	--iketcpd-v) IKETCPD_V=-v ;;
 	--base) BASE_BIN=$2; shift ;;
+	--ike-rate) IKE_RATE=$2; shift ;;
+	--ike-size) IKE_SIZE=$2; shift ;;
+	--sink-ike-lane) SINK_LANE=$2; shift ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--variant) VARIANT[${2%%=*}]=${2#*=}; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option $1 (try -h)" ;;
 	esac
@@ -207,23 +233,28 @@ next_ports() { # three fresh ports per run: no stragglers from the previous one
 }
 
 # ---- one run -------------------------------------------------------------------
-# run_one PHASE PATH SIZE RATE SECONDS: appends one RESULT line to $RESULTS
-# and leaves it in $LINE (not run in a subshell: PIDs and counters stay here).
+# run_one PHASE PATH SIZE RATE SECONDS [LOAD-NAME]: appends one RESULT line to
+# $RESULTS and leaves it in $LINE (not run in a subshell: PIDs and counters
+# stay here).
 run_one() {
 	local phase=$1 path=$2 size=$3 rate=$4 secs=$5
 	local spid='' cpid='' tag load line rc p
 	RUN=$((RUN + 1))
 	next_ports
 	load=$([ "$rate" = 0 ] && echo flat || echo "$rate")
+	[ -n "${6:-}" ] && load=$6
 	tag=$OUT/$(printf '%03d' $RUN)-$phase-$path-$size-$load
 	local args=(--size "$size" --rate "$rate" --duration "$secs" --label "$path" --gso "$GEN_GSO")
+	[ "$phase" = grid ] && [ "$IKE_RATE" != 0 ] &&
+		args+=(--ike-rate "$IKE_RATE" --ike-size "$IKE_SIZE" --sink-ike-lane "$SINK_LANE")
 	case $path in
 	direct)
 		args+=(--to "127.0.0.1:$SP" --listen "127.0.0.1:$SP")
 		;;
-	iketcpd | iketcpd-base)
+	iketcpd | iketcpd-base | iketcpd@*)
 		local bin=$IKETCPD
 		[ "$path" = iketcpd-base ] && bin=$BASE_BIN
+		[ "${path#iketcpd@}" != "$path" ] && bin=${VARIANT[${path#iketcpd@}]}
 		"${PIN_SERVER[@]}" "$bin" server --listen 127.0.0.1:$TP \
 			--backend 127.0.0.1:$SP -f $IKETCPD_V >"$tag.server.log" 2>&1 &
 		spid=$!
@@ -327,6 +358,7 @@ path_ok() {
 	case $1 in
 	iketcpd | iketcpd-tls | iketcpd-null) [ $HAVE_IKETCPD = 1 ] ;;
 	iketcpd-base) [ -n "$BASE_BIN" ] && [ -x "$BASE_BIN" ] ;;
+	iketcpd@*) [ -x "${VARIANT[${1#iketcpd@}]:-}" ] ;;
 	udptunnel) [ $HAVE_UDPTUNNEL = 1 ] ;;
 	*) true ;;
 	esac
@@ -369,12 +401,30 @@ case " $PATHS " in
 esac
 
 # ---- grid: every size x load x path ------------------------------------------------
+CAP_PATH=iketcpd
+[ -n "$BASE_BIN" ] && CAP_PATH=iketcpd-base
 for size in $SIZES; do
+	cap=
 	for rate in $LOADS; do
-		for path in $PATHS; do
-			path_ok "$path" || continue
-			run_one grid "$path" "$size" "$rate" "$DUR"
-			echo "$LINE" | cut -c1-220 >&2
+		name=
+		case $rate in
+		x*)
+			if [ -z "$cap" ]; then
+				run_one cap "$CAP_PATH" "$size" 0 "$DUR"
+				cap=$(field dps "$LINE")
+				echo "relay-bench: $CAP_PATH carries $cap/s at $size B (flat out)" >&2
+				[ -n "$cap" ] || die "no capacity figure from $CAP_PATH"
+			fi
+			name=$rate
+			rate=$(awk -v c="$cap" -v f="${rate#x}" 'BEGIN { printf "%d", c * f }')
+			;;
+		esac
+		for round in $(seq "$ROUNDS"); do
+			for path in $PATHS; do
+				path_ok "$path" || continue
+				run_one grid "$path" "$size" "$rate" "$DUR" "$name"
+				echo "$LINE" | cut -c1-220 >&2
+			done
 		done
 	done
 done
@@ -453,6 +503,8 @@ function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "–" : sprin
 function us(v) { return v == "" ? "–" : sprintf("%.0f", v) }
 /^RESULT / {
 	ph = kv($0, "phase"); p = kv($0, "path"); s = kv($0, "size"); l = kv($0, "load")
+	if (ph == "grid" && kv($0, "ike_rate") != "")
+		IKE[++nike] = $0
 	if (ph == "grid") {
 		k = s SUBSEP l SUBSEP p
 		G[k] = $0
@@ -517,6 +569,27 @@ END {
 				fmt(kv(G[ki], "relay_ns_per_dgram")), fmt(kv(G[kt], "relay_ns_per_dgram")),
 				fmt(kv(G[kn], "relay_ns_per_dgram")),
 				us(kv(G[ki], "p99_us")), us(kv(G[kt], "p99_us")), us(kv(G[kn], "p99_us"))
+		}
+	}
+	if (nike) {
+		print ""
+		print "### IKE under ESP load (every run)"
+		print ""
+		print "| size B | load | path | ESP offered/s | ESP delivered/s | ESP loss % | ESP p99 µs | IKE p50 µs | IKE p99 µs | IKE max µs | IKE loss % | relay CPU % |"
+		print "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for (i = 1; i <= nike; i++) {
+			r = IKE[i]
+			l = kv(r, "load")
+			lname = l == "flat" ? "flat out" : l ~ /^x/ ? l "× cap (" kv(r, "rate") "/s)" : l " pps"
+			if (kv(r, "error") != "") {
+				printf "| %s | %s | %s | error: %s ||||||||| \n", kv(r, "size"), lname, kv(r, "path"), kv(r, "error")
+				continue
+			}
+			rp = kv(r, "relay_cpu_pct")
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", kv(r, "size"), lname,
+				kv(r, "path"), kv(r, "sent_pps"), kv(r, "dps"), kv(r, "loss_pct"), us(kv(r, "p99_us")),
+				us(kv(r, "ike_p50_us")), us(kv(r, "ike_p99_us")), us(kv(r, "ike_max_us")),
+				kv(r, "ike_loss_pct"), (rp < 0 ? "–" : rp)
 		}
 	}
 	if (nbs == 0) exit

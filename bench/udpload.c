@@ -14,6 +14,16 @@
  *     (CLOCK_MONOTONIC ns); every datagram goes out from the same socket,
  *     so a relay that keys flows on the source address sees one flow.
  *
+ *   IKE probe stream (--ike-rate N, optional): a third thread sends
+ *     IKE-shaped datagrams of --ike-size bytes at N/s from the generator's
+ *     socket (so a relay sees them in the same flow as the ESP load) while
+ *     the measured load runs: non-ESP marker, an IKEv2 header (the path-up
+ *     initiator SPI, a responder SPI, INFORMATIONAL request, Message ID =
+ *     sequence number, Length = message length), then run tag, probe magic,
+ *     sequence number and send time. The sink counts them apart from ESP
+ *     (own loss bitmap and latency histogram) and does not echo them: what
+ *     an IKE message waits behind an ESP flood.
+ *
  *   sink: receives with recvmmsg; counts delivered datagrams, loss (by
  *     sequence number, duplicates are not counted twice), reordering (a
  *     datagram whose sequence number is below the highest seen so far) and
@@ -56,6 +66,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/filter.h>
 
 #define MAX_SIZE 9000
 #define MIN_SIZE 32 /* SPI, ESP seq, run tag, magic, seq, timestamp */
@@ -78,6 +89,17 @@
 
 #define IKE_LEN 68 /* marker + 28-byte header + 36 bytes of payload */
 
+/* IKE probe (--ike-rate): marker, IKEv2 header, then at IKE_OFF_TAG the run
+ * tag, probe magic, sequence number and send time; filler up to
+ * --ike-size. The magic is what tells the sink not to echo it. */
+#define IKE_OFF_TAG 32
+#define IKE_OFF_MAGIC 36
+#define IKE_OFF_SEQ 40
+#define IKE_OFF_TS 48
+#define IKE_PROBE_MIN 56
+#define IKE_PROBE_MAGIC 0x696b6550u
+#define IKE_INFORMATIONAL 37
+
 /* log-linear histogram: values < 128 exact, then 64 sub-buckets per power of two */
 #define HSUB 64
 #define HBUCKETS (58 * HSUB + 128)
@@ -93,22 +115,35 @@ struct opts {
 	int echo_optional, quiet, sink_cpu, gen_cpu;
 	int gso; /* generator sends each batch as one UDP GSO message */
 	uint32_t spi;
+	double ike_rate; /* IKE probes/s during the measured load; 0 = none */
+	size_t ike_size;
+	int sink_ike_lane; /* with ike_rate: the sink reads IKE from its own socket */
+};
+
+/* Sequence-number bookkeeping of one counted stream. */
+struct seen {
+	uint8_t *bits; /* bitmap by sequence number */
+	size_t bytes;
+	uint64_t delivered, dups;
 };
 
 struct sink {
 	int fd;
+	int ike_fd; /* the IKE lane, or -1 */
 	const struct opts *o;
 	uint32_t tag;
 	atomic_int stop;
 	atomic_uint_fast64_t last_rx_ns; /* last ESP datagram of this run */
 	atomic_uint_fast64_t delivered_live;
 	/* written by the sink thread only; read after join */
-	uint64_t delivered, dups, reordered, foreign, ike_rx, echoes, tail_rx;
+	uint64_t reordered, foreign, ike_rx, echoes, tail_rx;
 	uint64_t max_seq_seen, first_rx_ns, lat_max, lat_sum;
 	int any;
-	uint8_t *seen; /* bitmap by sequence number */
-	size_t seen_bytes;
+	struct seen esp;
 	uint64_t hist[HBUCKETS];
+	/* IKE probes, counted apart */
+	struct seen ike;
+	uint64_t ike_hist[HBUCKETS], ike_lat_max;
 	double cpu_s;
 };
 
@@ -262,31 +297,55 @@ is_ike(const uint8_t *p, size_t len)
 	return len >= 32 && !p[0] && !p[1] && !p[2] && !p[3];
 }
 
-static void
-mark_seen(struct sink *s, uint64_t seq)
+/* Returns 1 when seq is new, 0 for a duplicate. */
+static int
+mark_seen(struct seen *s, uint64_t seq)
 {
 	size_t byte = (size_t)(seq >> 3);
-	if (byte >= s->seen_bytes) {
-		size_t nb = s->seen_bytes ? s->seen_bytes : 1 << 20;
+	if (byte >= s->bytes) {
+		size_t nb = s->bytes ? s->bytes : 1 << 20;
 		while (nb <= byte)
 			nb *= 2;
-		uint8_t *n = realloc(s->seen, nb);
+		uint8_t *n = realloc(s->bits, nb);
 		if (!n) {
 			fprintf(stderr, "udpload: out of memory\n");
 			exit(1);
 		}
-		memset(n + s->seen_bytes, 0, nb - s->seen_bytes);
-		s->seen = n;
-		s->seen_bytes = nb;
+		memset(n + s->bytes, 0, nb - s->bytes);
+		s->bits = n;
+		s->bytes = nb;
 	}
 	uint8_t bit = (uint8_t)(1u << (seq & 7));
-	if (s->seen[byte] & bit) {
+	if (s->bits[byte] & bit) {
 		s->dups++;
-		return;
+		return 0;
 	}
-	s->seen[byte] |= bit;
+	s->bits[byte] |= bit;
 	s->delivered++;
-	atomic_store_explicit(&s->delivered_live, s->delivered, memory_order_relaxed);
+	return 1;
+}
+
+/* A probe of this run: counted, never echoed. Returns 1 if it was one. */
+static int
+sink_probe(struct sink *s, const uint8_t *p, size_t len, uint64_t now)
+{
+	uint32_t tag, magic;
+	uint64_t seq, ts;
+
+	if (len < IKE_PROBE_MIN)
+		return 0;
+	memcpy(&tag, p + IKE_OFF_TAG, 4);
+	memcpy(&magic, p + IKE_OFF_MAGIC, 4);
+	if (tag != s->tag || magic != IKE_PROBE_MAGIC)
+		return 0;
+	memcpy(&seq, p + IKE_OFF_SEQ, 8);
+	memcpy(&ts, p + IKE_OFF_TS, 8);
+	uint64_t lat = now > ts ? now - ts : 0;
+	s->ike_hist[hist_index(lat)]++;
+	if (lat > s->ike_lat_max)
+		s->ike_lat_max = lat;
+	mark_seen(&s->ike, seq);
+	return 1;
 }
 
 static void
@@ -294,6 +353,8 @@ sink_datagram(struct sink *s, uint8_t *p, size_t len, const struct sockaddr_stor
 	      socklen_t srclen, uint64_t now)
 {
 	if (is_ike(p, len)) {
+		if (sink_probe(s, p, len, now))
+			return;
 		s->ike_rx++;
 		if (p[4 + 19] & 0x20)
 			return; /* a response: not ours to answer */
@@ -341,20 +402,32 @@ sink_datagram(struct sink *s, uint8_t *p, size_t len, const struct sockaddr_stor
 	s->lat_sum += lat;
 	if (lat > s->lat_max)
 		s->lat_max = lat;
-	mark_seen(s, seq);
+	if (mark_seen(&s->esp, seq))
+		atomic_store_explicit(&s->delivered_live, s->esp.delivered, memory_order_relaxed);
 	atomic_store_explicit(&s->last_rx_ns, now, memory_order_relaxed);
 }
+
+struct sink_thread {
+	struct sink *s;
+	int fd;
+	pthread_t th;
+};
 
 static void *
 sink_main(void *arg)
 {
-	struct sink *s = arg;
-	static uint8_t bufs[BATCH][MAX_SIZE + 64];
+	struct sink_thread *st = arg;
+	struct sink *s = st->s;
+	uint8_t(*bufs)[MAX_SIZE + 64] = malloc(sizeof(*bufs) * BATCH);
 	struct mmsghdr msgs[BATCH];
 	struct iovec iov[BATCH];
 	struct sockaddr_storage src[BATCH];
 	double c0 = thread_cpu_s();
 
+	if (!bufs) {
+		fprintf(stderr, "udpload: out of memory\n");
+		exit(1);
+	}
 	pin_self(s->o->sink_cpu);
 	while (!atomic_load(&s->stop)) {
 		for (int i = 0; i < BATCH; i++) {
@@ -365,7 +438,7 @@ sink_main(void *arg)
 							  .msg_iov = &iov[i],
 							  .msg_iovlen = 1};
 		}
-		int n = recvmmsg(s->fd, msgs, BATCH, MSG_WAITFORONE, NULL);
+		int n = recvmmsg(st->fd, msgs, BATCH, MSG_WAITFORONE, NULL);
 		if (n <= 0)
 			continue; /* SO_RCVTIMEO: look at the stop flag */
 		uint64_t now = now_ns();
@@ -373,7 +446,9 @@ sink_main(void *arg)
 			sink_datagram(s, bufs[i], msgs[i].msg_len, &src[i],
 				      msgs[i].msg_hdr.msg_namelen, now);
 	}
-	s->cpu_s = thread_cpu_s() - c0;
+	if (st->fd == s->fd)
+		s->cpu_s = thread_cpu_s() - c0;
+	free(bufs);
 	return NULL;
 }
 
@@ -421,6 +496,58 @@ path_up(int fd, const struct opts *o)
 		}
 	}
 	return -probes;
+}
+
+/* The IKE probe thread (--ike-rate): paced on an absolute schedule from
+ * the generator's socket until stop is set. */
+struct ike_gen {
+	int fd;
+	const struct opts *o;
+	uint32_t tag;
+	uint64_t spi_i;
+	atomic_int stop;
+	uint64_t sent, send_errors;
+};
+
+static void *
+ike_main(void *arg)
+{
+	struct ike_gen *ig = arg;
+	const struct opts *o = ig->o;
+	uint8_t p[MAX_SIZE];
+	size_t n = o->ike_size;
+
+	pin_self(o->gen_cpu);
+	memset(p, 0x5a, n);
+	memset(p, 0, 4); /* non-ESP marker */
+	memcpy(p + 4, &ig->spi_i, 8);
+	memcpy(p + 4 + 8, "respSPI!", 8);
+	p[4 + 16] = 0;    /* next payload: none */
+	p[4 + 17] = 0x20; /* version 2.0 */
+	p[4 + 18] = IKE_INFORMATIONAL;
+	p[4 + 19] = 0x08; /* initiator, request */
+	put32(p + 4 + 24, (uint32_t)(n - 4));
+	uint32_t magic = IKE_PROBE_MAGIC;
+	memcpy(p + IKE_OFF_TAG, &ig->tag, 4);
+	memcpy(p + IKE_OFF_MAGIC, &magic, 4);
+	uint64_t t0 = now_ns();
+	for (uint64_t k = 0; !atomic_load_explicit(&ig->stop, memory_order_relaxed); k++) {
+		uint64_t due = t0 + (uint64_t)((double)k * 1e9 / o->ike_rate);
+		struct timespec ts = {.tv_sec = (time_t)(due / 1000000000u),
+				      .tv_nsec = (long)(due % 1000000000u)};
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (atomic_load_explicit(&ig->stop, memory_order_relaxed))
+			break;
+		uint64_t t = now_ns();
+		put32(p + 4 + 20, (uint32_t)k); /* Message ID */
+		memcpy(p + IKE_OFF_SEQ, &k, 8);
+		memcpy(p + IKE_OFF_TS, &t, 8);
+		if (sendto(ig->fd, p, n, 0, (const struct sockaddr *)&o->to, o->to_len) !=
+		    (ssize_t)n)
+			ig->send_errors++; /* lost, as on a real path */
+		ig->sent++;
+	}
+	return NULL;
 }
 
 struct gen_result {
@@ -600,8 +727,15 @@ usage(FILE *fp)
 		"  --gso 0|1            generator sends each batch as one UDP GSO message\n"
 		"                       (the receiver still gets separate datagrams; default 0)\n"
 		"  --spi X              ESP SPI (default 0x51c0ffee)\n"
+		"  --ike-rate N         also send N IKE probes/s (INFORMATIONAL requests with a\n"
+		"                       probe magic, not echoed) from the same socket during the\n"
+		"                       measured load; counted apart (ike_* fields; default 0)\n"
+		"  --ike-size N         IKE probe size in bytes, %d..%d (default 100)\n"
+		"  --sink-ike-lane 0|1  with --ike-rate: the sink receives IKE on a socket of\n"
+		"                       its own (reuseport BPF on the non-ESP marker), so IKE\n"
+		"                       does not wait behind ESP in the sink's queue (default 1)\n"
 		"  -q                   no human table on stderr\n",
-		MIN_SIZE, MAX_SIZE, PROBE_GAP_MS);
+		MIN_SIZE, MAX_SIZE, PROBE_GAP_MS, IKE_PROBE_MIN, MAX_SIZE);
 }
 
 static int
@@ -634,7 +768,9 @@ parse_args(int argc, char **argv, struct opts *o)
 			   .tail_ms = 1000,
 			   .sink_cpu = -1,
 			   .gen_cpu = -1,
-			   .spi = 0x51c0ffee};
+			   .spi = 0x51c0ffee,
+			   .ike_size = 100,
+			   .sink_ike_lane = 1};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -686,6 +822,12 @@ parse_args(int argc, char **argv, struct opts *o)
 			o->gen_cpu = atoi(v);
 		else if (!strcmp(a, "--sink-cpu"))
 			o->sink_cpu = atoi(v);
+		else if (!strcmp(a, "--ike-rate"))
+			o->ike_rate = strtod(v, NULL);
+		else if (!strcmp(a, "--sink-ike-lane"))
+			o->sink_ike_lane = atoi(v);
+		else if (!strcmp(a, "--ike-size"))
+			o->ike_size = strtoul(v, NULL, 10);
 		else if (!strcmp(a, "--spi"))
 			o->spi = (uint32_t)strtoul(v, NULL, 0);
 		else {
@@ -699,6 +841,11 @@ parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (!o->to_len || !o->listen_len) {
 		fprintf(stderr, "udpload: --to and --listen are required\n");
+		return -1;
+	}
+	if (o->ike_rate < 0 || o->ike_size < IKE_PROBE_MIN || o->ike_size > MAX_SIZE) {
+		fprintf(stderr, "udpload: --ike-rate >= 0, --ike-size %d..%d\n", IKE_PROBE_MIN,
+			MAX_SIZE);
 		return -1;
 	}
 	if (o->size < MIN_SIZE || o->size > MAX_SIZE || o->duration <= 0 || o->rate < 0 ||
@@ -718,13 +865,13 @@ print_lost(const struct sink *s, uint64_t sent)
 	uint64_t runs = 0;
 	for (uint64_t q = 0; q < sent;) {
 		size_t byte = (size_t)(q >> 3);
-		if (byte < s->seen_bytes && (s->seen[byte] & (1u << (q & 7)))) {
+		if (byte < s->esp.bytes && (s->esp.bits[byte] & (1u << (q & 7)))) {
 			q++;
 			continue;
 		}
 		uint64_t a = q;
-		while (q < sent &&
-		       !((size_t)(q >> 3) < s->seen_bytes && (s->seen[q >> 3] & (1u << (q & 7)))))
+		while (q < sent && !((size_t)(q >> 3) < s->esp.bytes &&
+				     (s->esp.bits[q >> 3] & (1u << (q & 7)))))
 			q++;
 		runs++;
 		if (shown < 6) {
@@ -739,13 +886,15 @@ print_lost(const struct sink *s, uint64_t sent)
 }
 
 static int
-udp_socket(const struct sockaddr_storage *bind_to, socklen_t bind_len, int family)
+udp_socket(const struct sockaddr_storage *bind_to, socklen_t bind_len, int family, int reuseport)
 {
 	int one = 1, buf = 4 << 20;
 	int fd = socket(bind_len ? bind_to->ss_family : family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	/* root may exceed net.core.[rw]mem_max: the load side should not be
 	 * the bottleneck; fall back to the clamped request */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)) < 0)
@@ -775,23 +924,51 @@ main(int argc, char **argv)
 	uint32_t tag = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
 	s.o = &o;
 	s.tag = tag;
-	s.fd = udp_socket(&o.listen, o.listen_len, AF_INET);
+	int lane = o.ike_rate > 0 && o.sink_ike_lane;
+	s.fd = udp_socket(&o.listen, o.listen_len, AF_INET, lane);
 	if (s.fd < 0) {
 		perror("udpload: sink socket");
 		return 1;
 	}
+	s.ike_fd = -1;
+	if (lane) {
+		/* The sink's IKE lane: the same steering as iketcpd's client
+		 * (non-ESP marker -> second socket of the reuseport group), so
+		 * the IKE figures are the path's, not the wait behind ESP in
+		 * the sink's own receive queue (a backend with kernel ESP never
+		 * queues ESP in the IKE daemon's socket either). */
+		static const struct sock_filter prog[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, 1),
+			BPF_STMT(BPF_RET | BPF_K, 0),
+		};
+		struct sock_fprog fp = {.len = 4, .filter = (struct sock_filter *)(uintptr_t)prog};
+		s.ike_fd = udp_socket(&o.listen, o.listen_len, AF_INET, 1);
+		if (s.ike_fd < 0 ||
+		    setsockopt(s.fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &fp, sizeof(fp)) < 0) {
+			perror("udpload: sink IKE lane");
+			return 1;
+		}
+	}
 	struct timeval tv = {.tv_sec = 0, .tv_usec = 20000};
 	(void)setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	int gfd = udp_socket(&o.bind, o.bind_len, o.to.ss_family);
+	if (s.ike_fd >= 0)
+		(void)setsockopt(s.ike_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	int gfd = udp_socket(&o.bind, o.bind_len, o.to.ss_family, 0);
 	if (gfd < 0) {
 		perror("udpload: generator socket");
 		return 1;
 	}
-	pthread_t th;
-	if (pthread_create(&th, NULL, sink_main, &s) != 0) {
-		fprintf(stderr, "udpload: cannot start the sink thread\n");
-		return 1;
-	}
+	static struct sink_thread sth[2];
+	int nsth = s.ike_fd >= 0 ? 2 : 1;
+	sth[0] = (struct sink_thread){.s = &s, .fd = s.fd};
+	sth[1] = (struct sink_thread){.s = &s, .fd = s.ike_fd};
+	for (int i = 0; i < nsth; i++)
+		if (pthread_create(&sth[i].th, NULL, sink_main, &sth[i]) != 0) {
+			fprintf(stderr, "udpload: cannot start the sink thread\n");
+			return 1;
+		}
 	pin_self(o.gen_cpu);
 
 	uint64_t tp = now_ns();
@@ -804,7 +981,8 @@ main(int argc, char **argv)
 		printf("RESULT label=%s size=%zu rate=%.0f error=path-not-up probes=%d\n", o.label,
 		       o.size, o.rate, -probes);
 		atomic_store(&s.stop, 1);
-		pthread_join(th, NULL);
+		for (int i = 0; i < nsth; i++)
+			pthread_join(sth[i].th, NULL);
 		return 3;
 	}
 	if (probes < 0)
@@ -814,7 +992,23 @@ main(int argc, char **argv)
 	double cpu0 = pids_cpu_s(&o);
 	uint64_t t_cpu0 = now_ns();
 	struct gen_phase load = {.magic = MAGIC, .seconds = o.duration};
+	static struct ike_gen ig;
+	pthread_t ith;
+	int ike_on = 0;
+	if (o.ike_rate > 0) {
+		ig = (struct ike_gen){.fd = gfd,
+				      .o = &o,
+				      .tag = tag,
+				      .spi_i = ((uint64_t)o.spi << 32) | 0x1b2b3b4bu};
+		ike_on = pthread_create(&ith, NULL, ike_main, &ig) == 0;
+		if (!ike_on)
+			fprintf(stderr, "udpload: cannot start the IKE probe thread\n");
+	}
 	gen_run(gfd, &o, tag, &load, &g);
+	if (ike_on) {
+		atomic_store(&ig.stop, 1);
+		pthread_join(ith, NULL);
+	}
 	/* tail: the same load, not counted, until every counted datagram
 	 * arrived or tail_ms passed. A relay that holds datagrams until more
 	 * traffic pushes them out (udptunnel does) is measured in steady state
@@ -846,9 +1040,12 @@ main(int argc, char **argv)
 	double cpu1 = pids_cpu_s(&o);
 	uint64_t t_cpu1 = now_ns();
 	atomic_store(&s.stop, 1);
-	pthread_join(th, NULL);
+	for (int i = 0; i < nsth; i++)
+		pthread_join(sth[i].th, NULL);
 	close(gfd);
 	close(s.fd);
+	if (s.ike_fd >= 0)
+		close(s.ike_fd);
 
 	/* ---- report ---------------------------------------------------------- */
 	double dur = (double)(g.t_end - g.t_start) / 1e9;
@@ -866,16 +1063,21 @@ main(int argc, char **argv)
 		s.any && last_rx > s.first_rx_ns ? (double)(last_rx - s.first_rx_ns) / 1e9 : 0;
 	if (rx_window < dur)
 		rx_window = dur;
-	double dps = (double)s.delivered / rx_window;
+	double dps = (double)s.esp.delivered / rx_window;
 	double mbps = dps * (double)o.size * 8 / 1e6;
-	uint64_t lost = g.sent > s.delivered ? g.sent - s.delivered : 0;
+	uint64_t lost = g.sent > s.esp.delivered ? g.sent - s.esp.delivered : 0;
 	double loss = g.sent ? 100.0 * (double)lost / (double)g.sent : 0;
-	double p50 = (double)hist_pct(s.hist, s.delivered + s.dups, 0.50) / 1e3;
-	double p99 = (double)hist_pct(s.hist, s.delivered + s.dups, 0.99) / 1e3;
+	double p50 = (double)hist_pct(s.hist, s.esp.delivered + s.esp.dups, 0.50) / 1e3;
+	double p99 = (double)hist_pct(s.hist, s.esp.delivered + s.esp.dups, 0.99) / 1e3;
 	double pmax = (double)s.lat_max / 1e3;
+	uint64_t ike_n = s.ike.delivered + s.ike.dups;
+	double ike_p50 = (double)hist_pct(s.ike_hist, ike_n, 0.50) / 1e3;
+	double ike_p99 = (double)hist_pct(s.ike_hist, ike_n, 0.99) / 1e3;
+	uint64_t ike_lost = ig.sent > s.ike.delivered ? ig.sent - s.ike.delivered : 0;
+	double ike_loss = ig.sent ? 100.0 * (double)ike_lost / (double)ig.sent : 0;
 	double relay_cpu = o.npids && cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
 	/* the relay also carried the tail: CPU per datagram over both */
-	uint64_t carried = s.delivered + s.tail_rx;
+	uint64_t carried = s.esp.delivered + s.tail_rx;
 	double relay_ns = relay_cpu >= 0 && carried ? relay_cpu * 1e9 / (double)carried : -1;
 	double relay_pct = relay_cpu >= 0 ? 100.0 * relay_cpu / cpu_window : -1;
 
@@ -887,12 +1089,19 @@ main(int argc, char **argv)
 	       " sink_cpu_pct=%.1f send_errors=%" PRIu64 " skipped=%" PRIu64
 	       " probes=%d path_up_ms=%.0f"
 	       " ike_rx=%" PRIu64 " foreign=%" PRIu64 " tail_sent=%" PRIu64 " tail_rx=%" PRIu64
-	       " tail_ms=%.0f\n",
-	       o.label, o.size, o.rate, dur, g.sent, sent_pps, s.delivered, rx_window, dps, mbps,
-	       loss, lost, s.reordered, s.dups, p50, p99, pmax, relay_cpu, relay_ns, relay_pct,
-	       100.0 * g.cpu_s / dur, 100.0 * s.cpu_s / cpu_window, g.send_errors, g.skipped,
-	       probes < 0 ? -probes : probes, path_ms, s.ike_rx, s.foreign, gt.sent, s.tail_rx,
-	       gt.t_end ? (double)(gt.t_end - gt.t_start) / 1e6 : 0.0);
+	       " tail_ms=%.0f",
+	       o.label, o.size, o.rate, dur, g.sent, sent_pps, s.esp.delivered, rx_window, dps,
+	       mbps, loss, lost, s.reordered, s.esp.dups, p50, p99, pmax, relay_cpu, relay_ns,
+	       relay_pct, 100.0 * g.cpu_s / dur, 100.0 * s.cpu_s / cpu_window, g.send_errors,
+	       g.skipped, probes < 0 ? -probes : probes, path_ms, s.ike_rx, s.foreign, gt.sent,
+	       s.tail_rx, gt.t_end ? (double)(gt.t_end - gt.t_start) / 1e6 : 0.0);
+	if (o.ike_rate > 0)
+		printf(" ike_rate=%.0f ike_size=%zu ike_sent=%" PRIu64 " ike_delivered=%" PRIu64
+		       " ike_loss_pct=%.3f ike_p50_us=%.1f ike_p99_us=%.1f ike_max_us=%.1f"
+		       " sink_ike_lane=%d",
+		       o.ike_rate, o.ike_size, ig.sent, s.ike.delivered, ike_loss, ike_p50, ike_p99,
+		       (double)s.ike_lat_max / 1e3, s.ike_fd >= 0);
+	printf("\n");
 	fflush(stdout);
 	if (!o.quiet) {
 		fprintf(stderr,
@@ -903,13 +1112,21 @@ main(int argc, char **argv)
 			"  %-22s %14" PRIu64 "\n"
 			"  %-22s %14.1f / %.1f / %.1f\n",
 			o.label, o.size, o.rate > 0 ? "paced" : "flat out", dur, "sent", g.sent,
-			sent_pps, "delivered", s.delivered, dps, mbps, "lost", lost, loss,
+			sent_pps, "delivered", s.esp.delivered, dps, mbps, "lost", lost, loss,
 			"reordered", s.reordered, "latency p50/p99/max us", p50, p99, pmax);
 		if (relay_cpu >= 0)
 			fprintf(stderr, "  %-22s %14.0f   (%.2f CPU s, %.0f %% of a core)\n",
 				"relay CPU ns/datagram", relay_ns, relay_cpu, relay_pct);
+		if (o.ike_rate > 0)
+			fprintf(stderr,
+				"  %-22s %14" PRIu64 " of %" PRIu64 " (%.3f %% lost)\n"
+				"  %-22s %14.1f / %.1f / %.1f\n",
+				"IKE probes delivered", s.ike.delivered, ig.sent, ike_loss,
+				"IKE p50/p99/max us", ike_p50, ike_p99,
+				(double)s.ike_lat_max / 1e3);
 		print_lost(&s, g.sent);
 	}
-	free(s.seen);
+	free(s.esp.bits);
+	free(s.ike.bits);
 	return 0;
 }

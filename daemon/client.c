@@ -125,7 +125,12 @@ struct client {
 	 * every flow offers the last session (R75). A reload builds a new one;
 	 * connections keep the one they started with. */
 	struct iketcp_tls_ctx *tls_ctx;
-	struct watcher uw; /* the --udp socket */
+	struct watcher uw; /* the --udp socket (everything when iw.fd is -1) */
+	/* The IKE lane: a second socket on the --udp address that the kernel
+	 * hands every datagram with the non-ESP marker (net_udp_ike_lane()),
+	 * so IKE does not queue or drop behind ESP in the receive buffer of
+	 * uw under a flood. -1 when the kernel refused the steering. */
+	struct watcher iw;
 	/* The local IKE daemon (local-peer): the configured address, or with
 	 * auto the sender of the first IKE_SA_INIT (pinned = 0 until then).
 	 * Port 0 = any port of that address. */
@@ -1737,6 +1742,8 @@ local_udp_cb(struct watcher *w, uint32_t ev)
 {
 	struct client *cl = w->data;
 	(void)ev;
+	/* Either socket: the send queue puts IKE ahead of ESP whichever is
+	 * read first, so the IKE lane needs no reading order. */
 	int n = udprecv_read(&cl->urx, w->fd, 1);
 	for (int i = 0; i < n; i++) {
 		struct iketcpd_addr src;
@@ -1805,7 +1812,8 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 		free(cl);
 		return NULL;
 	}
-	cl->uw.fd = net_udp_socket(cfg->udp.ss.ss_family, &cfg->udp, NULL);
+	int lane_err;
+	cl->uw.fd = net_udp_ike_lane(&cfg->udp, &cl->iw.fd, &lane_err);
 	if (cl->uw.fd < 0) {
 		log_err("%s: UDP socket on %s: %s", cfg->name,
 			iketcpd_addr_str(&cfg->udp, as, sizeof(as)), strerror(errno));
@@ -1816,8 +1824,18 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 	}
 	cl->uw.cb = local_udp_cb;
 	cl->uw.data = cl;
-	if (watcher_start(l, &cl->uw, EPOLLIN) < 0) {
+	cl->iw.cb = local_udp_cb;
+	cl->iw.data = cl;
+	if (cl->iw.fd < 0)
+		log_info("%s: no separate IKE receive socket (%s): IKE shares the UDP socket's "
+			 "queue with ESP",
+			 cfg->name, strerror(lane_err));
+	if (watcher_start(l, &cl->uw, EPOLLIN) < 0 ||
+	    (cl->iw.fd >= 0 && watcher_start(l, &cl->iw, EPOLLIN) < 0)) {
+		watcher_stop(l, &cl->uw);
 		close(cl->uw.fd);
+		if (cl->iw.fd >= 0)
+			close(cl->iw.fd);
 		udprecv_free(&cl->urx);
 		spitab_free(&cl->spis);
 		free(cl);
@@ -1830,6 +1848,10 @@ client_new(struct loop *l, const struct iketcpd_client_cfg *cfg)
 			log_err("%s: TLS: %s", cfg->name, err);
 			watcher_stop(l, &cl->uw);
 			close(cl->uw.fd);
+			if (cl->iw.fd >= 0) {
+				watcher_stop(l, &cl->iw);
+				close(cl->iw.fd);
+			}
 			udprecv_free(&cl->urx);
 			spitab_free(&cl->spis);
 			free(cl);
@@ -1919,6 +1941,8 @@ client_shutdown(struct client *cl)
 {
 	cl->shutting = 1;
 	watcher_stop(cl->loop, &cl->uw);
+	if (cl->iw.fd >= 0)
+		watcher_stop(cl->loop, &cl->iw);
 	target_stop(&cl->peer);
 	target_stop(&cl->proxy);
 	for (struct flow *f = cl->flows, *n; f; f = n) {
@@ -1988,6 +2012,10 @@ client_free(struct client *cl)
 	target_stop(&cl->proxy);
 	watcher_stop(cl->loop, &cl->uw);
 	close(cl->uw.fd);
+	if (cl->iw.fd >= 0) {
+		watcher_stop(cl->loop, &cl->iw);
+		close(cl->iw.fd);
+	}
 	iketcp_tls_ctx_unref(cl->tls_ctx);
 	udprecv_free(&cl->urx);
 	spitab_free(&cl->spis);

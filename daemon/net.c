@@ -9,6 +9,7 @@
 #include <string.h>
 /* after netinet/in.h: its libc-compat guards keep linux/in6.h from
  * redefining what glibc already has */
+#include <linux/filter.h>
 #include <linux/xfrm.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -112,6 +113,61 @@ net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 	       const struct iketcpd_addr *connect_to)
 {
 	return udp_socket(family, bind_to, connect_to, NULL);
+}
+
+/* Returns the socket index in the reuseport group: 1 (the IKE socket) when
+ * the UDP payload starts with four zero bytes, else 0. A payload shorter
+ * than 4 bytes aborts the load, which returns 0. The kernel runs it with
+ * the UDP header pulled, so offset 0 is the payload. */
+static const struct sock_filter ike_lane_prog[] = {
+	BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 1),
+	BPF_STMT(BPF_RET | BPF_K, 1),
+	BPF_STMT(BPF_RET | BPF_K, 0),
+};
+
+static int
+reuse_udp(int family, const struct iketcpd_addr *bind_to)
+{
+	int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int buf = 4 << 20;
+	if (fd < 0)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &(int){1}, sizeof(int)) < 0 ||
+	    bind(fd, (const struct sockaddr *)&bind_to->ss, bind_to->len) < 0)
+		return close_fail(fd);
+	return fd;
+}
+
+int
+net_udp_ike_lane(const struct iketcpd_addr *bind_to, int *ike_fd, int *err)
+{
+	int family = bind_to->ss.ss_family;
+	struct iketcpd_addr bound = {.len = sizeof(bound.ss)};
+	struct sock_fprog prog = {.len = sizeof(ike_lane_prog) / sizeof(ike_lane_prog[0]),
+				  .filter = (struct sock_filter *)(uintptr_t)ike_lane_prog};
+
+	*ike_fd = -1;
+	*err = 0;
+	int fd = reuse_udp(family, bind_to);
+	if (fd < 0) {
+		*err = errno;
+		return net_udp_socket(family, bind_to, NULL);
+	}
+	/* port 0: the second socket joins the port the first one got */
+	if (getsockname(fd, (struct sockaddr *)&bound.ss, &bound.len) < 0 ||
+	    (*ike_fd = reuse_udp(family, &bound)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0) {
+		*err = errno;
+		if (*ike_fd >= 0)
+			close(*ike_fd);
+		*ike_fd = -1;
+		close(fd);
+		return net_udp_socket(family, bind_to, NULL);
+	}
+	return fd;
 }
 
 int

@@ -17,6 +17,18 @@ int net_udp_socket(int family, const struct iketcpd_addr *bind_to,
 		   const struct iketcpd_addr *connect_to);
 
 /*
+ * Two non-blocking UDP sockets bound to the same address (SO_REUSEPORT)
+ * with a reuseport BPF program that steers every datagram starting with
+ * the 4-byte non-ESP marker (IKE, RFC 3948) to the second one, *ike_fd.
+ * Under an ESP flood the kernel's receive queue of the first socket
+ * stands full and drops at its tail; IKE then neither waits behind it nor
+ * is dropped with it. Returns the first (ESP) socket, or -1. When the
+ * kernel refuses the steering, *ike_fd is -1 and the ESP socket gets
+ * everything, as net_udp_socket() would; *err is then the errno why.
+ */
+int net_udp_ike_lane(const struct iketcpd_addr *bind_to, int *ike_fd, int *err);
+
+/*
  * What keeps a client's outer socket (to the peer or proxy) out of this
  * host's own tunnels when their policies or routes cover the peer (a full
  * tunnel, remote_ts = 0.0.0.0/0): SO_MARK, for a routing rule or firewall

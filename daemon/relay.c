@@ -1,8 +1,12 @@
 #include "relay.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 int
 relay_init(struct relay *r, const struct iketcp_deframer_cfg *dc, const struct iketcp_sendq_cfg *qc)
@@ -47,6 +51,14 @@ fill(struct relay *r, uint8_t *buf, size_t cap, long *last)
 	}
 	*last = n > 0 ? IKETCP_E_AGAIN : n;
 	return got ? (long)got : n;
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + 1;
 }
 
 static enum relay_end
@@ -104,6 +116,21 @@ relay_read(struct relay *r, struct relay_io *io, const struct relay_ops *ops, in
 	return RELAY_AGAIN;
 }
 
+/* Tightens or releases TCP_NOTSENT_LOWAT after a flush (RELAY_LOWAT_TIGHT). */
+static void
+relay_pace(struct relay *r)
+{
+	if (RELAY_LOWAT_TIGHT <= 0)
+		return;
+	int tight = iketcp_sendq_standing(&r->q, mono_ns(), RELAY_STANDING_NS, RELAY_HOLD_NS);
+	if (tight == r->lowat_tight)
+		return;
+	/* 0 restores net.ipv4.tcp_notsent_lowat (by default no limit) */
+	int v = tight ? RELAY_LOWAT_TIGHT : 0;
+	if (setsockopt(r->w.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) == 0)
+		r->lowat_tight = tight;
+}
+
 int
 relay_flush(struct relay *r)
 {
@@ -127,6 +154,8 @@ relay_flush(struct relay *r)
 			return IKETCP_E_STATE; /* the transport took more than offered */
 	}
 	int rc = iketcp_transport_send(&r->tr, &r->q);
+	if (rc == IKETCP_OK || rc == IKETCP_E_AGAIN)
+		relay_pace(r);
 	if (rc == IKETCP_OK) {
 		/* memory: the queue is empty; frees what was unused since the
 		 * last trim, so a busy connection does not allocate per frame */

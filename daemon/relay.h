@@ -29,6 +29,25 @@
 /* TLS: records are gathered while there is room for a whole one, so
  * OpenSSL never keeps decrypted bytes that epoll cannot announce. */
 #define RELAY_TLS_RECORD_MAX 16384
+/* IKE under an ESP flood (docs/performance.md, issue #13): while the send
+ * queue stands (iketcp_sendq_standing(): ESP queued for RELAY_STANDING_NS
+ * without draining, or IKE left queued), TCP_NOTSENT_LOWAT keeps the
+ * socket's unsent bytes near RELAY_LOWAT_TIGHT, so the backlog waits in
+ * the send queue, where IKE overtakes it and ESP beyond the budget is
+ * dropped, instead of in the kernel, where IKE would wait behind it. Off
+ * again (the sysctl default, normally no limit) once the queue empties:
+ * below overload the kernel's buffers absorb bursts without loss. */
+#ifndef RELAY_LOWAT_TIGHT
+#define RELAY_LOWAT_TIGHT (128 * 1024)
+#endif
+#ifndef RELAY_STANDING_NS
+#define RELAY_STANDING_NS 2000000u
+#endif
+/* How long TCP_NOTSENT_LOWAT stays tight after the queue last stood: under
+ * overload the queue still empties now and then. */
+#ifndef RELAY_HOLD_NS
+#define RELAY_HOLD_NS 200000000u
+#endif
 
 struct relay {
 	struct watcher w; /* the TCP socket; w.data is the owner */
@@ -37,6 +56,7 @@ struct relay {
 	struct iketcp_deframer df;
 	struct iketcp_sendq q;
 	size_t prefix_left; /* the originator's "IKETCP" still to write (R15) */
+	int lowat_tight;    /* TCP_NOTSENT_LOWAT is RELAY_LOWAT_TIGHT (see there) */
 };
 
 /* Per-read state shared by a mode's connections: the read buffer and the

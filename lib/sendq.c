@@ -353,3 +353,17 @@ iketcp_sendq_flush(struct iketcp_sendq *q, iketcp_writev_fn fn, void *ctx)
 			q->stats.partial_writes++;
 	}
 }
+
+int
+iketcp_sendq_standing(struct iketcp_sendq *q, uint64_t now, uint64_t target, uint64_t hold)
+{
+	if (q->ring[IKETCP_CLASS_ESP].len == 0)
+		q->esp_since = 0;
+	else if (q->esp_since == 0)
+		q->esp_since = now;
+	int stands = q->ring[IKETCP_CLASS_IKE].len > 0 ||
+		     (q->esp_since != 0 && now - q->esp_since >= target);
+	if (stands)
+		q->stood_until = now + hold;
+	return stands || now < q->stood_until;
+}

@@ -85,6 +85,8 @@ struct iketcp_ring {
 
 struct iketcp_sendq {
 	struct iketcp_ring ring[IKETCP_NCLASS];
+	uint64_t esp_since;   /* iketcp_sendq_standing(): ESP queued since then, 0 = not */
+	uint64_t stood_until; /* ... and it answers 1 until then */
 	size_t budget;
 	size_t hard_cap;
 	int inprog;         /* class of the frame partly on the wire, or -1 */
@@ -167,6 +169,21 @@ int IKETCP_WUR iketcp_sendq_consume(struct iketcp_sendq *q, size_t n);
  * writability; also when fn wrote 0 bytes) or IKETCP_E_IO (errno from fn).
  */
 int IKETCP_WUR iketcp_sendq_flush(struct iketcp_sendq *q, iketcp_writev_fn fn, void *ctx);
+
+/*
+ * Whether the queue is standing, for a caller that keeps the kernel's
+ * buffers short only while there is a backlog worth overtaking
+ * (TCP_NOTSENT_LOWAT, daemon/relay.c). Called after each flush with the
+ * time now (any monotonic unit, e.g. ns; never 0). The queue stands when
+ * IKE is still queued (the socket took less than the IKE frames: the
+ * kernel's send buffer is full in front of them) or when ESP has stayed
+ * queued without the queue emptying for at least `target`. Returns 1
+ * while it stands and for `hold` after it last stood: under overload a
+ * queue empties now and then (a socket that takes a whole batch), and
+ * without the hold each such moment would let the kernel's buffers fill
+ * again. The first call that finds no ESP queued ends a standing period.
+ */
+int iketcp_sendq_standing(struct iketcp_sendq *q, uint64_t now, uint64_t target, uint64_t hold);
 
 /* Returns the bytes queued in both classes. */
 size_t iketcp_sendq_bytes(const struct iketcp_sendq *q);

@@ -989,6 +989,39 @@ def test_client_tunnel_and_order():
         p.stop()
 
 
+def test_client_ike_lane_survives_a_full_receive_queue():
+    """Issue #13: IKE is read from a socket of its own (reuseport BPF on the
+    non-ESP marker), so a receive queue full of ESP neither holds nor drops
+    it. The client is stopped while ESP overfills its UDP socket's queue;
+    an IKE message sent last must still reach the backend."""
+    p = Pair()
+    try:
+        m = dgram_ike(0xC1)
+        p.send(m)
+        d, src = p.s.be.recvfrom(70000)
+        assert d == m
+        p.s.be.sendto(response_of(m), src)
+        assert p.ikd.recvfrom(70000)[0] == response_of(m)
+        os.kill(p.c.pid, signal.SIGSTOP)
+        try:
+            # 8 MiB of queue at most (SO_RCVBUF 4 MiB, doubled): 13 MB overfill it
+            for i in range(10000):
+                p.send(esp(0xC00, i, 1300))
+            # small ones top the queue off past its limit, as a flood does
+            # (a queue just under its limit still takes a short datagram)
+            for i in range(10000, 12000):
+                p.send(esp(0xC00, i, 40))
+            info = dgram_ike(0xC1, 0x5151, ex=37, msgid=1)
+            p.send(info)
+        finally:
+            os.kill(p.c.pid, signal.SIGCONT)
+        p.s.be.settimeout(5.0)
+        while p.s.be.recvfrom(70000)[0] != info:  # socket.timeout: IKE was lost
+            pass
+    finally:
+        p.stop()
+
+
 def test_client_drops_retransmit_and_resends_after_reconnect():
     """R35: the daemon's retransmission is not put on the connection that
     carried the request. R36: after the connection breaks, the unanswered

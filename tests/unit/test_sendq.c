@@ -1476,6 +1476,77 @@ test_free_releases(void **state)
 	reg_free(r);
 }
 
+/*
+ * iketcp_sendq_standing(): the clock is the caller's, so every case is a
+ * sequence of calls at chosen instants, nothing timed.
+ */
+static void
+test_standing(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q;
+	size_t e0 = reg_add(r, IKETCP_CLASS_ESP, 300);
+	size_t e1 = reg_add(r, IKETCP_CLASS_ESP, 300);
+	size_t i0 = reg_add(r, IKETCP_CLASS_IKE, 100);
+
+	q_init(&q, 4096, 1024);
+	assert_int_equal(iketcp_sendq_standing(&q, 100, 10, 0), 0); /* empty */
+	push_ok(&q, r, e0);
+	/* ESP queued since 100: standing once it stayed target = 10 */
+	assert_int_equal(iketcp_sendq_standing(&q, 100, 10, 0), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 109, 10, 0), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 110, 10, 0), 1);
+	/* partly written but never empty: the same standing period */
+	push_ok(&q, r, e1);
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 111, 10, 0), 1);
+	/* emptied: the period ends, the next one counts from its own start */
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 112, 10, 0), 0);
+	push_ok(&q, r, e0);
+	assert_int_equal(iketcp_sendq_standing(&q, 115, 10, 0), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 124, 10, 0), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 125, 10, 0), 1);
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	/* IKE left queued after a flush: standing at once, whatever ESP does */
+	push_ok(&q, r, i0);
+	assert_int_equal(iketcp_sendq_standing(&q, 200, 1000, 0), 1);
+	assert_int_equal(iketcp_sendq_consume(&q, 100), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 201, 1000, 0), 0);
+	iketcp_sendq_free(&q);
+	reg_free(r);
+}
+
+/* The hold: an empty moment inside an overload does not end it; a hold
+ * without standing again does. */
+static void
+test_standing_hold(void **state)
+{
+	(void)state;
+	struct reg *r = reg_new();
+	struct iketcp_sendq q;
+	size_t e0 = reg_add(r, IKETCP_CLASS_ESP, 300);
+
+	q_init(&q, 4096, 1024);
+	push_ok(&q, r, e0);
+	assert_int_equal(iketcp_sendq_standing(&q, 1000, 10, 50), 0);
+	assert_int_equal(iketcp_sendq_standing(&q, 1010, 10, 50), 1); /* stood: held to 1060 */
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 1011, 10, 50), 1); /* empty, still held */
+	/* a short backlog (below target) does not extend the hold */
+	push_ok(&q, r, e0);
+	assert_int_equal(iketcp_sendq_standing(&q, 1040, 10, 50), 1);
+	assert_int_equal(iketcp_sendq_standing(&q, 1049, 10, 50), 1);
+	/* standing again at 1050 (queued since 1040): held to 1100 */
+	assert_int_equal(iketcp_sendq_standing(&q, 1050, 10, 50), 1);
+	assert_int_equal(iketcp_sendq_consume(&q, 300), IKETCP_OK);
+	assert_int_equal(iketcp_sendq_standing(&q, 1099, 10, 50), 1);
+	assert_int_equal(iketcp_sendq_standing(&q, 1100, 10, 50), 0); /* released */
+	iketcp_sendq_free(&q);
+	reg_free(r);
+}
+
 int
 main(void)
 {
@@ -1505,6 +1576,8 @@ main(void)
 		cmocka_unit_test(test_trim_shrinks_after_burst),
 		cmocka_unit_test(test_mem_limit_refuses_growth),
 		cmocka_unit_test(test_free_releases),
+		cmocka_unit_test(test_standing),
+		cmocka_unit_test(test_standing_hold),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
