@@ -106,6 +106,7 @@ struct opts {
 	int k[MAX_K], nk;
 	int ph_connect, ph_idle, ph_flood;
 	int load_fixed, load_flat;
+	int sndbuf;
 	const char *label;
 };
 
@@ -301,8 +302,7 @@ backend_ike(uint8_t *p, size_t len, const struct sockaddr_in *src)
 	uint32_t mid = get32(p + 24);
 	size_t olen = exch == 34 ? 260 : 200;
 	fill_ike(out, olen, spi_i, spi_i ^ 0x5a5a5a5a00000001ull, exch, 0x20, mid);
-	if (sendto(B.fd, out, olen, 0, (const struct sockaddr *)src, sizeof(*src)) ==
-	    (ssize_t)olen)
+	if (sendto(B.fd, out, olen, 0, (const struct sockaddr *)src, sizeof(*src)) == (ssize_t)olen)
 		atomic_fetch_add_explicit(&B.ike_sent, 1, memory_order_relaxed);
 }
 
@@ -614,6 +614,7 @@ phase_connect(void)
 {
 	uint64_t deadline = now_ns() + (uint64_t)(O.timeout * 1e9);
 	int next = 0;
+	double c0 = O.pid ? proc_cpu_s(O.pid) : 0;
 	while (now_ns() < deadline) {
 		while (next < O.n && (int)n_inflight < O.inflight)
 			conn_open(next++);
@@ -622,7 +623,10 @@ phase_connect(void)
 			break;
 		poll_conns(10);
 	}
+	double c1 = O.pid ? proc_cpu_s(O.pid) : 0;
 	uint64_t wall = t_last_est > t_first_connect ? t_last_est - t_first_connect : 1;
+	/* both IKE exchanges of every connection, per established one */
+	double srv_us = n_est ? (c1 - c0) * 1e6 / n_est : 0;
 	double rate = (double)n_est / ((double)wall / 1e9);
 	qsort(conn_lat, nconn_lat, sizeof(*conn_lat), cmp_u64);
 	uint64_t p50 = nconn_lat ? conn_lat[nconn_lat / 2] : 0;
@@ -631,18 +635,19 @@ phase_connect(void)
 	unsigned pending = (unsigned)O.n - n_open - n_fail - n_closed;
 	printf("RESULT phase=connect label=%s tls=%d conns=%d sources=%d inflight=%d "
 	       "established=%u open=%u failed=%u pending=%u wall_s=%.3f conn_per_s=%.0f "
-	       "p50_us=%.0f p99_us=%.0f max_us=%.0f\n",
-	       O.label, O.tls, O.n, O.sources, O.inflight, n_est, n_open, n_fail + n_closed, pending,
-	       (double)wall / 1e9, rate, (double)p50 / 1e3, (double)p99 / 1e3, (double)pmax / 1e3);
+	       "p50_us=%.0f p99_us=%.0f max_us=%.0f server_cpu_us_per_conn=%.1f\n",
+	       O.label, O.tls, O.n, O.sources, O.inflight, n_est, n_open, n_fail + n_closed,
+	       pending, (double)wall / 1e9, rate, (double)p50 / 1e3, (double)p99 / 1e3,
+	       (double)pmax / 1e3, srv_us);
 	fflush(stdout);
 	if (!O.quiet) {
 		fprintf(stderr,
-			"\n%-8s %-5s %7s %7s %8s %9s %8s %9s %9s %9s\n"
-			"%-8s %-5s %7d %7d %8u %9u %8.2f %9.0f %9.0f %9.0f\n",
+			"\n%-8s %-5s %7s %7s %8s %9s %8s %9s %9s %9s %12s\n"
+			"%-8s %-5s %7d %7d %8u %9u %8.2f %9.0f %9.0f %9.0f %12.1f\n",
 			"phase", "tls", "conns", "sources", "estab", "failed", "wall s", "conn/s",
-			"p50 us", "p99 us", "connect", O.tls ? "yes" : "no", O.n, O.sources, n_est,
-			n_fail + n_closed, (double)wall / 1e9, rate, (double)p50 / 1e3,
-			(double)p99 / 1e3);
+			"p50 us", "p99 us", "srv CPU us/c", "connect", O.tls ? "yes" : "no", O.n,
+			O.sources, n_est, n_fail + n_closed, (double)wall / 1e9, rate,
+			(double)p50 / 1e3, (double)p99 / 1e3, srv_us);
 	}
 	return n_open == (unsigned)O.n ? 0 : -1;
 }
@@ -652,13 +657,20 @@ phase_idle(long rss0)
 {
 	uint64_t until = now_ns() + (uint64_t)(O.idle_wait * 1e9);
 	unsigned closed0 = n_closed + n_fail;
+	double c0 = proc_cpu_s(O.pid);
+	uint64_t t0 = now_ns();
 	while (now_ns() < until)
 		poll_conns(100);
 	long rss1 = rss_kib(O.pid);
+	/* an idle server with N connections should cost nothing: no per-
+	 * connection timers or scans beyond the 5 s trim sweep */
+	double idle_cpu = 100.0 * (proc_cpu_s(O.pid) - c0) / ((double)(now_ns() - t0) / 1e9);
 	double per = n_open ? (double)(rss1 - rss0) / n_open : 0;
 	printf("RESULT phase=idle label=%s tls=%d conns_open=%u rss_before_kib=%ld "
-	       "rss_after_kib=%ld kib_per_conn=%.2f closed_while_idle=%u idle_wait_s=%.1f\n",
-	       O.label, O.tls, n_open, rss0, rss1, per, n_closed + n_fail - closed0, O.idle_wait);
+	       "rss_after_kib=%ld kib_per_conn=%.2f closed_while_idle=%u idle_wait_s=%.1f "
+	       "server_cpu_pct=%.2f\n",
+	       O.label, O.tls, n_open, rss0, rss1, per, n_closed + n_fail - closed0, O.idle_wait,
+	       idle_cpu);
 	fflush(stdout);
 	if (!O.quiet)
 		fprintf(stderr,
@@ -788,7 +800,7 @@ rate_step(struct flood *f, uint64_t start, uint64_t *rr, uint64_t *due_total)
 
 struct flood_res {
 	int k, rate;
-	double sent_ps, deliv_ps, loss_pct, srv_cpu_pct, srv_ns, gen_cpu_pct, mbit;
+	double sent_ps, deliv_ps, loss_pct, srv_cpu_pct, srv_ns, gen_cpu_pct, mbit, cap_ps;
 	uint64_t sent, delivered, p50, p99;
 };
 
@@ -815,9 +827,12 @@ flood_run(int k, int rate, uint32_t tag)
 			break;
 		c->olen = 0;
 		c->dirty = 0;
+		if (O.sndbuf)
+			setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &O.sndbuf, sizeof(O.sndbuf));
 		f.act[got] = c;
 		if (!rate) {
-			struct epoll_event e = {.events = EPOLLOUT | EPOLLET, .data.u32 = (uint32_t)got};
+			struct epoll_event e = {.events = EPOLLOUT | EPOLLET,
+						.data.u32 = (uint32_t)got};
 			epoll_ctl(f.ep, EPOLL_CTL_ADD, c->fd, &e);
 		}
 		got++;
@@ -883,6 +898,8 @@ flood_run(int k, int rate, uint32_t tag)
 	res.srv_cpu_pct = 100.0 * (c1 - c0) / win;
 	res.srv_ns = (d1 - d0) ? (c1 - c0) * 1e9 / (double)(d1 - d0) : 0;
 	res.gen_cpu_pct = 100.0 * (g1 - g0) / win;
+	/* what one server core would relay at this cost per datagram */
+	res.cap_ps = res.srv_ns > 0 ? 1e9 / res.srv_ns : 0;
 	res.p50 = hist_pct(B.hist, B.nlat, 0.50);
 	res.p99 = hist_pct(B.hist, B.nlat, 0.99);
 	for (int i = 0; i < f.k; i++)
@@ -900,11 +917,11 @@ flood_print(const struct flood_res *r)
 {
 	printf("RESULT phase=flood label=%s k=%d load=%s rate=%d size=%d sent_per_s=%.0f "
 	       "delivered_per_s=%.0f mbit_s=%.1f loss_pct=%.3f p50_us=%.0f p99_us=%.0f "
-	       "server_cpu_pct=%.1f server_ns_per_dgram=%.0f gen_cpu_pct=%.1f sent=%" PRIu64
-	       " delivered=%" PRIu64 "\n",
+	       "server_cpu_pct=%.1f server_ns_per_dgram=%.0f core_capacity_per_s=%.0f "
+	       "gen_cpu_pct=%.1f sent=%" PRIu64 " delivered=%" PRIu64 "\n",
 	       O.label, r->k, r->rate ? "fixed" : "flat", r->rate, O.size, r->sent_ps, r->deliv_ps,
 	       r->mbit, r->loss_pct, (double)r->p50 / 1e3, (double)r->p99 / 1e3, r->srv_cpu_pct,
-	       r->srv_ns, r->gen_cpu_pct, r->sent, r->delivered);
+	       r->srv_ns, r->cap_ps, r->gen_cpu_pct, r->sent, r->delivered);
 	fflush(stdout);
 }
 
@@ -938,9 +955,11 @@ phase_flood(void)
 				snprintf(load, sizeof(load), "%d/s", r->rate);
 			else
 				snprintf(load, sizeof(load), "flat out");
-			fprintf(stderr, "%-6d %-10s %10.0f %12.0f %8.1f %8.3f %8.0f %9.0f %10.0f %8.1f\n",
+			fprintf(stderr,
+				"%-6d %-10s %10.0f %12.0f %8.1f %8.3f %8.0f %9.0f %10.0f %8.1f\n",
 				r->k, load, r->sent_ps, r->deliv_ps, r->mbit, r->loss_pct,
-				(double)r->p50 / 1e3, (double)r->p99 / 1e3, r->srv_ns, r->srv_cpu_pct);
+				(double)r->p50 / 1e3, (double)r->p99 / 1e3, r->srv_ns,
+				r->srv_cpu_pct);
 		}
 	if (O.nk >= 2) {
 		const struct flood_res *a = res[0], *b = res[O.nk - 1];
@@ -949,10 +968,13 @@ phase_flood(void)
 				continue;
 			double ratio = a[j].deliv_ps > 0 ? b[j].deliv_ps / a[j].deliv_ps : 0;
 			printf("RESULT phase=flood-ratio label=%s load=%s k_from=%d k_to=%d "
-			       "delivered_ratio=%.3f ns_ratio=%.3f\n",
+			       "delivered_ratio=%.3f ns_ratio=%.3f capacity_ratio=%.3f\n",
 			       O.label, j ? "flat" : "fixed", a[j].k, b[j].k, ratio,
-			       a[j].srv_ns > 0 ? b[j].srv_ns / a[j].srv_ns : 0);
-			fprintf(stderr, "ratio delivered/s K=%d / K=%d, %s: %.3f (server ns/dgram %.0f / %.0f)\n",
+			       a[j].srv_ns > 0 ? b[j].srv_ns / a[j].srv_ns : 0,
+			       a[j].cap_ps > 0 ? b[j].cap_ps / a[j].cap_ps : 0);
+			fprintf(stderr,
+				"ratio delivered/s K=%d / K=%d, %s: %.3f (server ns/dgram %.0f / "
+				"%.0f)\n",
 				b[j].k, a[j].k, j ? "flat out" : "fixed rate", ratio, b[j].srv_ns,
 				a[j].srv_ns);
 		}
@@ -967,14 +989,17 @@ usage(FILE *fp)
 	fprintf(fp,
 		"usage: connload --server ADDR:PORT --backend ADDR:PORT --pid PID [options]\n"
 		"  -n, --conns N         connections (10000)\n"
-		"  --sources S           distinct source addresses 127.1.0.1.. (default N: one per\n"
+		"  --sources S           distinct source addresses 127.1.0.1.. (default N: one "
+		"per\n"
 		"                        connection)\n"
-		"  --inflight M          connections between connect() and IKE_SA_INIT answer (1000)\n"
+		"  --inflight M          connections between connect() and IKE_SA_INIT answer "
+		"(1000)\n"
 		"  --tls                 TLS 1.3 to a --listen-tls address\n"
 		"  --phases LIST         of connect idle flood (\"connect idle flood\")\n"
 		"  --idle-wait S         seconds between the last answer and the RSS reading (7)\n"
 		"  --flood-k LIST        active connections per flood run (\"1 1000\")\n"
-		"  --rate PPS            aggregate fixed rate of the flood (50000); flat out follows\n"
+		"  --rate PPS            aggregate fixed rate of the flood (50000); flat out "
+		"follows\n"
 		"  --loads LIST          of fixed flat (\"fixed flat\")\n"
 		"  --size B              ESP datagram bytes (1400)\n"
 		"  -d, --duration S      measured seconds per flood run (3)\n"
@@ -1062,6 +1087,8 @@ parse_args(int argc, char **argv)
 			free(dup);
 		} else if (ARG("--rate"))
 			O.rate = atoi(v);
+		else if (ARG("--sndbuf"))
+			O.sndbuf = atoi(v);
 		else if (ARG("--size"))
 			O.size = atoi(v);
 		else if (ARG("-d") || ARG("--duration"))
