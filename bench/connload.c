@@ -97,6 +97,8 @@ struct conn {
 	uint32_t olen;
 	uint32_t esp_seq;
 	int dirty;
+	uint64_t pushed; /* frames of this flood run */
+	uint32_t deliv0; /* deliv_c[idx] when the run started */
 };
 
 struct opts {
@@ -107,6 +109,7 @@ struct opts {
 	int ph_connect, ph_idle, ph_flood;
 	int load_fixed, load_flat;
 	int sndbuf;
+	long flat_window;
 	const char *label;
 };
 
@@ -127,6 +130,10 @@ static struct conn *C;
 static int EP;
 static SSL_CTX *TLS_CTX;
 static uint64_t *conn_lat; /* ns, per established connection */
+/* ESP delivered to the backend per connection (SPI - ESP_SPI0), so that a
+ * flat-out connection keeps a bounded amount in flight */
+static _Atomic uint32_t *deliv_c;
+#define ESP_SPI0 0x10000000u
 static uint64_t nconn_lat;
 static unsigned n_est, n_open, n_fail, n_closed, n_inflight, n_started;
 static uint64_t t_first_connect, t_last_est;
@@ -348,6 +355,9 @@ backend_main(void *arg)
 			}
 			esp++;
 			bytes += len;
+			uint32_t ci = get32(p) - ESP_SPI0;
+			if (ci < (uint32_t)O.n)
+				atomic_fetch_add_explicit(&deliv_c[ci], 1, memory_order_relaxed);
 			if (lat) {
 				uint64_t ts = get64(p + OFF_TS);
 				B.hist[hist_index(now > ts ? now - ts : 0)]++;
@@ -684,7 +694,6 @@ phase_idle(long rss0)
 struct flood {
 	struct conn **act;
 	int k;
-	int ep; /* EPOLLOUT of the active connections (flat out) */
 	uint64_t seq, sent, skipped;
 	uint32_t tag;
 	struct conn **dirty;
@@ -703,13 +712,14 @@ conn_push(struct flood *f, struct conn *c)
 	p[0] = (uint8_t)(fl >> 8);
 	p[1] = (uint8_t)fl;
 	p += 2;
-	put32(p, 0x10000000u + c->idx);
+	put32(p, ESP_SPI0 + c->idx);
 	put32(p + 4, ++c->esp_seq);
 	put32(p + OFF_TAG, f->tag);
 	put32(p + OFF_MAGIC, MAGIC);
 	put64(p + OFF_SEQ, f->seq++);
 	put64(p + OFF_TS, now_ns());
 	c->olen += fl;
+	c->pushed++;
 	f->sent++;
 	if (!c->dirty) {
 		c->dirty = 1;
@@ -753,24 +763,42 @@ flush_dirty(struct flood *f)
 	f->ndirty = keep;
 }
 
-/* Fills every writable active connection until the kernel takes no more. */
+/*
+ * Flat out: every active connection is kept filled, but with at most
+ * --flat-window / K bytes between pushed and delivered to the backend.
+ * Without a bound, K connections fill K kernel send and receive buffers
+ * (tcp_wmem, and tcp_rmem autotuned up to 32 MiB on the server side): at
+ * K = 1000 that drove the kernel into TCP memory pressure (TCPRcvQDrop,
+ * RcvPruned in /proc/net/netstat) and the flood stalled on retransmission
+ * timeouts, which measures the kernel's limit, not the relay.
+ */
 static void
 flat_step(struct flood *f)
 {
-	struct epoll_event ev[256];
-	int n = epoll_wait(f->ep, ev, 256, 5);
-	for (int i = 0; i < n; i++) {
-		struct conn *c = f->act[ev[i].data.u32];
-		for (;;) {
-			while (c->olen + (uint32_t)O.size + 2 <= OBUF)
-				conn_push(f, c);
-			if (!conn_flush(c))
-				break;
+	uint64_t wf = (uint64_t)O.flat_window / ((uint64_t)f->k * ((uint64_t)O.size + 2));
+	if (wf < 8)
+		wf = 8;
+	int progress = 0;
+	for (int i = 0; i < f->k; i++) {
+		struct conn *c = f->act[i];
+		uint64_t done =
+			atomic_load_explicit(&deliv_c[c->idx], memory_order_relaxed) - c->deliv0;
+		uint64_t inflight = c->pushed > done ? c->pushed - done : 0;
+		while (inflight < wf && c->olen + (uint32_t)O.size + 2 <= OBUF) {
+			conn_push(f, c);
+			inflight++;
 		}
+		uint32_t before = c->olen;
+		conn_flush(c);
+		progress |= c->olen != before;
 	}
-	f->ndirty = 0; /* flat out tracks nothing: every connection stays full */
+	f->ndirty = 0; /* flat out tracks nothing: it goes over all of them */
 	for (int i = 0; i < f->k; i++)
 		f->act[i]->dirty = 0;
+	if (!progress) {
+		struct timespec ts = {0, 50000};
+		nanosleep(&ts, NULL);
+	}
 }
 
 /* The frames due by now on the absolute schedule, round robin over the
@@ -813,7 +841,6 @@ flood_run(int k, int rate, uint32_t tag)
 	O.rate = rate;
 	f.act = calloc((size_t)k, sizeof(*f.act));
 	f.dirty = calloc((size_t)k, sizeof(*f.dirty));
-	f.ep = epoll_create1(EPOLL_CLOEXEC);
 	int got = 0;
 	for (int i = 0; i < k; i++) {
 		/* spread over all open connections */
@@ -827,14 +854,11 @@ flood_run(int k, int rate, uint32_t tag)
 			break;
 		c->olen = 0;
 		c->dirty = 0;
+		c->pushed = 0;
+		c->deliv0 = atomic_load(&deliv_c[c->idx]);
 		if (O.sndbuf)
 			setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &O.sndbuf, sizeof(O.sndbuf));
 		f.act[got] = c;
-		if (!rate) {
-			struct epoll_event e = {.events = EPOLLOUT | EPOLLET,
-						.data.u32 = (uint32_t)got};
-			epoll_ctl(f.ep, EPOLL_CTL_ADD, c->fd, &e);
-		}
 		got++;
 	}
 	f.k = got;
@@ -904,7 +928,6 @@ flood_run(int k, int rate, uint32_t tag)
 	res.p99 = hist_pct(B.hist, B.nlat, 0.99);
 	for (int i = 0; i < f.k; i++)
 		f.act[i]->olen = 0;
-	close(f.ep);
 	free(f.act);
 	free(f.dirty);
 	atomic_store(&B.esp, 0);
@@ -1002,6 +1025,8 @@ usage(FILE *fp)
 		"follows\n"
 		"  --loads LIST          of fixed flat (\"fixed flat\")\n"
 		"  --size B              ESP datagram bytes (1400)\n"
+		"  --flat-window BYTES   flat out: at most this much pushed and not yet at the\n"
+		"                        backend, shared by the K connections (64 MiB)\n"
 		"  -d, --duration S      measured seconds per flood run (3)\n"
 		"  --warmup S            unmeasured seconds before (0.5)\n"
 		"  --timeout S           give up connecting after (60)\n"
@@ -1042,6 +1067,7 @@ parse_args(int argc, char **argv)
 	O.nk = 2;
 	O.ph_connect = O.ph_idle = O.ph_flood = 1;
 	O.load_fixed = O.load_flat = 1;
+	O.flat_window = 64L << 20;
 	O.label = "-";
 	int have_srv = 0, have_be = 0;
 	for (int i = 1; i < argc; i++) {
@@ -1089,6 +1115,8 @@ parse_args(int argc, char **argv)
 			O.rate = atoi(v);
 		else if (ARG("--sndbuf"))
 			O.sndbuf = atoi(v);
+		else if (ARG("--flat-window"))
+			O.flat_window = atol(v);
 		else if (ARG("--size"))
 			O.size = atoi(v);
 		else if (ARG("-d") || ARG("--duration"))
@@ -1156,7 +1184,9 @@ main(int argc, char **argv)
 						  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	}
 	B.fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int rcv = 8 << 20;
+	/* the receive thread shares a core with the senders: room for tens of
+	 * ms of flat-out ESP while it waits for its turn */
+	int rcv = 32 << 20;
 	if (B.fd < 0 ||
 	    (setsockopt(B.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0 &&
 	     setsockopt(B.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0) ||
@@ -1167,6 +1197,9 @@ main(int argc, char **argv)
 	struct timeval rto = {0, 100000};
 	setsockopt(B.fd, SOL_SOCKET, SO_RCVTIMEO, &rto, sizeof(rto));
 	B.cpu = O.cpu_backend;
+	deliv_c = calloc((size_t)O.n, sizeof(*deliv_c));
+	if (!deliv_c)
+		return 1;
 	pthread_t bt;
 	if (pthread_create(&bt, NULL, backend_main, NULL) != 0)
 		return 1;

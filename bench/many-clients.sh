@@ -29,9 +29,10 @@
 # Server limits: the per-source ones (max-conns-per-source 64,
 # max-pending-per-source 16, max-half-open-per-source 16,
 # max-sessions-per-source 64) stay at their defaults: every connection comes
-# from its own 127.1.x.y address, as many clients would. Only the totals are
-# raised on the command line, to N + 1024: max-conns, max-sessions,
-# max-pending, max-half-open (defaults 4096, 8192, 256, 1024).
+# from its own 127.1.x.y address, as many clients would (with --sources < N
+# they are raised as well). Only the totals are raised on the command line,
+# to N + 1024: max-conns, max-sessions, max-pending, max-half-open (defaults
+# 4096, 8192, 256, 1024).
 #
 # Every process this script starts is stopped by PID on exit (SIGTERM, then
 # SIGKILL after 3 s).
@@ -105,6 +106,17 @@ if [ "$HARD" != unlimited ] && [ $((2 * LIM + 80)) -gt "$HARD" ]; then
 	LIM=$(((HARD - 80) / 2))
 fi
 
+# Fewer source addresses than clients (--sources): several clients share one,
+# as behind a NAT, and the per-source budgets would refuse them; they are
+# then raised too, and the notes say so.
+PERSRC=()
+PERSRC_NOTE="per-source limits at defaults (one source address per connection)"
+if [ "$SOURCES" -lt "$N" ]; then
+	PERSRC=(--max-conns-per-source "$LIM" --max-sessions-per-source "$LIM"
+		--max-pending-per-source "$LIM" --max-half-open-per-source "$LIM")
+	PERSRC_NOTE="per-source limits raised to $LIM too ($SOURCES sources for $N connections)"
+fi
+
 SRV_CPU=()
 GEN_CPU=()
 GEN_PIN=()
@@ -160,7 +172,7 @@ wait_listen() {
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "commit: $(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	echo "connections N=$N from $SOURCES source addresses, $INFLIGHT in flight; flood K=\"$FLOODK\" at $RATE/s and flat out, $SIZE B, ${DUR}s each"
-	echo "server totals raised to $LIM: max-conns max-sessions max-pending max-half-open; per-source limits at defaults"
+	echo "server totals raised to $LIM: max-conns max-sessions max-pending max-half-open; $PERSRC_NOTE"
 	echo "RLIMIT_NOFILE hard $HARD; pinning: server on CPU ${SRV_CPU[2]:-any}, connload on CPU ${GEN_CPU[2]:-any}"
 	echo "busiest other processes:"
 	ps -eo pid,pcpu,etime,comm --sort=-pcpu | head -4 | sed 's/^/  /'
@@ -183,7 +195,7 @@ run() {
 	fi
 	"${SRV_CPU[@]}" "$IKETCPD" -f server "${listen[@]}" --backend "127.0.0.1:$((PORT + 1))" \
 		--max-conns "$LIM" --max-sessions "$LIM" --max-pending "$LIM" \
-		--max-half-open "$LIM" 2>"$OUT/iketcpd-$name.log" &
+		--max-half-open "$LIM" "${PERSRC[@]}" 2>"$OUT/iketcpd-$name.log" &
 	local spid=$!
 	PIDS+=("$spid")
 	wait_listen "$sport" || die "iketcpd did not listen on $sport (see $OUT/iketcpd-$name.log)"
