@@ -32,12 +32,14 @@ hash(const char *p, size_t n)
 
 /* The slot of key in m: its entry's index + 1, or a free slot (0). */
 static size_t *
-map_find(struct map *m, const char *key, size_t klen, const char *const *keys, const size_t *klens)
+map_find(struct map *m, const char *key, size_t klen, int kind, const char *const *keys,
+	 const size_t *klens, const int *kinds)
 {
-	size_t i = (size_t)hash(key, klen) & (m->cap - 1);
+	size_t i = (size_t)(hash(key, klen) + (uint64_t)kind) & (m->cap - 1);
 	for (;;) {
 		size_t *s = &m->slot[i];
-		if (*s == 0 || (klens[*s - 1] == klen && !memcmp(keys[*s - 1], key, klen)))
+		if (*s == 0 || (klens[*s - 1] == klen && kinds[*s - 1] == kind &&
+				!memcmp(keys[*s - 1], key, klen)))
 			return s;
 		i = (i + 1) & (m->cap - 1);
 	}
@@ -131,17 +133,20 @@ statmerge(enum statsock_req req, const char *const *in, const size_t *len, size_
 		return merge_status(in, len, n, fp);
 
 	int prom = req == STATSOCK_PROMETHEUS;
-	size_t max = count_lines(in, len, n), cap = 16, ne = 0, nf = 0;
+	size_t max = count_lines(in, len, n) + 1, cap = 16, ne = 0, nf = 0;
 	while (cap < 2 * max)
 		cap <<= 1;
 	struct ent *e = calloc(max, sizeof(*e));
 	struct ent **sorted = calloc(max, sizeof(*sorted));
 	const char **keys = calloc(max, sizeof(*keys)), **fkeys = calloc(max, sizeof(*fkeys));
 	size_t *klens = calloc(max, sizeof(*klens)), *fklens = calloc(max, sizeof(*fklens));
+	/* "k 5" (a number) and "k 5x" (text, key "k 5x") never share an entry */
+	int *kinds = calloc(max, sizeof(*kinds)), *fkinds = calloc(max, sizeof(*fkinds));
 	struct map m = {calloc(cap, sizeof(size_t)), cap}, fm = {calloc(cap, sizeof(size_t)), cap};
 	int rc = -1;
 
-	if (!e || !sorted || !keys || !fkeys || !klens || !fklens || !m.slot || !fm.slot)
+	if (!e || !sorted || !keys || !fkeys || !klens || !fklens || !kinds || !fkinds || !m.slot ||
+	    !fm.slot)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		const char *p = in[i], *end = in[i] + len[i];
@@ -169,7 +174,7 @@ statmerge(enum statsock_req req, const char *const *in, const size_t *len, size_
 					sum = 0; /* one build: not N of them */
 			}
 			size_t klen = sum ? (size_t)(sp - line) : l;
-			size_t *s = map_find(&m, line, klen, keys, klens);
+			size_t *s = map_find(&m, line, klen, sum, keys, klens, kinds);
 			if (*s) {
 				struct ent *x = &e[*s - 1];
 				if (x->summed)
@@ -185,9 +190,10 @@ statmerge(enum statsock_req req, const char *const *in, const size_t *len, size_
 					  .order = ne};
 			keys[ne] = line;
 			klens[ne] = klen;
+			kinds[ne] = sum;
 			*s = ++ne;
 			if (prom) {
-				size_t *f = map_find(&fm, fname, fnlen, fkeys, fklens);
+				size_t *f = map_find(&fm, fname, fnlen, 0, fkeys, fklens, fkinds);
 				if (!*f) {
 					fkeys[nf] = fname;
 					fklens[nf] = fnlen;
@@ -204,10 +210,11 @@ statmerge(enum statsock_req req, const char *const *in, const size_t *len, size_
 		qsort(sorted, ne, sizeof(*sorted), cmp_ent);
 	for (size_t i = 0; i < ne; i++) {
 		const struct ent *x = sorted[i];
+		fwrite(x->key, 1, x->klen, fp);
 		if (x->summed)
-			fprintf(fp, "%.*s %llu\n", (int)x->klen, x->key, x->sum);
+			fprintf(fp, " %llu\n", x->sum);
 		else
-			fprintf(fp, "%.*s\n", (int)x->klen, x->key);
+			fputc('\n', fp);
 	}
 	rc = 0;
 out:
@@ -217,6 +224,8 @@ out:
 	free(fkeys);
 	free(klens);
 	free(fklens);
+	free(kinds);
+	free(fkinds);
 	free(m.slot);
 	free(fm.slot);
 	return rc;
