@@ -894,10 +894,11 @@ worker_restarted(void *arg)
 			close(a->metrics.c[i].w.fd);
 	memset(&a->statsock, 0, sizeof(a->statsock));
 	memset(&a->metrics, 0, sizeof(a->metrics));
-	a->stats.fd = -1;
+	/* watchers registered with the supervisor's loop: not with this one */
+	a->stats = (struct watcher){.fd = -1};
+	a->sig = (struct watcher){.fd = -1};
 	a->stats_open_path[0] = '\0';
 	a->metrics.listener.fd = -1;
-	a->sig.fd = -1;
 	a->stopping = 0;
 	exit(run(a));
 }

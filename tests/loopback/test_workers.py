@@ -93,6 +93,8 @@ class Gw:
         rc = self.p.wait(10)
         self.be.close()
         assert rc == 0, "exit status %d" % rc
+        # every worker stopped on its SIGTERM, none had to be killed
+        assert "SIGKILL" not in self.log(), self.log()[-2000:]
 
 
 def holder(t, port=PORT):
@@ -253,6 +255,11 @@ def test_killed_worker_restarted_others_keep_connections():
         assert holder(a2) == gw.ready()[[k for k, v in ready.items() if v == pa][0]]
         st = g.read_stats(gw.stats)
         assert st[("global", "iketcpd", "workers_answered")] == 2, st
+        # the new worker hears the signals too
+        n = gw.log().count("configuration reloaded")
+        gw.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: gw.log().count("configuration reloaded") >= n + 2,
+                 "both workers reloaded")
     finally:
         gw.stop()
 
