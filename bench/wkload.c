@@ -49,7 +49,7 @@ static int nsrc;
 static atomic_int stop;
 static atomic_ullong sink_count, measuring_count;
 static atomic_int measuring;
-static int pids[MAXPID], npids;
+static int pids[MAXPID], npids, reply_ike;
 
 static double
 now_s(void)
@@ -149,14 +149,37 @@ sink(void *arg)
 	static uint8_t bufs[64][2048];
 	struct mmsghdr m[64];
 	struct iovec iov[64];
+	static struct sockaddr_in from[64];
 	for (int i = 0; i < 64; i++) {
 		iov[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
 		m[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
 	}
 	while (!atomic_load(&stop)) {
+		for (int i = 0; i < 64; i++) {
+			m[i].msg_hdr.msg_name = &from[i];
+			m[i].msg_hdr.msg_namelen = sizeof(from[i]);
+		}
 		int n = recvmmsg(fd, m, 64, 0, NULL);
 		if (n <= 0)
 			continue;
+		/* stream: answer each IKE_SA_INIT so that its session is
+		 * established (a half-open one would be closed) */
+		for (int i = 0; reply_ike && i < n; i++) {
+			uint8_t *d = bufs[i];
+			if (m[i].msg_len >= 4 + 28 && !memcmp(d, "\0\0\0\0", 4) && d[4 + 18] == 34 &&
+			    (d[4 + 19] & 0x08)) {
+				d[4 + 19] = 0x20;
+				d[4 + 15] = 1; /* a responder SPI */
+				sendto(fd, d, m[i].msg_len, 0, (struct sockaddr *)&from[i],
+				       sizeof(from[i]));
+				/* and an IKE_AUTH response (message ID 1): the
+				 * session is no longer half-open */
+				d[4 + 18] = 35;
+				d[4 + 23] = 1;
+				sendto(fd, d, m[i].msg_len, 0, (struct sockaddr *)&from[i],
+				       sizeof(from[i]));
+			}
+		}
 		atomic_fetch_add(&sink_count, (unsigned long long)n);
 		if (atomic_load(&measuring))
 			atomic_fetch_add(&measuring_count, (unsigned long long)n);
@@ -277,8 +300,9 @@ main(int argc, char **argv)
 	pthread_t st, th[MAXCONN];
 	int nth = 0, targ[MAXCONN];
 	struct conn_arg ca[MAXCONN];
-	pthread_create(&st, NULL, sink, &be);
 	int stream = !strcmp(mode, "stream");
+	reply_ike = stream;
+	pthread_create(&st, NULL, sink, &be);
 	if (stream) {
 		for (int i = 0; i < nconns * nsrc && nth < MAXCONN; i++, nth++) {
 			ca[nth].idx = i;

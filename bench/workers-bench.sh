@@ -118,7 +118,7 @@ for r in $(seq "$ROUNDS"); do
 			l=${RES[$r,$s,$w]}
 			rate=$(field rate "$l")
 			[ -z "$base" ] && base=$rate
-			ratio=$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", b > 0 ? a / b : 0 }')
+			ratio=$(awk -v a="$rate" -v b="$base" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }')
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n" "$r" "$s" "$w" "$rate" \
 				"$(field server_cores "$l")" "$(field ns_per_item "$l")" \
 				"$(field gen_cpu_s "$l")" "$ratio"
