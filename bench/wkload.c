@@ -166,8 +166,8 @@ sink(void *arg)
 		 * established (a half-open one would be closed) */
 		for (int i = 0; reply_ike && i < n; i++) {
 			uint8_t *d = bufs[i];
-			if (m[i].msg_len >= 4 + 28 && !memcmp(d, "\0\0\0\0", 4) && d[4 + 18] == 34 &&
-			    (d[4 + 19] & 0x08)) {
+			if (m[i].msg_len >= 4 + 28 && !memcmp(d, "\0\0\0\0", 4) &&
+			    d[4 + 18] == 34 && (d[4 + 19] & 0x08)) {
 				d[4 + 19] = 0x20;
 				d[4 + 15] = 1; /* a responder SPI */
 				sendto(fd, d, m[i].msg_len, 0, (struct sockaddr *)&from[i],

@@ -155,8 +155,9 @@ apply_max_memory(const struct iketcpd_cfg *cfg)
 		return; /* it holds no buffers; the workers share the limit */
 	lim = workers_memory_share(lim);
 	iketcp_mem_set_limit((size_t)lim);
-	log_info("max-memory %llu MiB%s", (unsigned long long)(lim >> 20),
-		 cfg->max_memory ? "" : " (a quarter of the physical memory)");
+	log_info("max-memory %llu MiB%s%s", (unsigned long long)(lim >> 20),
+		 cfg->max_memory ? "" : " (a quarter of the physical memory)",
+		 workers_role() == WORKERS_WORKER ? ", this worker's share" : "");
 }
 
 static void
@@ -387,8 +388,14 @@ notify_status(const struct app *a)
 {
 	if (!sdnotify_enabled())
 		return;
-	sdnotify_send("STATUS=%d server, %d client sections, %u connections%s%s%s", a->cfg.nservers,
-		      a->cfg.nclients, open_conns(a), a->stopping ? ", stopping" : "",
+	char conns[48];
+	if (workers_role() == WORKERS_SUPERVISOR)
+		snprintf(conns, sizeof(conns), "%u of %u workers running", workers_alive(),
+			 workers_count());
+	else
+		snprintf(conns, sizeof(conns), "%u connections", open_conns(a));
+	sdnotify_send("STATUS=%d server, %d client sections, %s%s%s%s", a->cfg.nservers,
+		      a->cfg.nclients, conns, a->stopping ? ", stopping" : "",
 		      a->refused[0] ? "; last reload refused: " : "", a->refused);
 }
 

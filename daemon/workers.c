@@ -251,11 +251,15 @@ child_setup(unsigned k, int ctl)
 	W.role = WORKERS_WORKER;
 	W.self = k;
 	W.ctl = ctl;
-	for (unsigned i = 0; i < W.n; i++)
+	/* the siblings are the supervisor's to signal, never a worker's (a
+	 * pid copied here may be reused by the time it would be used) */
+	for (unsigned i = 0; i < W.n; i++) {
+		W.w[i].pid = 0;
 		if (W.w[i].ctl >= 0) {
 			close(W.w[i].ctl);
 			W.w[i].ctl = -1;
 		}
+	}
 	for (size_t i = 0; i < W.nls; i++)
 		for (unsigned j = 0; j < W.n; j++)
 			if (j != k && W.ls[i].fd[j] >= 0) {
@@ -477,6 +481,8 @@ workers_reap(void)
 void
 workers_signal(int sig)
 {
+	if (W.role != WORKERS_SUPERVISOR)
+		return;
 	for (unsigned i = 0; i < W.n; i++)
 		if (W.w[i].pid > 0)
 			kill(W.w[i].pid, sig);
@@ -497,6 +503,12 @@ workers_stop(void)
 				W.ls[i].fd[j] = -1;
 			}
 	workers_signal(SIGTERM);
+}
+
+unsigned
+workers_count(void)
+{
+	return W.n;
 }
 
 unsigned

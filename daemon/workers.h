@@ -82,6 +82,8 @@ void workers_signal(int sig);
 /* Shutdown: no restarts from now on; closes the supervisor's listeners,
  * sends SIGTERM. */
 void workers_stop(void);
+/* Workers started with (0 in the single process). */
+unsigned workers_count(void);
 /* Running workers. */
 unsigned workers_alive(void);
 /* 1 when a worker died before every worker was ready (the start failed). */

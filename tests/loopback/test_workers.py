@@ -227,6 +227,8 @@ def test_sighup_reaches_every_worker():
         for i, ip in enumerate(["127.0.0.2", "127.0.0.3"]):
             t, src = gw.open_session(0xD000 + i, ip, port=PORT2)
             relay_both_ways(gw, t, src, 0x700 + i, 1)
+        # once each: a worker passes no signal on to its siblings
+        assert gw.log().count("configuration reloaded") == 2, gw.log()[-3000:]
     finally:
         gw.stop()
 
@@ -260,6 +262,8 @@ def test_killed_worker_restarted_others_keep_connections():
         gw.p.send_signal(signal.SIGHUP)
         wait_for(lambda: gw.log().count("configuration reloaded") >= n + 2,
                  "both workers reloaded")
+        relay_both_ways(gw, b, src_b, 0x800, 2)
+        assert gw.log().count("configuration reloaded") == n + 2, gw.log()[-3000:]
     finally:
         gw.stop()
 
