@@ -546,7 +546,7 @@ workers_reload(const struct iketcpd_cfg *cfg)
 {
 	if (W.role == WORKERS_SINGLE)
 		return;
-	if (cfg->workers != 1 && workers_wanted(cfg) != W.n && W.role == WORKERS_SUPERVISOR)
+	if (workers_wanted(cfg) != W.n && W.role == WORKERS_SUPERVISOR)
 		log_warn("reload: workers = %u takes effect at the next start only (running %u)",
 			 workers_wanted(cfg), W.n);
 	for (size_t i = 0; i < W.nls; i++) {
