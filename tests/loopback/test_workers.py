@@ -94,8 +94,11 @@ class Gw:
         rc = self.p.wait(10)
         self.be.close()
         assert rc == 0, "exit status %d" % rc
-        # every worker stopped on its SIGTERM, none had to be killed
-        assert "SIGKILL" not in self.log(), self.log()[-2000:]
+        # every worker stopped on its SIGTERM, none had to be killed, and
+        # each exited 0 (a sanitizer's report would make it 1 or 23)
+        log = self.log()
+        assert "SIGKILL" not in log, log[-2000:]
+        assert not re.search(r"exited with status [1-9]|Sanitizer", log), log[-3000:]
 
 
 def holder(t, port=PORT):
