@@ -901,6 +901,7 @@ worker_restarted(void *arg)
 			close(a->metrics.c[i].w.fd);
 	memset(&a->statsock, 0, sizeof(a->statsock));
 	memset(&a->metrics, 0, sizeof(a->metrics));
+	metrics_http_reset_stats();
 	/* watchers registered with the supervisor's loop: not with this one */
 	a->stats = (struct watcher){.fd = -1};
 	a->sig = (struct watcher){.fd = -1};
