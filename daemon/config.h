@@ -18,6 +18,8 @@
 
 #define IKETCPD_MAX_SERVERS 8
 #define IKETCPD_MAX_CLIENTS 64
+/* "workers": processes at most (a host with more CPUs runs this many) */
+#define IKETCPD_WORKERS_MAX 256
 #define IKETCPD_MAX_LISTEN 8
 #define IKETCPD_MAX_PROXY_FROM 16 /* proxy-protocol-from entries per server */
 #define IKETCPD_NAME_MAX 32
@@ -206,6 +208,10 @@ struct iketcpd_cfg {
 	 * sections together (iketcp_mem_set_limit()); 0 = not set, main()
 	 * uses a quarter of the physical memory */
 	uint64_t max_memory;
+	/* "workers": processes that serve the server sections (SO_REUSEPORT);
+	 * 1 = the single process of old, 0 = auto (one per online CPU).
+	 * Read at start only. */
+	unsigned workers;
 };
 
 /* Fills cfg with an empty configuration (no sections, defaults for globals). */

@@ -190,6 +190,18 @@ dump_allow_root(struct out *o, const struct kw *kw, unsigned kind, const void *s
 }
 
 void
+dump_workers(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
+{
+	unsigned w = CFG(sect)->workers;
+
+	(void)kind;
+	if (w == 0)
+		out_printf(o, "%s = auto\n", kw->name);
+	else
+		out_printf(o, "%s = %u\n", kw->name, w);
+}
+
+void
 dump_group(struct out *o, const struct kw *kw, unsigned kind, const void *sect)
 {
 	(void)kind;

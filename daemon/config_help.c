@@ -27,6 +27,7 @@ static const struct kw_doc {
 	{"metrics-listen", NULL, "address:port of the Prometheus /metrics HTTP endpoint"},
 	{"group", "the user's groups", "the only group for user"},
 	{"max-memory", "1/4 of RAM", "bound of all send queues and frame buffers (k, m, g)"},
+	{"workers", "1", "processes serving the server sections: N or auto (one per CPU)"},
 	{"listen", NULL, "TCP address to accept RFC 9329 on (repeatable)"},
 	{"listen-tcp", "-", "libreswan's keyword: yes, or one more listen address"},
 	{"backend", NULL, "UDP address of the local IKE daemon"},

@@ -190,6 +190,8 @@ kw_dump_fn dump_backend, dump_backend_source, dump_enable_tcp, dump_group, dump_
 /* full-tunnel clients */
 kw_parse_fn parse_allow_root;
 kw_dump_fn dump_allow_root;
+kw_parse_fn parse_workers;
+kw_dump_fn dump_workers;
 kw_parse_fn parse_bypass_policy, parse_mark;
 kw_dump_fn dump_bypass_policy, dump_mark;
 

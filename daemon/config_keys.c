@@ -65,6 +65,7 @@ const struct kw kwtab[] = {
 	FN("allow-root", G, 0, parse_allow_root, dump_allow_root),
 	FN("group", G, 0, parse_group, dump_group),
 	FN("max-memory", G, 0, parse_max_memory, dump_max_memory),
+	FN("workers", G, 0, parse_workers, dump_workers),
 
 	FN("listen", S, 1, parse_listen, dump_listen),
 	FN("listen-tcp", S, 0, parse_listen_tcp, NULL), /* dumped as listen */
@@ -238,6 +239,7 @@ iketcpd_config_init(struct iketcpd_cfg *cfg)
 	cfg->foreground = 0;
 	cfg->stats_path[0] = '\0';
 	cfg->stats_mode = -1;
+	cfg->workers = 1;
 }
 
 unsigned

@@ -224,6 +224,22 @@ parse_max_memory(struct parser *p, const char *val)
 	return 0;
 }
 
+/* auto (0: one per online CPU, counted at start) or 1..IKETCPD_WORKERS_MAX. */
+int
+parse_workers(struct parser *p, const char *val)
+{
+	uint32_t v = 1;
+
+	if (strcmp(val, "auto") == 0) {
+		p->cfg->workers = 0;
+		return 0;
+	}
+	if (get_count(p, val, 1, IKETCPD_WORKERS_MAX, &v) < 0)
+		return -1;
+	p->cfg->workers = v;
+	return 0;
+}
+
 /* An absolute path that fits in sun_path with its NUL, or none. */
 int
 parse_stats_socket(struct parser *p, const char *val)

@@ -56,6 +56,7 @@
 #include "sdnotify.h"
 #include "server.h"
 #include "statsock.h"
+#include "workers.h"
 
 #define STOP_DEADLINE_MS 3000
 /* How often STATUS= is refreshed for `systemctl status` (connection counts
@@ -83,6 +84,7 @@ struct app {
 	int dropped;               /* running as acct */
 	int kept_bind;             /* ... with CAP_NET_BIND_SERVICE */
 	int kept_admin;            /* ... with CAP_NET_ADMIN (mark, bypass-policy = yes) */
+	int killed;                /* supervisor: SIGKILL sent to workers late to stop */
 	unsigned unpriv_start;     /* net.ipv4.ip_unprivileged_port_start */
 	struct timer status_timer; /* STATUS= refresh, only with $NOTIFY_SOCKET */
 	char refused[512];         /* why the last reload was refused; "" = none since */
@@ -149,9 +151,13 @@ apply_max_memory(const struct iketcpd_cfg *cfg)
 		lim = pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz / 4 : 1ull << 30;
 	if (lim > SIZE_MAX)
 		lim = SIZE_MAX;
+	if (workers_role() == WORKERS_SUPERVISOR)
+		return; /* it holds no buffers; the workers share the limit */
+	lim = workers_memory_share(lim);
 	iketcp_mem_set_limit((size_t)lim);
-	log_info("max-memory %llu MiB%s", (unsigned long long)(lim >> 20),
-		 cfg->max_memory ? "" : " (a quarter of the physical memory)");
+	log_info("max-memory %llu MiB%s%s", (unsigned long long)(lim >> 20),
+		 cfg->max_memory ? "" : " (a quarter of the physical memory)",
+		 workers_role() == WORKERS_WORKER ? ", this worker's share" : "");
 }
 
 static void
@@ -171,6 +177,10 @@ static void
 stats_render(void *arg, enum statsock_req req, FILE *fp)
 {
 	struct app *a = arg;
+	if (workers_role() == WORKERS_SUPERVISOR) {
+		workers_render(req, fp);
+		return;
+	}
 	statsock_render(req, a->servers, a->cfg.nservers, a->clients, a->cfg.nclients, fp);
 }
 
@@ -378,8 +388,14 @@ notify_status(const struct app *a)
 {
 	if (!sdnotify_enabled())
 		return;
-	sdnotify_send("STATUS=%d server, %d client sections, %u connections%s%s%s", a->cfg.nservers,
-		      a->cfg.nclients, open_conns(a), a->stopping ? ", stopping" : "",
+	char conns[48];
+	if (workers_role() == WORKERS_SUPERVISOR)
+		snprintf(conns, sizeof(conns), "%u of %u workers running", workers_alive(),
+			 workers_count());
+	else
+		snprintf(conns, sizeof(conns), "%u connections", open_conns(a));
+	sdnotify_send("STATUS=%d server, %d client sections, %s%s%s%s", a->cfg.nservers,
+		      a->cfg.nclients, conns, a->stopping ? ", stopping" : "",
 		      a->refused[0] ? "; last reload refused: " : "", a->refused);
 }
 
@@ -395,7 +411,23 @@ static void
 stop_timer_cb(struct timer *t)
 {
 	struct app *a = t->data;
-	if (open_conns(a) == 0 || loop_now(a->loop) - a->stop_started >= STOP_DEADLINE_MS) {
+	uint64_t took = loop_now(a->loop) - a->stop_started;
+	if (workers_role() == WORKERS_SUPERVISOR) {
+		/* the workers drain for STOP_DEADLINE_MS; one that does not
+		 * end soon after is killed, and every one is waited for */
+		if (workers_alive() == 0) {
+			loop_stop(a->loop);
+			return;
+		}
+		if (took >= STOP_DEADLINE_MS + 2000 && !a->killed) {
+			log_warn("%u workers still running: SIGKILL", workers_alive());
+			workers_signal(SIGKILL);
+			a->killed = 1;
+		}
+		timer_start(a->loop, &a->stop_timer, 50);
+		return;
+	}
+	if (open_conns(a) == 0 || took >= STOP_DEADLINE_MS) {
 		loop_stop(a->loop);
 		return;
 	}
@@ -412,6 +444,8 @@ begin_stop(struct app *a)
 	sdnotify_send("STOPPING=1");
 	notify_status(a);
 	log_info("shutting down: no new connections, flushing queued frames");
+	if (workers_role() == WORKERS_SUPERVISOR)
+		workers_stop();
 	for (int i = 0; i < a->cfg.nservers; i++)
 		if (a->servers[i])
 			server_shutdown(a->servers[i]);
@@ -511,6 +545,8 @@ drop_privileges(struct app *a)
 {
 	char err[512];
 
+	if (a->dropped)
+		return 0; /* a restarted worker: the supervisor's credentials */
 	if (!a->acct.name[0]) {
 		if (geteuid() == 0)
 			log_info("running as root: set user = NAME (an account of its own) to give "
@@ -621,7 +657,7 @@ reload_config(struct app *a)
 				server_reload(ns[i], &n->servers[i]);
 			}
 		}
-		if (!ns[i])
+		if (!ns[i] && workers_runs_servers())
 			ns[i] = server_new(a->loop, &n->servers[i]);
 	}
 	for (int i = 0; i < n->nclients; i++) {
@@ -632,7 +668,7 @@ reload_config(struct app *a)
 				a->clients[k] = NULL;
 			}
 		}
-		if (!nc[i]) {
+		if (!nc[i] && workers_runs_clients()) {
 			/* a section whose udp address changed must release it first */
 			for (int k = 0; k < a->cfg.nclients; k++) {
 				if (a->clients[k] &&
@@ -660,6 +696,9 @@ reload_config(struct app *a)
 	memcpy(a->clients, nc, sizeof(nc));
 	log_set_verbose(a->cfg.verbose);
 	free(n);
+	workers_reload(&a->cfg);
+	if (workers_role() == WORKERS_WORKER)
+		return;
 	stats_reload(a);
 	(void)metrics_apply(a);
 }
@@ -691,10 +730,15 @@ signal_cb(struct watcher *w, uint32_t ev)
 			begin_stop(a);
 			break;
 		case SIGHUP:
+			workers_signal(SIGHUP);
 			reload(a);
 			break;
 		case SIGUSR1:
+			workers_signal(SIGUSR1);
 			log_stats(a);
+			break;
+		case SIGCHLD:
+			workers_reap();
 			break;
 		default:
 			break;
@@ -720,6 +764,151 @@ report_tcp_ecn(const struct iketcpd_cfg *cfg)
 			 "9.5 "
 			 "asks for Not-ECT); set net.ipv4.tcp_ecn = 0 or 2 where the client runs",
 			 ecn);
+}
+
+/* Supervisor: READY=1 once every worker runs. */
+static void
+all_workers_ready(void *arg)
+{
+	struct app *a = arg;
+	if (sdnotify_enabled()) {
+		sdnotify_send("READY=1");
+		notify_status(a);
+		timer_start(a->loop, &a->status_timer, STATUS_REFRESH_MS);
+	}
+}
+
+/* The process's life once the configuration is read: in the single
+ * process and in each worker the sections, in the supervisor the stats
+ * socket and the workers (workers.h). */
+static int
+run(struct app *a)
+{
+	enum workers_role role = workers_role();
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	if (role == WORKERS_SUPERVISOR)
+		sigaddset(&mask, SIGCHLD);
+	a->loop = loop_new();
+	if (!a->loop) {
+		log_err("event loop: %s", strerror(errno));
+		return 1;
+	}
+	apply_max_memory(&a->cfg);
+	int failed = 0;
+	for (int i = 0; i < a->cfg.nservers && !failed && workers_runs_servers(); i++)
+		failed = !(a->servers[i] = server_new(a->loop, &a->cfg.servers[i]));
+	for (int i = 0; i < a->cfg.nclients && !failed && workers_runs_clients(); i++)
+		failed = !(a->clients[i] = client_new(a->loop, &a->cfg.clients[i]));
+	if (role != WORKERS_WORKER) {
+		if (!failed && stats_open(a) < 0)
+			failed = 1;
+		if (!failed && metrics_apply(a) < 0)
+			failed = 1;
+	}
+	timer_init(&a->stop_timer, stop_timer_cb, a);
+	timer_init(&a->status_timer, status_timer_cb, a);
+	/* with workers, the supervisor detached before the fork */
+	if (!failed && role == WORKERS_SINGLE && !a->cfg.foreground && daemon(0, 0) < 0) {
+		log_err("daemon: %s", strerror(errno));
+		failed = 1;
+	}
+	/* The signalfd is made after daemon(): epoll readiness of a signalfd
+	 * follows the process that created it, so one inherited across the
+	 * fork would never wake the loop for the child's signals. */
+	a->sig.fd = -1;
+	if (!failed) {
+		a->sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+		a->sig.cb = signal_cb;
+		a->sig.data = a;
+		if (a->sig.fd < 0 || watcher_start(a->loop, &a->sig, EPOLLIN) < 0) {
+			log_err("signalfd: %s", strerror(errno));
+			failed = 1;
+		}
+	}
+	if (!failed && role == WORKERS_WORKER)
+		workers_attach(a->loop, stats_render, a);
+	if (!failed && drop_privileges(a) < 0)
+		failed = 1;
+	int rc = failed ? 1 : 0;
+	if (!failed) {
+		if (role == WORKERS_WORKER)
+			log_info("worker %u running (%d server, %d client sections)",
+				 workers_index(), a->cfg.nservers,
+				 workers_runs_clients() ? a->cfg.nclients : 0);
+		else
+			log_info("iketcpd %s running (%d server, %d client sections)",
+				 IKETCP_VERSION_STRING, a->cfg.nservers, a->cfg.nclients);
+		if (role != WORKERS_WORKER) {
+			report_tcp_ecn(&a->cfg);
+			net_admin_check(&a->cfg, "start");
+		}
+		if (role == WORKERS_WORKER)
+			workers_ready();
+		else if (role == WORKERS_SUPERVISOR)
+			workers_supervise(a->loop, all_workers_ready, a);
+		else
+			all_workers_ready(a);
+		if (loop_run(a->loop) < 0)
+			rc = 1;
+		if (!a->stopping)
+			sdnotify_send("STOPPING=1");
+		if (role != WORKERS_SUPERVISOR)
+			log_stats(a);
+		if (role == WORKERS_SUPERVISOR && workers_failed())
+			rc = 1;
+		log_info(role == WORKERS_WORKER ? "worker stopped" : "stopped");
+	}
+	for (int i = 0; i < a->cfg.nservers; i++)
+		server_free(a->servers[i]);
+	for (int i = 0; i < a->cfg.nclients; i++)
+		client_free(a->clients[i]);
+	stats_close(a);
+	metrics_http_close(&a->metrics);
+	if (a->sig.fd >= 0) {
+		watcher_stop(a->loop, &a->sig);
+		close(a->sig.fd);
+	}
+	loop_free(a->loop);
+	sdnotify_close();
+	return rc;
+}
+
+/* A worker forked by the supervisor from its loop (a restart): what it
+ * holds of the supervisor's is closed, not torn down (unlinking the stats
+ * socket, say, is the supervisor's), then it runs as a worker. */
+static void
+worker_restarted(void *arg)
+{
+	struct app *a = arg;
+	loop_free(a->loop); /* closes the epoll fd; the supervisor's stays */
+	a->loop = NULL;
+	if (a->sig.fd >= 0)
+		close(a->sig.fd);
+	if (a->stats.fd >= 0)
+		close(a->stats.fd);
+	for (int i = 0; i < STATSOCK_MAX; i++)
+		if (a->statsock.c[i].w.fd >= 0 && a->statsock.loop)
+			close(a->statsock.c[i].w.fd);
+	if (a->metrics.listener.fd >= 0)
+		close(a->metrics.listener.fd);
+	for (int i = 0; i < METRICS_HTTP_MAX; i++)
+		if (a->metrics.c[i].w.fd >= 0 && a->metrics.loop)
+			close(a->metrics.c[i].w.fd);
+	memset(&a->statsock, 0, sizeof(a->statsock));
+	memset(&a->metrics, 0, sizeof(a->metrics));
+	metrics_http_reset_stats();
+	/* watchers registered with the supervisor's loop: not with this one */
+	a->stats = (struct watcher){.fd = -1};
+	a->sig = (struct watcher){.fd = -1};
+	a->stats_open_path[0] = '\0';
+	a->metrics.listener.fd = -1;
+	a->stopping = 0;
+	exit(run(a));
 }
 
 int
@@ -882,71 +1071,9 @@ main(int argc, char **argv)
 		log_err("sigprocmask: %s", strerror(errno));
 		return 1;
 	}
-	a.loop = loop_new();
-	if (!a.loop) {
-		log_err("event loop: %s", strerror(errno));
+	unsigned nworkers = workers_wanted(&a.cfg);
+	if (nworkers > 1 &&
+	    workers_start(&a.cfg, nworkers, !a.cfg.foreground, worker_restarted, &a) < 0)
 		return 1;
-	}
-	apply_max_memory(&a.cfg);
-	int failed = 0;
-	for (int i = 0; i < a.cfg.nservers && !failed; i++)
-		failed = !(a.servers[i] = server_new(a.loop, &a.cfg.servers[i]));
-	for (int i = 0; i < a.cfg.nclients && !failed; i++)
-		failed = !(a.clients[i] = client_new(a.loop, &a.cfg.clients[i]));
-	if (!failed && stats_open(&a) < 0)
-		failed = 1;
-	if (!failed && metrics_apply(&a) < 0)
-		failed = 1;
-	timer_init(&a.stop_timer, stop_timer_cb, &a);
-	timer_init(&a.status_timer, status_timer_cb, &a);
-	if (!failed && !a.cfg.foreground && daemon(0, 0) < 0) {
-		log_err("daemon: %s", strerror(errno));
-		failed = 1;
-	}
-	/* The signalfd is made after daemon(): epoll readiness of a signalfd
-	 * follows the process that created it, so one inherited across the
-	 * fork would never wake the loop for the child's signals. */
-	a.sig.fd = -1;
-	if (!failed) {
-		a.sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-		a.sig.cb = signal_cb;
-		a.sig.data = &a;
-		if (a.sig.fd < 0 || watcher_start(a.loop, &a.sig, EPOLLIN) < 0) {
-			log_err("signalfd: %s", strerror(errno));
-			failed = 1;
-		}
-	}
-	if (!failed && drop_privileges(&a) < 0)
-		failed = 1;
-	int rc = failed ? 1 : 0;
-	if (!failed) {
-		log_info("iketcpd %s running (%d server, %d client sections)",
-			 IKETCP_VERSION_STRING, a.cfg.nservers, a.cfg.nclients);
-		report_tcp_ecn(&a.cfg);
-		net_admin_check(&a.cfg, "start");
-		if (sdnotify_enabled()) {
-			sdnotify_send("READY=1");
-			notify_status(&a);
-			timer_start(a.loop, &a.status_timer, STATUS_REFRESH_MS);
-		}
-		if (loop_run(a.loop) < 0)
-			rc = 1;
-		if (!a.stopping)
-			sdnotify_send("STOPPING=1");
-		log_stats(&a);
-		log_info("stopped");
-	}
-	for (int i = 0; i < a.cfg.nservers; i++)
-		server_free(a.servers[i]);
-	for (int i = 0; i < a.cfg.nclients; i++)
-		client_free(a.clients[i]);
-	stats_close(&a);
-	metrics_http_close(&a.metrics);
-	if (a.sig.fd >= 0) {
-		watcher_stop(a.loop, &a.sig);
-		close(a.sig.fd);
-	}
-	loop_free(a.loop);
-	sdnotify_close();
-	return rc;
+	return run(&a);
 }

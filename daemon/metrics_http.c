@@ -280,6 +280,12 @@ metrics_http_close(struct metrics_http *m)
 }
 
 void
+metrics_http_reset_stats(void)
+{
+	memset(&ctr, 0, sizeof(ctr));
+}
+
+void
 metrics_http_print_stats(FILE *fp)
 {
 	for (size_t i = 0; i < NCODES; i++)

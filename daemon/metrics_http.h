@@ -70,6 +70,8 @@ metrics_http_is_open(const struct metrics_http *m)
 /* The counters: "global iketcpd metrics_http_* N" lines, and the same as
  * Prometheus metrics. */
 void metrics_http_print_stats(FILE *fp);
+/* To 0: a worker forked by the supervisor must not count its answers again. */
+void metrics_http_reset_stats(void);
 void metrics_http_prometheus(FILE *fp);
 
 #endif

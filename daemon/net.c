@@ -25,20 +25,37 @@ close_fail(int fd)
 	return -1;
 }
 
-int
-net_tcp_listen(const struct iketcpd_addr *a, int backlog)
+int (*net_listen_hook)(const struct iketcpd_addr *a, int backlog);
+
+static int
+tcp_listen(const struct iketcpd_addr *a, int backlog, int reuseport)
 {
 	int one = 1;
 	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    (a->ss.ss_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
 	    bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, backlog) < 0) {
 		return close_fail(fd);
 	}
 	return fd;
+}
+
+int
+net_tcp_listen(const struct iketcpd_addr *a, int backlog)
+{
+	if (net_listen_hook)
+		return net_listen_hook(a, backlog);
+	return tcp_listen(a, backlog, 0);
+}
+
+int
+net_tcp_listen_shared(const struct iketcpd_addr *a, int backlog)
+{
+	return tcp_listen(a, backlog, 1);
 }
 
 /* A per-socket policy overrides the host's IPsec policies (SPD) for this

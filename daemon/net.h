@@ -10,6 +10,12 @@
 /* A non-blocking, close-on-exec listening TCP socket (IPv6 sockets are
  * V6ONLY so that [::]:P and 0.0.0.0:P can both be listed). Returns fd or -1. */
 int net_tcp_listen(const struct iketcpd_addr *a, int backlog);
+/* The same with SO_REUSEPORT: one of a group of listeners on a, one per
+ * worker (workers.h). */
+int net_tcp_listen_shared(const struct iketcpd_addr *a, int backlog);
+/* Set (by workers.c in a worker): net_tcp_listen() asks it instead, so
+ * that a worker takes its share of a listener bound before the fork. */
+extern int (*net_listen_hook)(const struct iketcpd_addr *a, int backlog);
 
 /* A non-blocking UDP socket, bound to bind_to when not NULL and connected
  * to connect_to when not NULL. Returns fd or -1. */

@@ -450,6 +450,31 @@ test_globals(void **state)
 
 /* max-memory: a global size with k/m/g suffixes, 1m..1024g; unset is 0
  * (main() then takes a quarter of the physical memory). */
+/* workers: auto (0) or 1..IKETCPD_WORKERS_MAX; unset is 1 (one process). */
+static void
+test_workers(void **state)
+{
+	(void)state;
+	struct iketcpd_cfg *cfg = parse_ok("[server]\n");
+	assert_int_equal(cfg->workers, 1);
+	free(cfg);
+	cfg = parse_ok("workers = auto\n[server]\n");
+	assert_int_equal(cfg->workers, 0);
+	assert_roundtrip(cfg);
+	free(cfg);
+	cfg = parse_ok("workers = 4\n[server]\n");
+	assert_int_equal(cfg->workers, 4);
+	assert_roundtrip(cfg);
+	free(cfg);
+	cfg = parse_ok("workers = 256\n[server]\n");
+	assert_int_equal(cfg->workers, 256);
+	free(cfg);
+	expect_err("workers = 0\n[server]\n", SRC ":1:", "\"0\"", "out of range");
+	expect_err("workers = 257\n[server]\n", SRC ":1:", "\"257\"", "out of range");
+	expect_err("workers = all\n[server]\n", SRC ":1:", "\"all\"", "not a number");
+	expect_err("[server]\nworkers = 2\n", SRC ":2:", "\"workers\"", "before the first section");
+}
+
 static void
 test_max_memory(void **state)
 {
@@ -2825,6 +2850,7 @@ main(void)
 		cmocka_unit_test(test_stats_access_metrics_listen),
 		cmocka_unit_test(test_user_group),
 		cmocka_unit_test(test_max_memory),
+		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_stats_socket_length),
 		cmocka_unit_test(test_numeric_keys_valid),
 		cmocka_unit_test(test_value_keys_invalid),
