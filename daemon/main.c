@@ -295,14 +295,22 @@ stats_open(struct app *a)
 		log_err("stats-socket %s: path too long", path);
 		return -1;
 	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	if (lstat(path, &sb) == 0) {
-		if (!S_ISSOCK(sb.st_mode)) {
-			log_err("stats-socket %s: exists and is not a socket", path);
-			return -1;
-		}
-		unlink(path);
+	if (lstat(path, &sb) == 0 && !S_ISSOCK(sb.st_mode)) {
+		log_err("stats-socket %s: exists and is not a socket", path);
+		return -1;
 	}
+	/* Bound under a temporary name and renamed into place once group and
+	 * mode are right: a reader that finds the path never meets the 0600 of
+	 * birth (a monitoring group member would be refused for a moment). */
+	char tmp[sizeof(sun.sun_path)];
+	const char *bind_path = path;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) < sizeof(tmp)) {
+		bind_path = tmp;
+		if (lstat(tmp, &sb) == 0 && S_ISSOCK(sb.st_mode))
+			unlink(tmp); /* left by a crash between bind and rename */
+	} else
+		unlink(path);
+	memcpy(sun.sun_path, bind_path, strlen(bind_path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	/* counters reveal peers' traffic volumes: born owner-only whatever the
 	 * umask, then widened to the configured mode */
@@ -317,9 +325,15 @@ stats_open(struct app *a)
 			close(fd);
 		return -1;
 	}
-	if (stats_perms(a, path, &a->cfg) < 0) {
+	if (stats_perms(a, bind_path, &a->cfg) < 0) {
 		close(fd);
-		unlink(path);
+		unlink(bind_path);
+		return -1;
+	}
+	if (bind_path != path && rename(bind_path, path) < 0) {
+		log_err("stats-socket %s: rename from %s: %s", path, bind_path, strerror(errno));
+		close(fd);
+		unlink(bind_path);
 		return -1;
 	}
 	statsock_init(&a->statsock, a->loop, &a->stats, stats_render, a);
